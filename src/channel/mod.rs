@@ -1,0 +1,216 @@
+//! Channels: where a source's events wait, transactionally, until a sink or the pipeline takes them.
+//!
+//! # The contract (Flume's, kept exactly)
+//!
+//! * **Put** is one transaction per call: [`Channel::put_batch`] stores every event of the slice
+//!   or none. It returns `Ok` only once the events are committed — for a durable channel, once
+//!   they would survive a crash. The Avro source answers `OK` only after that.
+//! * A put waits up to the channel's `keep-alive` for room, then fails with
+//!   [`ChannelError::Full`]; a batch larger than `transactionCapacity` fails at once with
+//!   [`ChannelError::TransactionTooLarge`]. A failed put leaves the channel unchanged.
+//! * **Take** opens a transaction: [`Channel::take_batch`] hands out up to `max` events in order
+//!   as a [`TakeBatch`]. [`TakeBatch::commit`] removes them for good; [`TakeBatch::rollback`] (or
+//!   dropping the batch) returns them to the *front* of the channel in their original order.
+//! * Several take transactions may be open at once (competing consumers, as in Flume: each event
+//!   goes to one taker).
+//!
+//! The trait is synchronous: channels block (on room, on fsync, on data). Async callers run
+//! channel calls on `tokio::task::spawn_blocking` or on dedicated threads.
+//!
+//! # Implementations
+//! * [`memory`]: bounded in-memory queue (`type = memory`).
+//! * [`file`]: the durable mmap-backed file channel (`type = file`).
+
+pub mod file;
+pub mod memory;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::event::Event;
+use crate::metrics::ChannelCounter;
+
+/// Why a channel refused a put or a take. Every variant is something an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// No room appeared within `keep-alive` (Flume's `ChannelFullException`).
+    #[error(
+        "channel {channel} is full: {size} of {capacity} events in use, no room for {wanted} more \
+         after waiting {waited:?} (raise `capacity`, add sinks, or check the downstream)"
+    )]
+    Full {
+        channel: String,
+        size: u64,
+        capacity: u64,
+        wanted: usize,
+        waited: Duration,
+    },
+    /// The byte budget (`byteCapacity`) has no room for the batch.
+    #[error(
+        "channel {channel} has no byte capacity left: {used} of {capacity} bytes in use, batch needs {wanted}"
+    )]
+    ByteCapacity {
+        channel: String,
+        used: u64,
+        capacity: u64,
+        wanted: u64,
+    },
+    /// More events in one transaction than `transactionCapacity` allows.
+    #[error(
+        "channel {channel}: a transaction of {batch} events exceeds transactionCapacity {capacity} \
+         (lower the sender's batch-size or raise transactionCapacity)"
+    )]
+    TransactionTooLarge {
+        channel: String,
+        batch: usize,
+        capacity: usize,
+    },
+    /// A single event larger than the channel can ever hold.
+    #[error("channel {channel}: event of {size} bytes exceeds the maximum of {max} bytes")]
+    EventTooLarge {
+        channel: String,
+        size: usize,
+        max: usize,
+    },
+    /// Free disk space fell below `minimumRequiredSpace`, or the disk is full.
+    #[error(
+        "channel {channel}: usable space exhausted in {dir}: {available} bytes free, \
+         {required} required (minimumRequiredSpace); puts resume when space returns"
+    )]
+    DiskSpace {
+        channel: String,
+        dir: String,
+        available: u64,
+        required: u64,
+    },
+    /// An I/O failure, with what was being done.
+    #[error("channel {channel}: {what}: {source}")]
+    Io {
+        channel: String,
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Durability can no longer be promised (e.g. an fsync failed); the channel refuses work.
+    #[error("channel {channel} is unhealthy and refuses work until restarted: {reason}")]
+    Unhealthy { channel: String, reason: String },
+    /// Data on disk failed validation.
+    #[error("channel {channel}: corrupt record in {file} at offset {offset}: {reason}")]
+    Corrupt {
+        channel: String,
+        file: String,
+        offset: u64,
+        reason: String,
+    },
+    /// The channel was stopped.
+    #[error("channel {channel} is closed")]
+    Closed { channel: String },
+}
+
+/// A transactional event queue. See the module docs for the contract.
+pub trait Channel: Send + Sync + 'static {
+    /// The component name from the configuration (`c1`).
+    fn name(&self) -> &str;
+
+    /// Stores `events` as one transaction, waiting up to `keep-alive` for room.
+    fn put_batch(&self, events: &[Event]) -> Result<(), ChannelError>;
+
+    /// Opens a take transaction of at most `max` events (and at most `transactionCapacity`),
+    /// waiting up to `wait` for the first event. An empty batch means nothing arrived in time.
+    fn take_batch(&self, max: usize, wait: Duration) -> Result<TakeBatch, ChannelError>;
+
+    /// Events currently held (committed puts minus committed takes).
+    fn size(&self) -> u64;
+
+    /// Capacity in events.
+    fn capacity(&self) -> u64;
+
+    /// Largest number of events one transaction may carry.
+    fn transaction_capacity(&self) -> usize;
+
+    /// The channel's Flume counters.
+    fn counter(&self) -> &Arc<ChannelCounter>;
+
+    /// Flushes and releases resources; later calls fail with [`ChannelError::Closed`].
+    fn close(&self) -> Result<(), ChannelError> {
+        Ok(())
+    }
+}
+
+/// How a channel finishes a take transaction. Implemented by each channel.
+pub trait TakeCompletion: Send {
+    /// Makes the take permanent.
+    fn commit(self: Box<Self>, events: &[Event]) -> Result<(), ChannelError>;
+    /// Returns `events` (in order) to the front of the channel.
+    fn rollback(self: Box<Self>, events: Vec<Event>);
+}
+
+/// An open take transaction. Dropping it without [`commit`](TakeBatch::commit) rolls it back.
+pub struct TakeBatch {
+    events: Vec<Event>,
+    completion: Option<Box<dyn TakeCompletion>>,
+}
+
+impl TakeBatch {
+    /// Wraps taken events and the channel's way to finish the transaction.
+    pub fn new(events: Vec<Event>, completion: Box<dyn TakeCompletion>) -> TakeBatch {
+        TakeBatch {
+            events,
+            completion: Some(completion),
+        }
+    }
+
+    /// An empty batch (nothing to commit or roll back).
+    pub fn empty() -> TakeBatch {
+        TakeBatch {
+            events: Vec::new(),
+            completion: None,
+        }
+    }
+
+    /// The taken events, oldest first.
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// Number of taken events.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// True when nothing was taken.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Commits the take: the events leave the channel for good.
+    pub fn commit(mut self) -> Result<(), ChannelError> {
+        match self.completion.take() {
+            Some(c) => c.commit(&self.events),
+            None => Ok(()),
+        }
+    }
+
+    /// Rolls the take back: the events return to the front of the channel, in order.
+    pub fn rollback(mut self) {
+        if let Some(c) = self.completion.take() {
+            c.rollback(std::mem::take(&mut self.events));
+        }
+    }
+}
+
+impl Drop for TakeBatch {
+    fn drop(&mut self) {
+        if let Some(c) = self.completion.take() {
+            c.rollback(std::mem::take(&mut self.events));
+        }
+    }
+}
+
+impl std::fmt::Debug for TakeBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TakeBatch")
+            .field("events", &self.events.len())
+            .finish()
+    }
+}

@@ -1,0 +1,255 @@
+//! Flume's counter groups (`SourceCounter`, `ChannelCounter`, `SinkCounter`, ...), with the
+//! exact attribute names Flume's JMX beans and `/metrics` JSON publish. Counters are plain
+//! relaxed atomics: incrementing one is a single uncontended `fetch_add`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A named group of counters that the metrics endpoints can render.
+pub trait CounterGroup: Send + Sync {
+    /// Flume's component type as it appears in `/metrics` keys: `SOURCE`, `CHANNEL`, `SINK`.
+    fn kind(&self) -> &'static str;
+    /// The component name (`r1`).
+    fn name(&self) -> &str;
+    /// Every attribute, by Flume's JMX name, as the string Flume's JSON shows.
+    fn attributes(&self) -> Vec<(&'static str, String)>;
+}
+
+/// Milliseconds since the Unix epoch, as Flume reports `StartTime`/`StopTime`.
+pub fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+macro_rules! counter_group {
+    (
+        $(#[$meta:meta])*
+        $ty:ident, $kind:literal {
+            $( $(#[$fmeta:meta])* $field:ident => $jmx:literal, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug)]
+        pub struct $ty {
+            name: String,
+            start_time: AtomicU64,
+            stop_time: AtomicU64,
+            $( $(#[$fmeta])* pub $field: AtomicU64, )*
+        }
+
+        impl $ty {
+            /// A zeroed counter group for component `name`.
+            pub fn new(name: impl Into<String>) -> Self {
+                Self {
+                    name: name.into(),
+                    start_time: AtomicU64::new(0),
+                    stop_time: AtomicU64::new(0),
+                    $( $field: AtomicU64::new(0), )*
+                }
+            }
+
+            /// Records the start of the component (Flume's `StartTime`), clearing `StopTime`.
+            pub fn start(&self) {
+                self.start_time.store(now_millis(), Ordering::Relaxed);
+                self.stop_time.store(0, Ordering::Relaxed);
+            }
+
+            /// Records the stop of the component (Flume's `StopTime`).
+            pub fn stop(&self) {
+                self.stop_time.store(now_millis(), Ordering::Relaxed);
+            }
+
+            /// Adds `n` to a counter.
+            #[inline]
+            pub fn add(counter: &AtomicU64, n: u64) {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+
+            /// Reads a counter.
+            #[inline]
+            pub fn get(counter: &AtomicU64) -> u64 {
+                counter.load(Ordering::Relaxed)
+            }
+
+            fn base_attributes(&self) -> Vec<(&'static str, String)> {
+                let mut v = vec![
+                    ("StartTime", self.start_time.load(Ordering::Relaxed).to_string()),
+                    ("StopTime", self.stop_time.load(Ordering::Relaxed).to_string()),
+                    ("Type", $kind.to_string()),
+                ];
+                $( v.push(($jmx, self.$field.load(Ordering::Relaxed).to_string())); )*
+                v
+            }
+        }
+    };
+}
+
+counter_group! {
+    /// Flume's `SourceCounter`.
+    SourceCounter, "SOURCE" {
+        events_received => "EventReceivedCount",
+        events_accepted => "EventAcceptedCount",
+        append_received => "AppendReceivedCount",
+        append_accepted => "AppendAcceptedCount",
+        append_batch_received => "AppendBatchReceivedCount",
+        append_batch_accepted => "AppendBatchAcceptedCount",
+        open_connections => "OpenConnectionCount",
+        event_read_fail => "EventReadFail",
+        channel_write_fail => "ChannelWriteFail",
+        generic_processing_fail => "GenericProcessingFail",
+    }
+}
+
+counter_group! {
+    /// Flume's `ChannelCounter` plus the `FileChannelCounter` extras.
+    ChannelCounter, "CHANNEL" {
+        channel_size => "ChannelSize",
+        capacity => "ChannelCapacity",
+        put_attempt => "EventPutAttemptCount",
+        put_success => "EventPutSuccessCount",
+        take_attempt => "EventTakeAttemptCount",
+        take_success => "EventTakeSuccessCount",
+        put_error => "EventPutErrorCount",
+        take_error => "EventTakeErrorCount",
+        checkpoint_write_error => "CheckpointWriteErrorCount",
+        checkpoint_backup_write_error => "CheckpointBackupWriteErrorCount",
+    }
+}
+
+counter_group! {
+    /// Flume's `SinkCounter`.
+    SinkCounter, "SINK" {
+        connection_created => "ConnectionCreatedCount",
+        connection_closed => "ConnectionClosedCount",
+        connection_failed => "ConnectionFailedCount",
+        batch_empty => "BatchEmptyCount",
+        batch_underflow => "BatchUnderflowCount",
+        batch_complete => "BatchCompleteCount",
+        event_drain_attempt => "EventDrainAttemptCount",
+        event_drain_success => "EventDrainSuccessCount",
+        event_write_fail => "EventWriteFail",
+        channel_read_fail => "ChannelReadFail",
+    }
+}
+
+impl CounterGroup for SourceCounter {
+    fn kind(&self) -> &'static str {
+        "SOURCE"
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn attributes(&self) -> Vec<(&'static str, String)> {
+        self.base_attributes()
+    }
+}
+
+impl CounterGroup for SinkCounter {
+    fn kind(&self) -> &'static str {
+        "SINK"
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn attributes(&self) -> Vec<(&'static str, String)> {
+        self.base_attributes()
+    }
+}
+
+/// Extra state a channel reports beside its counters (file channel: `Open`, `Unhealthy`).
+#[derive(Debug, Default)]
+pub struct ChannelHealth {
+    /// 1 while open (FileChannel's `Open`), 0 after close.
+    pub open: AtomicU64,
+    /// 1 once the channel refuses work after an unrecoverable error.
+    pub unhealthy: AtomicU64,
+}
+
+impl ChannelCounter {
+    /// `ChannelFillPercentage` as Flume computes it (size / capacity × 100; capacity 0 → `Double.MAX_VALUE`).
+    pub fn fill_percentage(&self) -> f64 {
+        let cap = self.capacity.load(Ordering::Relaxed);
+        if cap == 0 {
+            return f64::MAX;
+        }
+        (self.channel_size.load(Ordering::Relaxed) as f64 * 100.0) / cap as f64
+    }
+}
+
+impl CounterGroup for ChannelCounter {
+    fn kind(&self) -> &'static str {
+        "CHANNEL"
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn attributes(&self) -> Vec<(&'static str, String)> {
+        let mut v = self.base_attributes();
+        v.push(("ChannelFillPercentage", java_double(self.fill_percentage())));
+        v
+    }
+}
+
+/// Formats an `f64` the way Java's `Double.toString` does for the values metrics produce
+/// (`0.0`, `2.0E-4`, `12.5`, `1.7976931348623157E308`).
+pub fn java_double(x: f64) -> String {
+    if x == 0.0 {
+        return "0.0".to_string();
+    }
+    if !x.is_finite() {
+        return if x.is_nan() {
+            "NaN".into()
+        } else if x > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
+    }
+    let a = x.abs();
+    if (1e-3..1e7).contains(&a) {
+        let s = format!("{x}");
+        if s.contains('.') {
+            s
+        } else {
+            format!("{s}.0")
+        }
+    } else {
+        // Scientific: shortest round-trip mantissa, Java style `d.dddE±n`.
+        let s = format!("{x:e}");
+        let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+        let mant = if mant.contains('.') {
+            mant.to_string()
+        } else {
+            format!("{mant}.0")
+        };
+        format!("{mant}E{exp}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_double_matches_java_formatting() {
+        assert_eq!(java_double(0.0), "0.0");
+        assert_eq!(java_double(2.0e-4), "2.0E-4");
+        assert_eq!(java_double(12.5), "12.5");
+        assert_eq!(java_double(100.0), "100.0");
+        assert_eq!(java_double(f64::MAX), "1.7976931348623157E308");
+    }
+
+    #[test]
+    fn channel_attributes_carry_flume_names() {
+        let c = ChannelCounter::new("c1");
+        ChannelCounter::add(&c.capacity, 1_000_000);
+        ChannelCounter::add(&c.channel_size, 2);
+        let attrs = c.attributes();
+        let get = |k: &str| attrs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("ChannelFillPercentage").as_deref(), Some("2.0E-4"));
+        assert_eq!(get("Type").as_deref(), Some("CHANNEL"));
+        assert_eq!(get("ChannelCapacity").as_deref(), Some("1000000"));
+    }
+}

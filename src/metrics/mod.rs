@@ -1,0 +1,13 @@
+//! Metrics: Flume's counter groups, and the registry the `/metrics` JSON and Prometheus
+//! endpoints render.
+//!
+//! * [`counters`]: `SourceCounter`, `ChannelCounter`, `SinkCounter` with Flume's names.
+//! * [`registry`]: the set of live counter groups, rendered as Flume JSON or Prometheus text.
+//! * [`http`]: the HTTP server (`-Dflume.monitoring.type=http`).
+
+pub mod counters;
+pub mod http;
+pub mod registry;
+
+pub use counters::{ChannelCounter, ChannelHealth, CounterGroup, SinkCounter, SourceCounter};
+pub use registry::MetricsRegistry;

@@ -1,0 +1,1 @@
+//! The micro-batch stream processor (DStream style). Not yet built.

@@ -1,0 +1,1 @@
+//! Sinks: where events leave an agent. Filled in by the sink work.

@@ -1,0 +1,1 @@
+//! The Avro source (`type = avro`). Filled in by the source work.
