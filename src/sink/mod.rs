@@ -1,1 +1,60 @@
-//! Sinks: where events leave an agent. Filled in by the sink work.
+//! Sinks: where events leave an agent.
+//!
+//! A [`Sink`] is driven like Flume's: a runner thread calls [`Sink::process`] in a loop; each
+//! call takes up to one batch from the sink's channel inside a take transaction, delivers it, and
+//! commits only when delivery succeeded (otherwise it rolls back, so nothing is lost).
+//! `Ok(SinkStatus::Backoff)` means "nothing to do, sleep a little"; an `Err` means delivery
+//! failed (the runner backs off and the events stay in the channel).
+
+use std::sync::Arc;
+
+use crate::channel::ChannelError;
+use crate::config::ConfigError;
+use crate::metrics::SinkCounter;
+
+/// What one `process` call achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkStatus {
+    /// Work was done; call again at once.
+    Ready,
+    /// Nothing to do (empty channel); back off before calling again.
+    Backoff,
+}
+
+/// Why a sink failed to deliver or to start.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Bad settings.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The channel failed (Flume's `ChannelException`).
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    /// Delivery failed (Flume's `EventDeliveryException`); the batch was rolled back.
+    #[error("sink {sink}: delivery failed: {message}")]
+    Delivery { sink: String, message: String },
+    /// An I/O failure, with what was being done.
+    #[error("sink {sink}: {what}: {error}")]
+    Io {
+        sink: String,
+        what: String,
+        #[source]
+        error: std::io::Error,
+    },
+}
+
+/// A consumer of one channel.
+pub trait Sink: Send + 'static {
+    /// The component name (`k1`).
+    fn name(&self) -> &str;
+    /// Prepares the sink (open files, connect lazily, ...).
+    fn start(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+    /// Takes one batch from the channel and delivers it (one take transaction).
+    fn process(&mut self) -> Result<SinkStatus, SinkError>;
+    /// Releases resources. Events not yet committed stay in the channel.
+    fn stop(&mut self) {}
+    /// The sink's Flume counters.
+    fn counter(&self) -> Arc<SinkCounter>;
+}
