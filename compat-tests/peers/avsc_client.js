@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+// avsc@5.7.9 (an independent Avro implementation, stateful Netty-framed client) pushing Flume
+// events into an Avro source. Usage:
+//   node avsc_client.js --port P --protocol FILE [--calls N] [--batch M] [--deflate] [--tls]
+//        [--order zlib-outside|tls-outside] [--ca FILE]
+// Prints one JSON line per call ({"call":i,"status":"OK"} or {"call":i,"error":"..."}) and a
+// summary line; exits 0 when every call answered (whatever the status).
+'use strict';
+const avro = require('avsc');
+const fs = require('fs');
+const net = require('net');
+const tls = require('tls');
+const { zlibPair, duplexOf } = require('./stack');
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf('--' + name);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const flag = (name) => args.includes('--' + name);
+
+const port = Number(opt('port'));
+const calls = Number(opt('calls', '3'));
+const batch = Number(opt('batch', '5'));
+const deflate = flag('deflate');
+const useTls = flag('tls');
+const order = opt('order', 'zlib-outside');
+const ca = opt('ca');
+const bodySize = Number(opt('body-size', '0'));
+const svc = avro.Service.forProtocol(JSON.parse(fs.readFileSync(opt('protocol'), 'utf8')));
+
+function tlsOpts(extra) {
+  return Object.assign({ servername: 'localhost', rejectUnauthorized: !!ca, ca: ca ? fs.readFileSync(ca) : undefined }, extra);
+}
+
+function connect(cb) {
+  const raw = net.connect(port, '127.0.0.1');
+  raw.on('error', (e) => { console.log(JSON.stringify({ fatal: String(e) })); process.exit(3); });
+  raw.once('connect', () => {
+    if (!useTls && !deflate) return cb(raw);
+    if (!useTls) return cb(zlibPair(raw));
+    if (!deflate) {
+      const t = tls.connect(tlsOpts({ socket: raw }));
+      return t.once('secureConnect', () => cb(t));
+    }
+    if (order === 'zlib-outside') {
+      const t = tls.connect(tlsOpts({ socket: duplexOf(zlibPair(raw)) }));
+      return t.once('secureConnect', () => cb(t));
+    }
+    const t = tls.connect(tlsOpts({ socket: raw }));
+    t.once('secureConnect', () => cb(zlibPair(t)));
+  });
+}
+
+function body(seq) {
+  const base = 'avsc-' + seq;
+  return Buffer.from(bodySize > base.length ? base + 'x'.repeat(bodySize - base.length) : base);
+}
+
+connect((transport) => {
+  const client = svc.createClient({ buffering: true, transport, timeout: 10000 });
+  let seq = 0;
+  let call = 0;
+  const next = () => {
+    if (call === calls) {
+      console.log(JSON.stringify({ summary: true, events: seq }));
+      client.destroyChannels({ noWait: true });
+      setTimeout(() => process.exit(0), 50);
+      return;
+    }
+    const done = (err, status) => {
+      console.log(JSON.stringify(err ? { call, error: String(err.message || err) } : { call, status }));
+      call += 1;
+      next();
+    };
+    if (batch === 1) {
+      const s = seq++;
+      client.append({ headers: { seq: String(s), peer: 'avsc' }, body: body(s) }, done);
+    } else {
+      const events = [];
+      for (let i = 0; i < batch; i++) {
+        const s = seq++;
+        events.push({ headers: { seq: String(s), peer: 'avsc' }, body: body(s) });
+      }
+      client.appendBatch(events, done);
+    }
+  };
+  next();
+});
+setTimeout(() => { console.log(JSON.stringify({ fatal: 'timeout' })); process.exit(4); }, 60000).unref();
