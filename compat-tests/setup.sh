@@ -4,6 +4,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"
+# One installer at a time (several test binaries may call this at once).
+exec 9>"$here/.setup.lock"
+flock 9
 if ! [ -f node_modules/avsc/package.json ] || ! grep -q '"version": "5.7.9"' node_modules/avsc/package.json; then
   npm install --no-package-lock --no-audit --no-fund --loglevel=error >/dev/null
 fi
