@@ -282,7 +282,7 @@ fn syntax_errors(
             .map(|e| ConfigError {
                 file: file.clone(),
                 line: e.line,
-                key: "(syntax)".into(),
+                key: e.key.unwrap_or_else(|| "(syntax)".into()),
                 message: e.message,
             })
             .collect(),
@@ -574,13 +574,14 @@ impl Builder {
         match self.raw.get_mut(kind).and_then(|m| m.remove(name)) {
             Some(r) => Some(r.ctx),
             None => {
-                let key = format!("{}.{}.{}.type", self.agent, kind, name);
+                let needed = if kind == SINKGROUPS { "sinks" } else { "type" };
+                let key = format!("{}.{}.{}.{needed}", self.agent, kind, name);
                 let listed = self.full(kind);
                 self.error(
                     list_line,
                     key,
                     format!(
-                        "{} '{name}' is listed in {listed} but has no settings; set its type",
+                        "{} '{name}' is listed in {listed} but has no settings; set its {needed}",
                         singular(kind)
                     ),
                 );
@@ -987,7 +988,7 @@ impl Builder {
             for c in &list {
                 if !chans.contains(c) {
                     let msg = format!(
-                        "channel '{c}' is not one of source '{source}''s channels ({})",
+                        "channel '{c}' is not among the channels of source '{source}' ({})",
                         chans.join(", ")
                     );
                     this.ctx_error(&sctx, key, msg);

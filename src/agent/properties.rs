@@ -63,6 +63,8 @@ pub enum TextEncoding {
 pub struct PropertiesSyntaxError {
     /// 1-based line of the bad escape.
     pub line: usize,
+    /// The entry's key, when the bad escape is in its value.
+    pub key: Option<String>,
     /// What is wrong.
     pub message: String,
 }
@@ -390,11 +392,17 @@ fn split_entry(l: &Logical) -> Result<PropertyEntry, Vec<PropertiesSyntaxError>>
     }
     let mut errors = Vec::new();
     let key = unescape(&l.chars[..key_len], &l.lines[..key_len], &mut errors);
+    let key_ok = errors.is_empty();
     let value = unescape(
         &l.chars[value_start..],
         &l.lines[value_start..],
         &mut errors,
     );
+    if key_ok {
+        for e in &mut errors {
+            e.key = Some(key.clone());
+        }
+    }
     if errors.is_empty() {
         Ok(PropertyEntry {
             key,
@@ -416,6 +424,7 @@ fn unescape(chars: &[char], lines: &[usize], errors: &mut Vec<PropertiesSyntaxEr
         if let Some((h, line)) = pending.take() {
             errors.push(PropertiesSyntaxError {
                 line,
+                key: None,
                 message: format!(
                     "\\u{h:04X} is the first half of a UTF-16 surrogate pair but no \\uDC00-\\uDFFF \
                      escape follows it; write the character itself or both halves"
@@ -459,6 +468,7 @@ fn unescape(chars: &[char], lines: &[usize], errors: &mut Vec<PropertiesSyntaxEr
             flush_high(&mut pending_high, errors);
             errors.push(PropertiesSyntaxError {
                 line,
+                key: None,
                 message: format!(
                     "malformed \\uxxxx escape '\\u{digits}': \\u must be followed by exactly four \
                      hex digits (Java refuses the whole file: \"Malformed \\uxxxx encoding.\"); \
@@ -481,6 +491,7 @@ fn unescape(chars: &[char], lines: &[usize], errors: &mut Vec<PropertiesSyntaxEr
                 }
                 None => errors.push(PropertiesSyntaxError {
                     line,
+                    key: None,
                     message: format!(
                         "\\u{unit:04X} is the second half of a UTF-16 surrogate pair with no first \
                          half before it"

@@ -47,21 +47,24 @@ pub trait ComponentType: Sized + Copy + Eq + fmt::Debug + 'static {
 
     /// A message for a `type` value that is not supported, naming what is.
     fn unsupported_message(value: &str) -> String {
+        let close = |t: &Self| {
+            let c = t.class_name();
+            c.eq_ignore_ascii_case(value) || c.replace('$', ".").eq_ignore_ascii_case(value)
+        };
+        if let Some(t) = Self::ALL.iter().find(|t| close(t)) {
+            return format!(
+                "unknown {} type '{value}' (class names must match exactly: did you mean '{}'?); \
+                 supported {} types: {} (or their Flume class names)",
+                Self::KIND,
+                t.class_name(),
+                Self::KIND,
+                Self::supported_list()
+            );
+        }
         let known_flume = Self::FLUME_UNSUPPORTED
             .iter()
-            .any(|n| n.eq_ignore_ascii_case(value))
-            || (value.starts_with("org.apache.flume.") && !value.is_empty());
-        let case_hint = Self::ALL
-            .iter()
-            .find(|t| t.class_name().eq_ignore_ascii_case(value))
-            .map(|t| {
-                format!(
-                    " (class names are case-sensitive: did you mean '{}'?)",
-                    t.class_name()
-                )
-            })
-            .unwrap_or_default();
-        if known_flume && case_hint.is_empty() {
+            .any(|n| n.eq_ignore_ascii_case(value));
+        if known_flume {
             format!(
                 "{} type '{value}' is a Flume type that sluicegate does not implement; supported {} \
                  types: {} (or their Flume class names)",
@@ -71,8 +74,7 @@ pub trait ComponentType: Sized + Copy + Eq + fmt::Debug + 'static {
             )
         } else {
             format!(
-                "unknown {} type '{value}'{case_hint}; supported {} types: {} (or their Flume class \
-                 names)",
+                "unknown {} type '{value}'; supported {} types: {} (or their Flume class names)",
                 Self::KIND,
                 Self::KIND,
                 Self::supported_list()
