@@ -83,12 +83,13 @@ fn escape_label(v: &str) -> String {
     s
 }
 
+/// One metric: (is a gauge, Flume attribute name, samples as (component, value)).
+type Family = (bool, &'static str, Vec<(String, String)>);
+
 /// Renders every counter group of `registry` as Prometheus text, metrics sorted by name and
 /// samples by component.
 pub fn render(registry: &MetricsRegistry) -> String {
-    // name -> (is_gauge, attribute, [(component, value)])
-    let mut metrics: BTreeMap<String, (bool, &'static str, Vec<(String, String)>)> =
-        BTreeMap::new();
+    let mut metrics: BTreeMap<String, Family> = BTreeMap::new();
     for g in registry.groups() {
         for (attr, value) in g.attributes() {
             let Ok(v) = value.trim().parse::<f64>() else {
