@@ -1,1 +1,21 @@
-//! The agent: `flume.conf` loading, topology wiring, lifecycle. Filled in by the agent work.
+//! The agent: `flume.conf` loading, topology wiring, lifecycle.
+//!
+//! * [`properties`]: the Java `.properties` reader (`java.util.Properties.load` semantics, with
+//!   line numbers).
+//! * [`conf`]: Flume's `<agent>.sources|channels|sinks|sinkgroups` naming scheme turned into a
+//!   validated [`conf::AgentConfig`]; every problem reported at once.
+//! * [`types`]: the supported component types and their Flume aliases / class names.
+
+pub mod conf;
+pub mod properties;
+pub mod types;
+
+pub use conf::{
+    load_file, load_str, AgentConfig, ChannelConfig, ChannelSelection, ConfigErrors, ConfigWarning,
+    InterceptorConfig, ProcessorConfig, SelectorConfig, SinkConfig, SinkGroupConfig, SourceConfig,
+};
+pub use properties::{Properties, PropertyEntry};
+pub use types::{
+    ChannelType, ComponentType, InterceptorType, SelectorType, SinkProcessorType, SinkType,
+    SourceType,
+};

@@ -4,9 +4,11 @@
 //! * [`counters`]: `SourceCounter`, `ChannelCounter`, `SinkCounter` with Flume's names.
 //! * [`registry`]: the set of live counter groups, rendered as Flume JSON or Prometheus text.
 //! * [`http`]: the HTTP server (`-Dflume.monitoring.type=http`).
+//! * [`prometheus`]: the Prometheus text rendering served at `/metrics/prometheus`.
 
 pub mod counters;
 pub mod http;
+pub mod prometheus;
 pub mod registry;
 
 pub use counters::{ChannelCounter, ChannelHealth, CounterGroup, SinkCounter, SourceCounter};

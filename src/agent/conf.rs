@@ -1,0 +1,1088 @@
+//! The `flume.conf` loader: Flume's naming scheme (`FlumeConfiguration`) on top of the
+//! properties file, turned into a typed, fully validated [`AgentConfig`].
+//!
+//! ```text
+//! a1.sources  = r1              a1.sources.r1.type = avro          (+ any r1 settings)
+//! a1.channels = c1              a1.sources.r1.channels = c1        (space-separated)
+//! a1.sinks    = k1              a1.sources.r1.selector.type = multiplexing   (+ selector.*)
+//! a1.sinkgroups = g1            a1.sources.r1.interceptors = i1    (+ interceptors.i1.type, .*)
+//!                               a1.sinks.k1.channel = c1
+//!                               a1.sinkgroups.g1.sinks = k1 k2     a1.sinkgroups.g1.processor.type
+//! ```
+//!
+//! Flume reads the same things but **silently drops** whatever is invalid — a sink pointing at a
+//! misspelt channel simply never runs. sluicegate refuses to start instead: every problem in the
+//! file is collected and reported at once ([`ConfigErrors`], one `file:line: key: message` per
+//! line) before anything is started. Things Flume ignores without harm (a component configured
+//! but not listed, a key set twice, an empty value) become [`ConfigWarning`]s with their line.
+//!
+//! Flume semantics kept: keys and values are trimmed; a key set twice keeps its last value;
+//! an empty value is ignored as if unset; type names are matched as in [`super::types`];
+//! lists are split on whitespace.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::properties::{Properties, PropertiesError, TextEncoding};
+use super::types::{
+    ChannelType, ComponentType, InterceptorType, SelectorType, SinkProcessorType, SinkType,
+    SourceType,
+};
+use crate::config::{ConfigError, Context, Origin};
+
+/// Something Flume would silently accept or ignore, worth telling the user about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// File the key came from.
+    pub file: Option<Arc<PathBuf>>,
+    /// 1-based line (0 when not tied to a line).
+    pub line: usize,
+    /// The full key.
+    pub key: String,
+    /// What is odd and what Flume would do.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let as_error = ConfigError {
+            file: self.file.clone(),
+            line: self.line,
+            key: self.key.clone(),
+            message: self.message.clone(),
+        };
+        as_error.fmt(f)
+    }
+}
+
+/// Every problem found in a configuration; `Display` prints one `file:line: key: message` per
+/// line, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors {
+    /// The errors, sorted by line.
+    pub errors: Vec<ConfigError>,
+    /// Warnings found along the way (also worth logging when the load fails).
+    pub warnings: Vec<ConfigWarning>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One agent's validated configuration.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The agent name (`-n a1`).
+    pub name: String,
+    /// The file it was read from.
+    pub file: Option<Arc<PathBuf>>,
+    /// Sources, in the order of `<agent>.sources`.
+    pub sources: Vec<SourceConfig>,
+    /// Channels, in the order of `<agent>.channels`.
+    pub channels: Vec<ChannelConfig>,
+    /// Sinks, in the order of `<agent>.sinks`.
+    pub sinks: Vec<SinkConfig>,
+    /// Sink groups, in the order of `<agent>.sinkgroups`.
+    pub sinkgroups: Vec<SinkGroupConfig>,
+    /// Things Flume would accept silently; log them at start-up.
+    pub warnings: Vec<ConfigWarning>,
+}
+
+impl AgentConfig {
+    /// The source named `name`.
+    pub fn source(&self, name: &str) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+
+    /// The channel named `name`.
+    pub fn channel(&self, name: &str) -> Option<&ChannelConfig> {
+        self.channels.iter().find(|c| c.name == name)
+    }
+
+    /// The sink named `name`.
+    pub fn sink(&self, name: &str) -> Option<&SinkConfig> {
+        self.sinks.iter().find(|s| s.name == name)
+    }
+
+    /// The sink group named `name`.
+    pub fn sinkgroup(&self, name: &str) -> Option<&SinkGroupConfig> {
+        self.sinkgroups.iter().find(|g| g.name == name)
+    }
+
+    /// The group a sink belongs to, if any.
+    pub fn group_of_sink(&self, sink: &str) -> Option<&SinkGroupConfig> {
+        self.sinkgroups
+            .iter()
+            .find(|g| g.sinks.iter().any(|s| s == sink))
+    }
+
+    /// Sinks in no group: Flume runs each under its own default processor.
+    pub fn ungrouped_sinks(&self) -> impl Iterator<Item = &SinkConfig> {
+        self.sinks
+            .iter()
+            .filter(|s| self.group_of_sink(&s.name).is_none())
+    }
+}
+
+/// A source: `<agent>.sources.<name>.*`.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// Component name (`r1`).
+    pub name: String,
+    /// Its type.
+    pub source_type: SourceType,
+    /// The channels it writes to, in configured order, each listed in `<agent>.channels`.
+    pub channels: Vec<String>,
+    /// Its channel selector.
+    pub selector: SelectorConfig,
+    /// Its interceptors, in the order of `interceptors`.
+    pub interceptors: Vec<InterceptorConfig>,
+    /// All its settings (prefix `a1.sources.r1`), including `type`, `channels`, `selector.*`.
+    pub context: Context,
+}
+
+/// A channel: `<agent>.channels.<name>.*`.
+#[derive(Debug, Clone)]
+pub struct ChannelConfig {
+    /// Component name (`c1`).
+    pub name: String,
+    /// Its type.
+    pub channel_type: ChannelType,
+    /// All its settings (prefix `a1.channels.c1`).
+    pub context: Context,
+}
+
+/// A sink: `<agent>.sinks.<name>.*`.
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    /// Component name (`k1`).
+    pub name: String,
+    /// Its type.
+    pub sink_type: SinkType,
+    /// The channel it reads, listed in `<agent>.channels`.
+    pub channel: String,
+    /// All its settings (prefix `a1.sinks.k1`).
+    pub context: Context,
+}
+
+/// A sink group: `<agent>.sinkgroups.<name>.*`.
+#[derive(Debug, Clone)]
+pub struct SinkGroupConfig {
+    /// Group name (`g1`).
+    pub name: String,
+    /// Its sinks in configured order (for `failover` without priorities this order matters).
+    pub sinks: Vec<String>,
+    /// Its sink processor.
+    pub processor: ProcessorConfig,
+    /// All its settings (prefix `a1.sinkgroups.g1`).
+    pub context: Context,
+}
+
+/// A sink group's processor: `<agent>.sinkgroups.<g>.processor.*`.
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    /// `processor.type` (default `default`).
+    pub processor_type: SinkProcessorType,
+    /// Settings under `processor.` (prefix `a1.sinkgroups.g1.processor`; keys `type`,
+    /// `priority.k1`, `maxpenalty`, `backoff`, `selector`, ...).
+    pub context: Context,
+}
+
+/// One interceptor of a source: `<agent>.sources.<s>.interceptors.<name>.*`.
+#[derive(Debug, Clone)]
+pub struct InterceptorConfig {
+    /// Interceptor name (`i1`).
+    pub name: String,
+    /// Its type.
+    pub interceptor_type: InterceptorType,
+    /// Its settings (prefix `a1.sources.r1.interceptors.i1`; keys `type`, `key`, ...).
+    pub context: Context,
+}
+
+/// A source's channel selector: `<agent>.sources.<s>.selector.*`.
+#[derive(Debug, Clone)]
+pub struct SelectorConfig {
+    /// `selector.type` (default `replicating`).
+    pub selector_type: SelectorType,
+    /// The routing, channel names already checked against the source's channels.
+    pub selection: ChannelSelection,
+    /// Settings under `selector.` (prefix `a1.sources.r1.selector`).
+    pub context: Context,
+}
+
+/// How a selector routes events, as Flume's selectors read their settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelSelection {
+    /// Every event to all the source's channels; `optional` ones may fail without failing
+    /// the batch (`selector.optional`).
+    Replicating {
+        /// Optional channels.
+        optional: Vec<String>,
+    },
+    /// Channels chosen by the value of a header.
+    Multiplexing {
+        /// `selector.header` (default `flume.selector.header`).
+        header: String,
+        /// `selector.mapping.<value> = channels`, sorted by value.
+        mapping: Vec<(String, Vec<String>)>,
+        /// `selector.default`: channels for unmatched values (may be empty).
+        default: Vec<String>,
+        /// `selector.optional.<value> = channels`, sorted by value.
+        optional: Vec<(String, Vec<String>)>,
+    },
+}
+
+/// Flume's default multiplexing header.
+pub const DEFAULT_MULTIPLEX_HEADER: &str = "flume.selector.header";
+
+/// Reads `path` and returns the configuration of agent `agent`.
+pub fn load_file(path: &Path, agent: &str) -> Result<AgentConfig, ConfigErrors> {
+    let file = Some(Arc::new(path.to_path_buf()));
+    match Properties::load(path) {
+        Ok(props) => load_properties(&props, file, agent),
+        Err(PropertiesError::Io { source, .. }) => Err(ConfigErrors {
+            errors: vec![ConfigError {
+                file,
+                line: 0,
+                key: "-f".into(),
+                message: format!("cannot read the configuration file: {source}"),
+            }],
+            warnings: vec![],
+        }),
+        Err(PropertiesError::Syntax(errs)) => Err(syntax_errors(file, errs)),
+    }
+}
+
+/// Parses `text` (named `file` in messages) and returns the configuration of agent `agent`.
+pub fn load_str(text: &str, file: Option<&Path>, agent: &str) -> Result<AgentConfig, ConfigErrors> {
+    let file = file.map(|p| Arc::new(p.to_path_buf()));
+    match Properties::parse(text) {
+        Ok(props) => load_properties(&props, file, agent),
+        Err(errs) => Err(syntax_errors(file, errs)),
+    }
+}
+
+fn syntax_errors(
+    file: Option<Arc<PathBuf>>,
+    errs: Vec<super::properties::PropertiesSyntaxError>,
+) -> ConfigErrors {
+    ConfigErrors {
+        errors: errs
+            .into_iter()
+            .map(|e| ConfigError {
+                file: file.clone(),
+                line: e.line,
+                key: e.key.unwrap_or_else(|| "(syntax)".into()),
+                message: e.message,
+            })
+            .collect(),
+        warnings: vec![],
+    }
+}
+
+/// The agent names a properties file configures (the part before the first `.` of every key),
+/// sorted.
+pub fn agent_names(props: &Properties) -> Vec<String> {
+    let set: BTreeSet<String> = props
+        .all_entries()
+        .iter()
+        .filter_map(|e| {
+            let k = e.key.trim();
+            k.split_once('.')
+                .map(|(a, _)| a.to_string())
+                .filter(|a| !a.is_empty())
+        })
+        .collect();
+    set.into_iter().collect()
+}
+
+/// Builds and validates agent `agent` from parsed properties.
+pub fn load_properties(
+    props: &Properties,
+    file: Option<Arc<PathBuf>>,
+    agent: &str,
+) -> Result<AgentConfig, ConfigErrors> {
+    let mut b = Builder::new(agent, file);
+    if props.encoding() == TextEncoding::Latin1 {
+        b.warn(
+            0,
+            "(encoding)".into(),
+            "the file is not valid UTF-8; it was read as ISO-8859-1 (as Flume 1.11 reads it)"
+                .into(),
+        );
+    }
+    b.collect(props);
+    if !b.agent_seen {
+        let names = agent_names(props);
+        let found = if names.is_empty() {
+            "the file configures no agents".to_string()
+        } else {
+            format!("agents in this file: {}", names.join(", "))
+        };
+        b.error(
+            0,
+            agent.to_string(),
+            format!("no agent named '{agent}' in the configuration ({found}); check -n/--name"),
+        );
+        return Err(b.finish_err());
+    }
+    b.build()
+}
+
+/// A `<agent>.<list>` value: its names in order and the line it was set on.
+#[derive(Debug, Clone, Default)]
+struct NameList {
+    names: Vec<String>,
+    line: usize,
+    set: bool,
+}
+
+/// Raw settings of one component before validation.
+#[derive(Debug)]
+struct Raw {
+    ctx: Context,
+    first_line: usize,
+}
+
+struct Builder {
+    agent: String,
+    file: Option<Arc<PathBuf>>,
+    agent_seen: bool,
+    lists: BTreeMap<&'static str, NameList>,
+    raw: BTreeMap<&'static str, BTreeMap<String, Raw>>,
+    errors: Vec<ConfigError>,
+    warnings: Vec<ConfigWarning>,
+}
+
+const SOURCES: &str = "sources";
+const CHANNELS: &str = "channels";
+const SINKS: &str = "sinks";
+const SINKGROUPS: &str = "sinkgroups";
+const KINDS: [&str; 4] = [SOURCES, CHANNELS, SINKS, SINKGROUPS];
+
+fn singular(kind: &str) -> &'static str {
+    match kind {
+        SOURCES => "source",
+        CHANNELS => "channel",
+        SINKS => "sink",
+        _ => "sink group",
+    }
+}
+
+fn split_list(value: &str) -> Vec<String> {
+    value.split_whitespace().map(str::to_string).collect()
+}
+
+impl Builder {
+    fn new(agent: &str, file: Option<Arc<PathBuf>>) -> Builder {
+        Builder {
+            agent: agent.to_string(),
+            file,
+            agent_seen: false,
+            lists: BTreeMap::new(),
+            raw: KINDS.iter().map(|k| (*k, BTreeMap::new())).collect(),
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn origin(&self, line: usize) -> Origin {
+        Origin {
+            file: self.file.clone(),
+            line,
+        }
+    }
+
+    fn error(&mut self, line: usize, key: String, message: String) {
+        self.errors.push(ConfigError {
+            file: self.file.clone(),
+            line,
+            key,
+            message,
+        });
+    }
+
+    fn ctx_error(&mut self, ctx: &Context, key: &str, message: String) {
+        let mut e = ctx.error(key, &message);
+        e.message = message;
+        self.errors.push(e);
+    }
+
+    fn warn(&mut self, line: usize, key: String, message: String) {
+        self.warnings.push(ConfigWarning {
+            file: self.file.clone(),
+            line,
+            key,
+            message,
+        });
+    }
+
+    fn full(&self, rest: &str) -> String {
+        format!("{}.{}", self.agent, rest)
+    }
+
+    /// Sorts findings into lists and per-component contexts (Flume's `addRawProperty`).
+    fn collect(&mut self, props: &Properties) {
+        let prefix = format!("{}.", self.agent);
+        for dup in props.duplicates() {
+            let last = dup[dup.len() - 1];
+            if !last.key.trim().starts_with(&prefix) {
+                continue;
+            }
+            for e in &dup[..dup.len() - 1] {
+                self.warn(
+                    e.line,
+                    e.key.trim().to_string(),
+                    format!(
+                        "set again on line {}; the last value wins (as in Flume), this one is \
+                         ignored",
+                        last.line
+                    ),
+                );
+            }
+        }
+        for e in props.effective() {
+            let key = e.key.trim();
+            let Some(rest) = key.strip_prefix(&prefix) else {
+                continue;
+            };
+            self.agent_seen = true;
+            let value = e.value.trim();
+            if rest.is_empty() {
+                self.warn(
+                    e.line,
+                    key.to_string(),
+                    "has no key after the agent name; Flume ignores it".into(),
+                );
+                continue;
+            }
+            if value.is_empty() {
+                self.warn(
+                    e.line,
+                    key.to_string(),
+                    "has an empty value; Flume ignores the key as if it were not set".into(),
+                );
+                continue;
+            }
+            if value.contains("${") {
+                self.warn(
+                    e.line,
+                    key.to_string(),
+                    "contains '${...}': Flume 1.11 would substitute it (environment/system \
+                     property lookups); sluicegate does not and uses the text as written"
+                        .into(),
+                );
+            }
+            if let Some(kind) = KINDS.iter().find(|k| **k == rest) {
+                self.lists.insert(
+                    kind,
+                    NameList {
+                        names: split_list(value),
+                        line: e.line,
+                        set: true,
+                    },
+                );
+                continue;
+            }
+            if rest == "configfilters" || rest.starts_with("configfilters.") {
+                self.error(
+                    e.line,
+                    key.to_string(),
+                    "config filters (Flume 1.10+ `configfilters`) are not supported by \
+                     sluicegate; put the values in the file directly"
+                        .into(),
+                );
+                continue;
+            }
+            let mut placed = false;
+            for kind in KINDS {
+                let Some(after) = rest.strip_prefix(kind).and_then(|r| r.strip_prefix('.')) else {
+                    continue;
+                };
+                // Flume's parseConfigKey: the name is non-empty and followed by `.<key>`.
+                let Some(dot) = after.get(1..).and_then(|s| s.find('.')).map(|i| i + 1) else {
+                    break;
+                };
+                let (name, sub) = (&after[..dot], &after[dot + 1..]);
+                if name.trim().is_empty() || sub.is_empty() {
+                    break;
+                }
+                let name = name.trim().to_string();
+                let prefix = format!("{}.{}.{}", self.agent, kind, name);
+                let origin = self.origin(e.line);
+                let map = self.raw.get_mut(kind).expect("all kinds present");
+                let raw = map.entry(name).or_insert_with(|| {
+                    let mut ctx = Context::new(prefix);
+                    ctx.set_declared_at(origin.clone());
+                    Raw {
+                        ctx,
+                        first_line: e.line,
+                    }
+                });
+                raw.ctx.insert(sub, value, origin);
+                placed = true;
+                break;
+            }
+            if !placed {
+                self.warn(
+                    e.line,
+                    key.to_string(),
+                    format!(
+                        "is not a Flume agent key (expected {a}.sources|channels|sinks|sinkgroups \
+                         = names, or {a}.<sources|channels|sinks|sinkgroups>.<name>.<key>); Flume \
+                         ignores it",
+                        a = self.agent
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Names of one list, warning about repeats.
+    fn list(&mut self, kind: &'static str) -> NameList {
+        let mut l = self.lists.get(kind).cloned().unwrap_or_default();
+        let mut seen = BTreeSet::new();
+        let mut names = Vec::new();
+        for n in std::mem::take(&mut l.names) {
+            if seen.insert(n.clone()) {
+                names.push(n);
+            } else {
+                let key = self.full(kind);
+                self.warn(
+                    l.line,
+                    key,
+                    format!("lists '{n}' more than once; it is used once"),
+                );
+            }
+        }
+        l.names = names;
+        l
+    }
+
+    /// The context of a listed component, or an error when it has no settings.
+    fn take_raw(&mut self, kind: &'static str, name: &str, list_line: usize) -> Option<Context> {
+        match self.raw.get_mut(kind).and_then(|m| m.remove(name)) {
+            Some(r) => Some(r.ctx),
+            None => {
+                let needed = if kind == SINKGROUPS { "sinks" } else { "type" };
+                let key = format!("{}.{}.{}.{needed}", self.agent, kind, name);
+                let listed = self.full(kind);
+                self.error(
+                    list_line,
+                    key,
+                    format!(
+                        "{} '{name}' is listed in {listed} but has no settings; set its {needed}",
+                        singular(kind)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Resolves `type` of a component.
+    fn component_type<T: ComponentType>(&mut self, ctx: &Context, what: &str) -> Option<T> {
+        match ctx.get("type").map(str::trim) {
+            None => {
+                self.ctx_error(
+                    ctx,
+                    "type",
+                    format!(
+                        "is not set: {what} needs a type (supported {} types: {})",
+                        T::KIND,
+                        T::supported_list()
+                    ),
+                );
+                None
+            }
+            Some(v) => match T::from_config(v) {
+                Some(t) => Some(t),
+                None => {
+                    let msg = T::unsupported_message(v);
+                    self.ctx_error(ctx, "type", msg);
+                    None
+                }
+            },
+        }
+    }
+
+    fn build(mut self) -> Result<AgentConfig, ConfigErrors> {
+        let channel_list = self.list(CHANNELS);
+        let source_list = self.list(SOURCES);
+        let sink_list = self.list(SINKS);
+        let group_list = self.list(SINKGROUPS);
+
+        if !channel_list.set || channel_list.names.is_empty() {
+            let key = self.full(CHANNELS);
+            self.error(
+                0,
+                key,
+                "is not set: the agent needs at least one channel (space-separated names)".into(),
+            );
+        }
+        if source_list.names.is_empty() && sink_list.names.is_empty() {
+            let (k1, k2) = (self.full(SOURCES), self.full(SINKS));
+            self.error(
+                0,
+                format!("{k1}, {k2}"),
+                "are both unset: the agent needs at least one source or sink".into(),
+            );
+        }
+        let channel_names: BTreeSet<String> = channel_list.names.iter().cloned().collect();
+        let defined = |names: &[String]| -> String {
+            if names.is_empty() {
+                "none are defined".to_string()
+            } else {
+                format!("defined: {}", names.join(", "))
+            }
+        };
+        let channels_defined = defined(&channel_list.names);
+
+        // Channels.
+        let mut channels = Vec::new();
+        for name in &channel_list.names {
+            let Some(ctx) = self.take_raw(CHANNELS, name, channel_list.line) else {
+                continue;
+            };
+            let what = format!("channel '{name}'");
+            if let Some(t) = self.component_type::<ChannelType>(&ctx, &what) {
+                channels.push(ChannelConfig {
+                    name: name.clone(),
+                    channel_type: t,
+                    context: ctx,
+                });
+            }
+        }
+
+        // Sources.
+        let mut sources = Vec::new();
+        let mut used_channels: BTreeSet<String> = BTreeSet::new();
+        for name in &source_list.names {
+            let Some(ctx) = self.take_raw(SOURCES, name, source_list.line) else {
+                continue;
+            };
+            let what = format!("source '{name}'");
+            let t = self.component_type::<SourceType>(&ctx, &what);
+            let mut ok = t.is_some();
+            let chans = match ctx.get("channels") {
+                None => {
+                    self.ctx_error(
+                        &ctx,
+                        "channels",
+                        format!(
+                            "is not set: source '{name}' must write to at least one channel \
+                             ({channels_defined})"
+                        ),
+                    );
+                    ok = false;
+                    Vec::new()
+                }
+                Some(v) => {
+                    let mut list = Vec::new();
+                    for c in split_list(v) {
+                        if !channel_names.contains(&c) {
+                            self.ctx_error(
+                                &ctx,
+                                "channels",
+                                format!(
+                                    "channel '{c}' is not listed in {} ({channels_defined})",
+                                    self.full(CHANNELS)
+                                ),
+                            );
+                            ok = false;
+                        } else if !list.contains(&c) {
+                            list.push(c);
+                        }
+                    }
+                    list
+                }
+            };
+            used_channels.extend(chans.iter().cloned());
+            let selector = self.selector(&ctx, name, &chans);
+            let interceptors = self.interceptors(&ctx);
+            if let (true, Some(t), Some(selector), Some(interceptors)) =
+                (ok, t, selector, interceptors)
+            {
+                sources.push(SourceConfig {
+                    name: name.clone(),
+                    source_type: t,
+                    channels: chans,
+                    selector,
+                    interceptors,
+                    context: ctx,
+                });
+            }
+        }
+
+        // Sinks.
+        let mut sinks = Vec::new();
+        for name in &sink_list.names {
+            let Some(ctx) = self.take_raw(SINKS, name, sink_list.line) else {
+                continue;
+            };
+            let what = format!("sink '{name}'");
+            let t = self.component_type::<SinkType>(&ctx, &what);
+            let channel = match ctx.get("channel").map(split_list) {
+                None => {
+                    let hint = if ctx.contains("channels") {
+                        " (sinks use 'channel', singular; 'channels' is for sources)"
+                    } else {
+                        ""
+                    };
+                    self.ctx_error(
+                        &ctx,
+                        "channel",
+                        format!(
+                            "is not set: sink '{name}' must read one channel{hint} \
+                             ({channels_defined})"
+                        ),
+                    );
+                    None
+                }
+                Some(list) if list.len() != 1 => {
+                    self.ctx_error(
+                        &ctx,
+                        "channel",
+                        format!(
+                            "a sink reads exactly one channel, got {} ('{}')",
+                            list.len(),
+                            list.join(" ")
+                        ),
+                    );
+                    None
+                }
+                Some(list) => {
+                    let c = list.into_iter().next().unwrap_or_default();
+                    if channel_names.contains(&c) {
+                        used_channels.insert(c.clone());
+                        Some(c)
+                    } else {
+                        self.ctx_error(
+                            &ctx,
+                            "channel",
+                            format!(
+                                "channel '{c}' is not listed in {} ({channels_defined})",
+                                self.full(CHANNELS)
+                            ),
+                        );
+                        None
+                    }
+                }
+            };
+            if let (Some(t), Some(channel)) = (t, channel) {
+                sinks.push(SinkConfig {
+                    name: name.clone(),
+                    sink_type: t,
+                    channel,
+                    context: ctx,
+                });
+            }
+        }
+
+        // Sink groups.
+        let sink_names: BTreeSet<String> = sink_list.names.iter().cloned().collect();
+        let sinks_defined = defined(&sink_list.names);
+        let mut grouped: BTreeMap<String, String> = BTreeMap::new();
+        let mut sinkgroups = Vec::new();
+        for name in &group_list.names {
+            if sink_names.contains(name) {
+                let key = self.full(SINKGROUPS);
+                self.error(
+                    group_list.line,
+                    key,
+                    format!(
+                        "sink group '{name}' has the same name as a sink; Flume runs sink groups \
+                         and lone sinks under one set of names, so one of them would never run — \
+                         rename one"
+                    ),
+                );
+            }
+            let Some(ctx) = self.take_raw(SINKGROUPS, name, group_list.line) else {
+                continue;
+            };
+            let mut ok = true;
+            let mut members = Vec::new();
+            match ctx.get("sinks") {
+                None => {
+                    self.ctx_error(
+                        &ctx,
+                        "sinks",
+                        format!(
+                            "is not set: sink group '{name}' needs its sinks (space-separated; \
+                             {sinks_defined})"
+                        ),
+                    );
+                    ok = false;
+                }
+                Some(v) => {
+                    for s in split_list(v) {
+                        if members.contains(&s) {
+                            let key = ctx.full_key("sinks");
+                            let line = ctx.origin("sinks").line;
+                            self.warn(line, key, format!("lists '{s}' more than once"));
+                            continue;
+                        }
+                        if !sink_names.contains(&s) {
+                            self.ctx_error(
+                                &ctx,
+                                "sinks",
+                                format!(
+                                    "sink '{s}' is not listed in {} ({sinks_defined})",
+                                    self.full(SINKS)
+                                ),
+                            );
+                            ok = false;
+                        } else if let Some(other) = grouped.get(&s) {
+                            let msg = format!(
+                                "sink '{s}' is already in sink group '{other}'; a sink can \
+                                 belong to only one group"
+                            );
+                            self.ctx_error(&ctx, "sinks", msg);
+                            ok = false;
+                        } else {
+                            grouped.insert(s.clone(), name.clone());
+                        }
+                        members.push(s);
+                    }
+                }
+            }
+            let pctx = ctx.sub("processor");
+            let ptype = match pctx.get("type").map(str::trim) {
+                None => Some(SinkProcessorType::Default),
+                Some(v) => match SinkProcessorType::from_config(v) {
+                    Some(t) => Some(t),
+                    None => {
+                        self.ctx_error(&pctx, "type", SinkProcessorType::unsupported_message(v));
+                        None
+                    }
+                },
+            };
+            if ptype == Some(SinkProcessorType::Default) && members.len() > 1 {
+                let msg = format!(
+                    "the default sink processor takes exactly one sink, but group '{name}' has \
+                     {}; use processor.type = failover or load_balance",
+                    members.len()
+                );
+                if pctx.contains("type") {
+                    self.ctx_error(&pctx, "type", msg);
+                } else {
+                    self.ctx_error(&ctx, "sinks", msg);
+                }
+                ok = false;
+            }
+            if ptype == Some(SinkProcessorType::Failover) {
+                let stray: Vec<(String, usize)> = pctx
+                    .keys()
+                    .filter_map(|k| k.strip_prefix("priority."))
+                    .filter(|s| !members.iter().any(|m| m == s))
+                    .map(|s| (s.to_string(), pctx.origin(&format!("priority.{s}")).line))
+                    .collect();
+                for (s, line) in stray {
+                    let key = pctx.full_key(&format!("priority.{s}"));
+                    self.warn(
+                        line,
+                        key,
+                        format!("sets a priority for '{s}', which is not in sink group '{name}'"),
+                    );
+                }
+            }
+            if let (true, Some(t)) = (ok, ptype) {
+                sinkgroups.push(SinkGroupConfig {
+                    name: name.clone(),
+                    sinks: members,
+                    processor: ProcessorConfig {
+                        processor_type: t,
+                        context: pctx,
+                    },
+                    context: ctx,
+                });
+            }
+        }
+
+        for c in &channel_list.names {
+            if !used_channels.contains(c) {
+                let key = self.full(CHANNELS);
+                self.warn(
+                    channel_list.line,
+                    key,
+                    format!(
+                        "channel '{c}' is connected to no source or sink; Flume removes such \
+                         channels"
+                    ),
+                );
+            }
+        }
+
+        // Configured but never listed: Flume ignores them silently.
+        for kind in KINDS {
+            let leftovers: Vec<(String, usize)> = self
+                .raw
+                .get(kind)
+                .map(|m| m.iter().map(|(n, r)| (n.clone(), r.first_line)).collect())
+                .unwrap_or_default();
+            for (name, line) in leftovers {
+                let key = format!("{}.{}.{}", self.agent, kind, name);
+                let list = self.full(kind);
+                self.warn(
+                    line,
+                    key,
+                    format!(
+                        "{} '{name}' is configured but not listed in {list}; it is ignored (as \
+                         Flume does)",
+                        singular(kind)
+                    ),
+                );
+            }
+        }
+
+        if !self.errors.is_empty() {
+            return Err(self.finish_err());
+        }
+        self.warnings.sort_by_key(|w| w.line);
+        Ok(AgentConfig {
+            name: self.agent,
+            file: self.file,
+            sources,
+            channels,
+            sinks,
+            sinkgroups,
+            warnings: self.warnings,
+        })
+    }
+
+    /// `selector.*` of a source; `chans` are its (valid) channels.
+    fn selector(
+        &mut self,
+        ctx: &Context,
+        source: &str,
+        chans: &[String],
+    ) -> Option<SelectorConfig> {
+        let sctx = ctx.sub("selector");
+        let t = match sctx.get("type").map(str::trim) {
+            None => SelectorType::Replicating,
+            Some(v) => match SelectorType::from_config(v) {
+                Some(t) => t,
+                None => {
+                    self.ctx_error(&sctx, "type", SelectorType::unsupported_message(v));
+                    return None;
+                }
+            },
+        };
+        let mut ok = true;
+        let mut names = |this: &mut Builder, key: &str, required: bool| -> Vec<String> {
+            let list = sctx.get(key).map(split_list).unwrap_or_default();
+            if required && list.is_empty() {
+                this.ctx_error(&sctx, key, "names no channel".into());
+                ok = false;
+            }
+            for c in &list {
+                if !chans.contains(c) {
+                    let msg = format!(
+                        "channel '{c}' is not among the channels of source '{source}' ({})",
+                        chans.join(", ")
+                    );
+                    this.ctx_error(&sctx, key, msg);
+                    ok = false;
+                }
+            }
+            list
+        };
+        let selection = match t {
+            SelectorType::Replicating => ChannelSelection::Replicating {
+                optional: names(self, "optional", false),
+            },
+            SelectorType::Multiplexing => {
+                let header = sctx
+                    .get("header")
+                    .map(|h| h.trim().to_string())
+                    .unwrap_or_else(|| DEFAULT_MULTIPLEX_HEADER.to_string());
+                let default = names(self, "default", false);
+                let keys: Vec<String> = sctx.keys().map(str::to_string).collect();
+                let mut mapping = Vec::new();
+                let mut optional = Vec::new();
+                for k in &keys {
+                    if let Some(v) = k.strip_prefix("mapping.") {
+                        mapping.push((v.to_string(), names(self, k, true)));
+                    } else if let Some(v) = k.strip_prefix("optional.") {
+                        optional.push((v.to_string(), names(self, k, false)));
+                    }
+                }
+                ChannelSelection::Multiplexing {
+                    header,
+                    mapping,
+                    default,
+                    optional,
+                }
+            }
+        };
+        ok.then_some(SelectorConfig {
+            selector_type: t,
+            selection,
+            context: sctx,
+        })
+    }
+
+    /// `interceptors` + `interceptors.<i>.*` of a source.
+    fn interceptors(&mut self, ctx: &Context) -> Option<Vec<InterceptorConfig>> {
+        let listed = ctx.get("interceptors").map(split_list).unwrap_or_default();
+        let all = ctx.sub("interceptors");
+        let mut out = Vec::new();
+        let mut ok = true;
+        for name in &listed {
+            if out.iter().any(|i: &InterceptorConfig| &i.name == name) {
+                continue;
+            }
+            let ictx = all.sub(name);
+            let what = format!("interceptor '{name}'");
+            match self.component_type::<InterceptorType>(&ictx, &what) {
+                Some(t) => out.push(InterceptorConfig {
+                    name: name.clone(),
+                    interceptor_type: t,
+                    context: ictx,
+                }),
+                None => ok = false,
+            }
+        }
+        let mut stray: BTreeMap<String, usize> = BTreeMap::new();
+        for k in all.keys() {
+            let n = k.split('.').next().unwrap_or(k);
+            if !listed.iter().any(|l| l == n) {
+                let line = all.origin(k).line;
+                let e = stray.entry(n.to_string()).or_insert(line);
+                *e = (*e).min(line);
+            }
+        }
+        for (n, line) in stray {
+            let key = all.full_key(&n);
+            let list = ctx.full_key("interceptors");
+            self.warn(
+                line,
+                key,
+                format!(
+                    "interceptor '{n}' is configured but not listed in {list}; it is ignored (as \
+                     Flume does)"
+                ),
+            );
+        }
+        ok.then_some(out)
+    }
+
+    fn finish_err(mut self) -> ConfigErrors {
+        self.errors.sort_by_key(|e| e.line);
+        self.warnings.sort_by_key(|w| w.line);
+        ConfigErrors {
+            errors: self.errors,
+            warnings: self.warnings,
+        }
+    }
+}
