@@ -4,8 +4,10 @@
 //!   line numbers).
 //! * [`conf`]: Flume's `<agent>.sources|channels|sinks|sinkgroups` naming scheme turned into a
 //!   validated [`conf::AgentConfig`]; every problem reported at once.
+//! * [`cli`]: `-Dkey=value` system properties and the log level they select.
 //! * [`types`]: the supported component types and their Flume aliases / class names.
 
+pub mod cli;
 pub mod conf;
 pub mod properties;
 pub mod types;
