@@ -296,7 +296,7 @@ impl FileRollSink {
                         };
                         Output::Avro(Box::new(
                             Writer::builder()
-                                .schema(&*EVENT_SCHEMA)
+                                .schema(&EVENT_SCHEMA)
                                 .writer(w)
                                 .codec(codec)
                                 .block_size(*sync_interval)

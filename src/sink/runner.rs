@@ -29,6 +29,9 @@ pub struct RunnerStats {
     pub errors: u64,
 }
 
+/// What the polling thread hands back: the processor and its loop statistics.
+type Finished = (Box<dyn SinkProcessor>, RunnerStats);
+
 /// Runs a sink processor on its own thread.
 pub struct SinkRunner {
     name: String,
@@ -36,7 +39,7 @@ pub struct SinkRunner {
     backoff_increment: Duration,
     max_backoff: Duration,
     stop_tx: Option<Sender<()>>,
-    thread: Option<JoinHandle<Option<(Box<dyn SinkProcessor>, RunnerStats)>>>,
+    thread: Option<JoinHandle<Option<Finished>>>,
     stats: RunnerStats,
 }
 

@@ -53,7 +53,7 @@ impl NetcatSourceConfig {
             .parse::<u16>("port", "a TCP port (0-65535)")?
             .unwrap_or(0);
         let max_line_length = ctx.get_u64("max-line-length", 512)?;
-        if max_line_length < 2 || max_line_length > (64 << 20) {
+        if !(2..=(64 << 20)).contains(&max_line_length) {
             return Err(ctx.error(
                 "max-line-length",
                 "must be between 2 and 67108864 (it includes the newline)",
@@ -256,7 +256,22 @@ fn serve(shared: &Shared, mut stream: TcpStream) -> io::Result<()> {
                 format!("FAILED: Event exceeds the maximum length ({cap} chars, including newline)\n")
                     .as_bytes(),
             )?;
+            linger_close(&mut stream, &mut buf);
             return Ok(());
+        }
+    }
+}
+
+/// Closes our side, then discards what the client still sends for a moment (bounded), so
+/// unread input does not turn the close into a reset that would destroy the reply in flight.
+fn linger_close(stream: &mut TcpStream, scratch: &mut [u8]) {
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(POLL_INTERVAL));
+    let mut left: usize = 1 << 20;
+    while left > 0 {
+        match stream.read(scratch) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => left = left.saturating_sub(n),
         }
     }
 }
