@@ -83,7 +83,10 @@ fn timestamp_sets_epoch_millis_and_respects_preserve_existing() {
     let after = now();
     for e in &out {
         let ts: u64 = e.header("timestamp").unwrap().parse().unwrap();
-        assert!((before..=after).contains(&ts), "{ts} not in {before}..={after}");
+        assert!(
+            (before..=after).contains(&ts),
+            "{ts} not in {before}..={after}"
+        );
     }
     assert_eq!(out[1].header("x").as_deref(), Some("y"));
     assert_eq!(bodies(&out), ["a", "b"]);
@@ -127,20 +130,29 @@ fn host_sets_ip_or_hostname() {
         Event::from_body("x"),
         Event::new([("agent", "keep")], "y"),
     ]);
-    assert_eq!(out[0].header("agent").map(|c| c.into_owned()), local_hostname());
+    assert_eq!(
+        out[0].header("agent").map(|c| c.into_owned()),
+        local_hostname()
+    );
     assert_eq!(out[1].header("agent").as_deref(), Some("keep"));
 }
 
 #[test]
 fn static_defaults_and_preserve() {
     let i = interceptor(&[("type", "static")]);
-    let out = i.intercept(vec![Event::from_body("x"), Event::new([("key", "mine")], "y")]);
+    let out = i.intercept(vec![
+        Event::from_body("x"),
+        Event::new([("key", "mine")], "y"),
+    ]);
     assert_eq!(out[0].header("key").as_deref(), Some("value"));
     // preserveExisting defaults to true for `static`.
     assert_eq!(out[1].header("key").as_deref(), Some("mine"));
 
     let i = interceptor(&[
-        ("type", "org.apache.flume.interceptor.StaticInterceptor$Builder"),
+        (
+            "type",
+            "org.apache.flume.interceptor.StaticInterceptor$Builder",
+        ),
         ("key", "dc"),
         ("value", "eu-1"),
         ("preserveExisting", "false"),
@@ -296,7 +308,10 @@ fn replicating_required_failure_fails_the_batch_after_earlier_commits() {
     let err = p
         .process_batch(&[Event::from_body("a"), Event::from_body("b")])
         .unwrap_err();
-    assert!(matches!(err, ChannelError::TransactionTooLarge { .. }), "{err}");
+    assert!(
+        matches!(err, ChannelError::TransactionTooLarge { .. }),
+        "{err}"
+    );
     // Flume semantics: the first channel already committed.
     assert_eq!(c1.size(), 2);
     assert_eq!(c2.size(), 0);
@@ -304,7 +319,11 @@ fn replicating_required_failure_fails_the_batch_after_earlier_commits() {
 
 #[test]
 fn multiplexing_routes_by_header_with_default_and_optional() {
-    let (c1, c2, c3) = (mem("c1", 100, 100), mem("c2", 100, 100), mem("c3", 100, 100));
+    let (c1, c2, c3) = (
+        mem("c1", 100, 100),
+        mem("c2", 100, 100),
+        mem("c3", 100, 100),
+    );
     let ctx = Context::from_pairs(
         "a1.sources.r1",
         [
@@ -316,8 +335,7 @@ fn multiplexing_routes_by_header_with_default_and_optional() {
             ("selector.default", "c3"),
         ],
     );
-    let p = ChannelProcessor::from_context(&ctx, vec![dynch(&c1), dynch(&c2), dynch(&c3)])
-        .unwrap();
+    let p = ChannelProcessor::from_context(&ctx, vec![dynch(&c1), dynch(&c2), dynch(&c3)]).unwrap();
     p.process_batch(&[
         Event::new([("state", "CZ")], "cz"),
         Event::new([("state", "US")], "us"),
@@ -360,10 +378,7 @@ fn multiplexing_required_failure_and_config_errors() {
     );
     let p = ChannelProcessor::from_context(&ctx, vec![dynch(&c1), dynch(&c2)]).unwrap();
     assert!(p
-        .process_batch(&[
-            Event::new([("h", "a")], "1"),
-            Event::new([("h", "a")], "2")
-        ])
+        .process_batch(&[Event::new([("h", "a")], "1"), Event::new([("h", "a")], "2")])
         .is_err());
     assert_eq!(c1.size(), 0);
 
@@ -386,10 +401,7 @@ fn multiplexing_required_failure_and_config_errors() {
 #[test]
 fn seq_source_counts_from_zero_in_batches_and_stops() {
     let c = mem("c1", 1000, 100);
-    let ctx = Context::from_pairs(
-        "a1.sources.r1",
-        [("batchSize", "5"), ("totalEvents", "12")],
-    );
+    let ctx = Context::from_pairs("a1.sources.r1", [("batchSize", "5"), ("totalEvents", "12")]);
     let mut s = SeqSource::from_context("r1", &ctx, ChannelProcessor::replicating(vec![dynch(&c)]))
         .unwrap();
     s.start().unwrap();
@@ -500,9 +512,8 @@ fn netcat_without_acks_is_silent() {
 
 fn exec(pairs: &[(&str, &str)], c: &Arc<MemoryChannel>) -> ExecSource {
     let ctx = Context::from_pairs("a1.sources.r1", pairs.iter().copied());
-    let mut s =
-        ExecSource::from_context("r1", &ctx, ChannelProcessor::replicating(vec![dynch(c)]))
-            .unwrap();
+    let mut s = ExecSource::from_context("r1", &ctx, ChannelProcessor::replicating(vec![dynch(c)]))
+        .unwrap();
     s.start().unwrap();
     s
 }

@@ -109,7 +109,8 @@ impl FileRollSinkConfig {
                     append_newline: ctx.get_bool("sink.serializer.appendNewline", true),
                 }
             }
-            "avro_event" | "org.apache.flume.serialization.flumeeventavroeventserializer$builder" => {
+            "avro_event"
+            | "org.apache.flume.serialization.flumeeventavroeventserializer$builder" => {
                 let codec = ctx
                     .get_or("sink.serializer.compressionCodec", "null")
                     .trim()

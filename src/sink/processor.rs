@@ -198,7 +198,8 @@ impl FailoverSinkProcessor {
     }
 
     fn penalty(&self, failures: u32) -> Duration {
-        let backoff = FAILURE_PENALTY.saturating_mul(1u32.checked_shl(failures).unwrap_or(u32::MAX));
+        let backoff =
+            FAILURE_PENALTY.saturating_mul(1u32.checked_shl(failures).unwrap_or(u32::MAX));
         backoff.min(self.max_penalty)
     }
 
@@ -326,7 +327,10 @@ impl LoadBalancingSinkProcessor {
                 ),
             ));
         }
-        let sel = ctx.get_or("selector", "round_robin").trim().to_ascii_lowercase();
+        let sel = ctx
+            .get_or("selector", "round_robin")
+            .trim()
+            .to_ascii_lowercase();
         let selector = match sel.as_str() {
             "round_robin" => LbSelector::RoundRobin,
             "random" => LbSelector::Random,
@@ -409,7 +413,11 @@ impl LoadBalancingSinkProcessor {
             st.sequential = 1;
         }
         st.last_fail = Some(now);
-        st.restore = Some(now + FAILURE_PENALTY.saturating_mul(1u32 << st.sequential).min(max));
+        st.restore = Some(
+            now + FAILURE_PENALTY
+                .saturating_mul(1u32 << st.sequential)
+                .min(max),
+        );
     }
 }
 

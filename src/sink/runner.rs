@@ -75,11 +75,7 @@ impl SinkRunner {
             return Err(e);
         }
         let (tx, rx) = crossbeam_channel::bounded::<()>(0);
-        let (inc, max, name) = (
-            self.backoff_increment,
-            self.max_backoff,
-            self.name.clone(),
-        );
+        let (inc, max, name) = (self.backoff_increment, self.max_backoff, self.name.clone());
         // The processor is moved into the thread and handed back when it ends.
         let (ptx, prx) = crossbeam_channel::bounded::<Box<dyn SinkProcessor>>(1);
         let spawned = std::thread::Builder::new()

@@ -385,12 +385,13 @@ impl RemoveHeaderInterceptor {
             }
             parts
         });
-        let matching = match ctx.get("matching") {
-            None => None,
-            Some(m) => Some(Regex::new(&format!("^(?:{m})$")).map_err(|e| {
-                ctx.error("matching", &format!("invalid regular expression: {e}"))
-            })?),
-        };
+        let matching =
+            match ctx.get("matching") {
+                None => None,
+                Some(m) => Some(Regex::new(&format!("^(?:{m})$")).map_err(|e| {
+                    ctx.error("matching", &format!("invalid regular expression: {e}"))
+                })?),
+            };
         Ok(RemoveHeaderInterceptor {
             with_name,
             from_list,

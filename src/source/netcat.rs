@@ -209,7 +209,9 @@ fn serve(shared: &Shared, mut stream: TcpStream) -> io::Result<()> {
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
                 ) =>
             {
                 continue
@@ -253,8 +255,10 @@ fn serve(shared: &Shared, mut stream: TcpStream) -> io::Result<()> {
             SourceCounter::add(&shared.counter.event_read_fail, 1);
             tracing::warn!(source = %shared.name, "client sent event exceeding the maximum length");
             stream.write_all(
-                format!("FAILED: Event exceeds the maximum length ({cap} chars, including newline)\n")
-                    .as_bytes(),
+                format!(
+                    "FAILED: Event exceeds the maximum length ({cap} chars, including newline)\n"
+                )
+                .as_bytes(),
             )?;
             linger_close(&mut stream, &mut buf);
             return Ok(());

@@ -73,7 +73,10 @@ impl ChannelSelector {
         channels: Vec<Arc<dyn Channel>>,
     ) -> Result<ChannelSelector, ConfigError> {
         let ctx = source_ctx.sub("selector");
-        let ty = ctx.get_or("type", "replicating").trim().to_ascii_lowercase();
+        let ty = ctx
+            .get_or("type", "replicating")
+            .trim()
+            .to_ascii_lowercase();
         match ty.as_str() {
             "replicating" | "org.apache.flume.channel.replicatingchannelselector" => {
                 Self::replicating_from(&ctx, channels)
@@ -83,7 +86,9 @@ impl ChannelSelector {
             }
             other => Err(ctx.error(
                 "type",
-                &format!("unsupported channel selector '{other}' (use replicating or multiplexing)"),
+                &format!(
+                    "unsupported channel selector '{other}' (use replicating or multiplexing)"
+                ),
             )),
         }
     }
