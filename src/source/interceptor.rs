@@ -18,6 +18,7 @@
 //! values that are not UTF-8 survive unchanged); an interceptor that changes nothing hands the
 //! same event back without re-encoding it.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -130,8 +131,26 @@ fn rebuild(ev: &Event, keep: impl Fn(&[u8]) -> bool, add: &[(&[u8], &[u8])]) -> 
 
 /// `ev` with header `key` set to `value` (any existing value replaced).
 pub fn set_header(ev: &Event, key: &str, value: &str) -> Event {
-    let k = key.as_bytes();
-    rebuild(ev, |h| h != k, &[(k, value.as_bytes())])
+    if has_header(ev, key) {
+        let k = key.as_bytes();
+        rebuild(ev, |h| h != k, &[(k, value.as_bytes())])
+    } else {
+        prepend_header(ev, key, value)
+    }
+}
+
+/// `ev` with a header it does not have yet: one extra map block in front of the existing
+/// encoding (Avro maps may be split into blocks), so the rest is copied with one `memcpy`.
+fn prepend_header(ev: &Event, key: &str, value: &str) -> Event {
+    let raw = ev.encoded();
+    let body_start = raw.len() - ev.body().len();
+    let mut out = BytesMut::with_capacity(raw.len() + key.len() + value.len() + 12);
+    avro::write_long(&mut out, 1);
+    avro::write_str(&mut out, key);
+    avro::write_str(&mut out, value);
+    let shift = out.len();
+    out.put_slice(raw);
+    Event::from_scanned(out.freeze(), shift + body_start)
 }
 
 fn has_header(ev: &Event, key: &str) -> bool {
@@ -139,18 +158,24 @@ fn has_header(ev: &Event, key: &str) -> bool {
 }
 
 /// Sets `key` on every event (skipping events that have it when `preserve`), the value computed
-/// once per event by `value`.
-fn set_on_all(
+/// once per changed event by `value`.
+fn set_on_all<'v>(
     mut events: Vec<Event>,
     key: &str,
     preserve: bool,
-    mut value: impl FnMut() -> String,
+    mut value: impl FnMut() -> Cow<'v, str>,
 ) -> Vec<Event> {
     for ev in events.iter_mut() {
-        if preserve && has_header(ev, key) {
+        let present = has_header(ev, key);
+        if preserve && present {
             continue;
         }
-        *ev = set_header(ev, key, &value());
+        *ev = if present {
+            let k = key.as_bytes();
+            rebuild(ev, |h| h != k, &[(k, value().as_bytes())])
+        } else {
+            prepend_header(ev, key, &value())
+        };
     }
     events
 }
@@ -180,7 +205,7 @@ impl TimestampInterceptor {
 impl Interceptor for TimestampInterceptor {
     fn intercept(&self, events: Vec<Event>) -> Vec<Event> {
         set_on_all(events, &self.header, self.preserve_existing, || {
-            now_millis().to_string()
+            Cow::Owned(now_millis().to_string())
         })
     }
 }
@@ -257,7 +282,9 @@ impl Interceptor for HostInterceptor {
     fn intercept(&self, events: Vec<Event>) -> Vec<Event> {
         match &self.host {
             None => events,
-            Some(h) => set_on_all(events, &self.header, self.preserve_existing, || h.clone()),
+            Some(h) => set_on_all(events, &self.header, self.preserve_existing, || {
+                Cow::Borrowed(h.as_str())
+            }),
         }
     }
 }
@@ -285,7 +312,7 @@ impl StaticInterceptor {
 impl Interceptor for StaticInterceptor {
     fn intercept(&self, events: Vec<Event>) -> Vec<Event> {
         set_on_all(events, &self.key, self.preserve_existing, || {
-            self.value.clone()
+            Cow::Borrowed(self.value.as_str())
         })
     }
 }
@@ -317,7 +344,7 @@ impl UuidInterceptor {
 impl Interceptor for UuidInterceptor {
     fn intercept(&self, events: Vec<Event>) -> Vec<Event> {
         set_on_all(events, &self.header, self.preserve_existing, || {
-            format!("{}{}", self.prefix, uuid::Uuid::new_v4())
+            Cow::Owned(format!("{}{}", self.prefix, uuid::Uuid::new_v4()))
         })
     }
 }
@@ -445,5 +472,33 @@ mod tests {
         assert_eq!(e2.body(), b"x");
         // The result is a valid encoding.
         assert_eq!(Event::from_encoded(e2.encoded().clone()).unwrap(), e2);
+    }
+
+    #[test]
+    fn prepended_headers_form_a_valid_multi_block_map() {
+        let e = Event::new([("a", "1")], b"body");
+        let e2 = set_header(&set_header(&e, "b", "2"), "c", "3");
+        let back = Event::from_encoded(e2.encoded().clone()).unwrap();
+        assert_eq!(back.body(), b"body");
+        assert_eq!(e2.body(), b"body");
+        let mut h = back.header_map();
+        h.sort();
+        assert_eq!(
+            h,
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "2".into()),
+                ("c".into(), "3".into())
+            ]
+        );
+        // Replacing a header found in a later block keeps one value.
+        let e3 = set_header(&e2, "a", "9");
+        assert_eq!(e3.header("a").as_deref(), Some("9"));
+        assert_eq!(e3.header_count(), 3);
+        let from_empty = set_header(&Event::from_body(b""), "k", "v");
+        assert_eq!(
+            Event::from_encoded(from_empty.encoded().clone()).unwrap(),
+            from_empty
+        );
     }
 }

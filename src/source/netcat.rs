@@ -30,6 +30,8 @@ use crate::metrics::SourceCounter;
 
 /// How often blocked threads look at the stop flag.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How long a reply may wait for a client that does not read.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Settings of a netcat source.
 #[derive(Debug, Clone)]
@@ -195,6 +197,8 @@ fn handle_connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
 fn serve(shared: &Shared, mut stream: TcpStream) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(POLL_INTERVAL))?;
+    // A client that stops reading its acks must not be able to hold up stop() for long.
+    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let _ = stream.set_nodelay(true);
     let cap = shared.cfg.max_line_length;
     let mut buf = vec![0u8; cap];
