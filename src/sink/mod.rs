@@ -6,6 +6,12 @@
 //! `Ok(SinkStatus::Backoff)` means "nothing to do, sleep a little"; an `Err` means delivery
 //! failed (the runner backs off and the events stay in the channel).
 
+pub mod file_roll;
+pub mod logger;
+pub mod null;
+pub mod processor;
+pub mod runner;
+
 use std::sync::Arc;
 
 use crate::channel::ChannelError;

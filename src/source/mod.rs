@@ -9,7 +9,12 @@
 //! when the source has stopped accepting input and every in-flight batch has been answered.
 
 pub mod avro;
+pub mod exec;
+pub mod interceptor;
+pub mod netcat;
 pub mod processor;
+pub mod selector;
+pub mod seq;
 
 use std::sync::Arc;
 
