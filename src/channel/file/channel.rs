@@ -185,11 +185,13 @@ impl FileChannel {
 
     /// Test hook simulating `kill -9` in the middle of a put: appends the first `keep` bytes of
     /// the records `events` would produce, then `garbage`, and stops without any sync, checkpoint
-    /// or cleanup (only the directory locks are released so the test can reopen).
+    /// or cleanup (only the directory locks are released so the test can reopen). Returns true
+    /// when `keep` covered the whole transaction (then it was written, just never synced).
     #[doc(hidden)]
-    pub fn crash_with_torn_put(self, events: &[Event], keep: usize, garbage: &[u8]) {
+    pub fn crash_with_torn_put(self, events: &[Event], keep: usize, garbage: &[u8]) -> bool {
         use std::os::unix::fs::FileExt;
         let sh = self.shared.clone();
+        let mut complete;
         {
             let log = lock(&sh.log);
             let mut buf = Vec::new();
@@ -208,9 +210,14 @@ impl FileChannel {
             };
             h.seal(crc);
             buf[..RECORD_HEADER_LEN].copy_from_slice(&h.encode());
-            buf.truncate(keep.min(buf.len()));
+            let full = buf.len();
+            buf.truncate(keep.min(full));
+            complete = buf.len() == full;
             buf.extend_from_slice(garbage);
             let room = log.cur.len().saturating_sub(log.off) as usize;
+            if room < full {
+                complete = false;
+            }
             buf.truncate(room);
             let _ = log.cur.file.write_all_at(&buf, log.off);
         }
@@ -218,6 +225,7 @@ impl FileChannel {
         lock(&sh.locks).clear();
         sh.closed.store(true, Ordering::SeqCst);
         drop(self);
+        complete
     }
 }
 

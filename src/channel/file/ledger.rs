@@ -257,7 +257,7 @@ mod tests {
         assert_eq!(st.newest.unwrap().1, ck);
         // Damage the newest slot: the older one is used.
         let mut b = bytes.clone();
-        b[20] ^= 0xff;
+        b[SLOT_SIZE + 20] ^= 0xff;
         let st = read_slots(&b);
         assert_eq!(st.newest.unwrap().1.generation, 1);
         assert_eq!(st.problems.len(), 1);
