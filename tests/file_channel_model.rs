@@ -49,7 +49,9 @@ fn cfg(dir: &std::path::Path) -> FileChannelConfig {
 }
 
 fn event(id: u64, size: u16) -> Event {
-    let body: Vec<u8> = (0..size).map(|i| (id as u8).wrapping_add(i as u8)).collect();
+    let body: Vec<u8> = (0..size)
+        .map(|i| (id as u8).wrapping_add(i as u8))
+        .collect();
     Event::new([("id", id.to_string())], body)
 }
 
@@ -177,4 +179,14 @@ proptest! {
     fn file_channel_matches_model(ops in proptest::collection::vec(op(), 1..60)) {
         run(ops)?;
     }
+}
+
+#[test]
+fn regression_complete_but_unsynced_put_survives_a_process_crash() {
+    run(vec![Op::Crash {
+        n: 3,
+        keep: 531,
+        garbage: vec![],
+    }])
+    .unwrap();
 }
