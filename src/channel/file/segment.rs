@@ -1,0 +1,222 @@
+//! One preallocated segment file: created with its header, written with positioned writes,
+//! read through a shared read-only memory map.
+//!
+//! SIGBUS safety: a segment is mapped only once its file has its full preallocated length, and a
+//! mapped file is never shortened. The one place that discards bytes ([`Segment::zero_from`],
+//! used by recovery before any reader exists) punches a hole with `FALLOC_FL_KEEP_SIZE`, so the
+//! length never changes under the map.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use memmap2::Mmap;
+
+use super::format::{SegmentHeader, SEGMENT_HEADER_LEN};
+
+/// File name prefix and suffix of segments: `log-00000000000000000001.sgseg`.
+const PREFIX: &str = "log-";
+const SUFFIX: &str = ".sgseg";
+
+/// The path of segment `id` in `dir`.
+pub fn segment_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{PREFIX}{id:020}{SUFFIX}"))
+}
+
+/// Segment ids found in `dir`, ascending.
+pub fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut ids = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(id) = name
+            .strip_prefix(PREFIX)
+            .and_then(|r| r.strip_suffix(SUFFIX))
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// fsyncs a directory so file creations and deletions in it are durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Reserves `len` bytes of disk for `file` so later writes inside cannot hit ENOSPC.
+/// Falls back to a sparse `set_len` where the filesystem cannot preallocate.
+pub fn preallocate(file: &File, len: u64) -> io::Result<()> {
+    // SAFETY: plain syscall on a valid, open descriptor.
+    let r = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) };
+    if r == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => {
+            if file.metadata()?.len() < len {
+                file.set_len(len)?;
+            }
+            Ok(())
+        }
+        _ => Err(err),
+    }
+}
+
+/// An open segment.
+#[derive(Debug)]
+pub struct Segment {
+    /// Decoded header.
+    pub header: SegmentHeader,
+    /// Where it lives.
+    pub path: PathBuf,
+    /// Opened read-write; appends use positioned writes on it.
+    pub file: File,
+    /// The whole file, mapped read-only and shared (owner of every event slice handed out).
+    pub data: Bytes,
+}
+
+impl Segment {
+    /// Segment id.
+    #[inline]
+    pub fn id(&self) -> u64 {
+        self.header.id
+    }
+
+    /// The file's length (= its preallocated size).
+    #[inline]
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> u64 {
+        self.data.len() as u64
+    }
+
+    /// Creates segment `id` in `dir`: header, preallocation, fsync of file and directory.
+    pub fn create(dir: &Path, id: u64, first_seq: u64, size: u64) -> io::Result<Segment> {
+        let path = segment_path(dir, id);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        let header = SegmentHeader {
+            id,
+            first_seq,
+            size,
+        };
+        let res = (|| {
+            preallocate(&file, size)?;
+            file.write_all_at(&header.encode(), 0)?;
+            file.sync_all()?;
+            sync_dir(dir)
+        })();
+        if let Err(e) = res {
+            drop(file);
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+        let data = map(&file)?;
+        Ok(Segment {
+            header,
+            path,
+            file,
+            data,
+        })
+    }
+
+    /// Opens an existing segment, checking its header. A file shorter than its recorded size
+    /// (cut by a crash or by hand) is extended with zeros before it is mapped.
+    pub fn open(path: &Path, writable: bool) -> Result<Segment, String> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(path)
+            .map_err(|e| format!("cannot open: {e}"))?;
+        let mut hb = [0u8; SEGMENT_HEADER_LEN as usize];
+        let got = read_up_to(&file, &mut hb).map_err(|e| format!("cannot read header: {e}"))?;
+        let header = SegmentHeader::decode(&hb[..got])?;
+        let len = file
+            .metadata()
+            .map_err(|e| format!("cannot stat: {e}"))?
+            .len();
+        if len < header.size {
+            if !writable {
+                return Err(format!(
+                    "file is {len} bytes, its header says {} (truncated)",
+                    header.size
+                ));
+            }
+            tracing::warn!(
+                file = %path.display(),
+                len,
+                size = header.size,
+                "segment file is shorter than its header says; extending it with zeros"
+            );
+            file.set_len(header.size)
+                .map_err(|e| format!("cannot extend: {e}"))?;
+        }
+        let data = map(&file).map_err(|e| format!("cannot map: {e}"))?;
+        Ok(Segment {
+            header,
+            path: path.to_path_buf(),
+            file,
+            data,
+        })
+    }
+
+    /// Makes every byte from `off` to the end read as zero again (recovery's tail truncation),
+    /// without changing the file length, then re-reserves the space and syncs.
+    pub fn zero_from(&self, off: u64) -> io::Result<()> {
+        let len = self.len();
+        if off >= len {
+            return Ok(());
+        }
+        let fd = self.file.as_raw_fd();
+        // SAFETY: plain syscall on a valid, open descriptor.
+        let r = unsafe {
+            libc::fallocate(
+                fd,
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                off as libc::off_t,
+                (len - off) as libc::off_t,
+            )
+        };
+        if r != 0 {
+            // No hole punching here: overwrite with zeros instead.
+            let zeros = vec![0u8; 1 << 16];
+            let mut at = off;
+            while at < len {
+                let n = ((len - at) as usize).min(zeros.len());
+                self.file.write_all_at(&zeros[..n], at)?;
+                at += n as u64;
+            }
+        } else {
+            preallocate(&self.file, len)?;
+        }
+        self.file.sync_data()
+    }
+}
+
+fn map(file: &File) -> io::Result<Bytes> {
+    // SAFETY: the file is never shortened while mapped (see the module docs), and the map is
+    // read-only; bytes being appended beyond what readers look at is fine.
+    let mmap = unsafe { Mmap::map(file)? };
+    Ok(Bytes::from_owner(mmap))
+}
+
+fn read_up_to(file: &File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], got as u64)? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
+}

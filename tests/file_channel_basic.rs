@@ -1,0 +1,241 @@
+//! Behaviour of the file channel through the `Channel` trait: transactions, restart, locks,
+//! capacity, poisoning, counters, inspect.
+
+use std::time::Duration;
+
+use sluicegate::channel::file::{inspect, FileChannel, FileChannelConfig};
+use sluicegate::channel::{Channel, ChannelError};
+use sluicegate::metrics::ChannelCounter;
+use sluicegate::Event;
+
+fn cfg(dir: &std::path::Path) -> FileChannelConfig {
+    FileChannelConfig {
+        capacity: 1000,
+        transaction_capacity: 100,
+        segment_size: 8192,
+        minimum_required_space: 1 << 20,
+        keep_alive: Duration::from_millis(20),
+        ..FileChannelConfig::in_dir(dir)
+    }
+}
+
+fn ev(i: u32) -> Event {
+    Event::new([("seq", i.to_string())], format!("body-{i}").repeat(3))
+}
+
+fn evs(r: std::ops::Range<u32>) -> Vec<Event> {
+    r.map(ev).collect()
+}
+
+fn drain(c: &FileChannel) -> Vec<Event> {
+    let mut out = Vec::new();
+    loop {
+        let t = c.take_batch(100, Duration::ZERO).unwrap();
+        if t.is_empty() {
+            return out;
+        }
+        out.extend_from_slice(t.events());
+        t.commit().unwrap();
+    }
+}
+
+#[test]
+fn put_take_commit_rollback_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = FileChannel::open("c1", cfg(dir.path())).unwrap();
+    c.put_batch(&evs(0..10)).unwrap();
+    c.put_batch(&evs(10..20)).unwrap();
+    assert_eq!(c.size(), 20);
+    let t = c.take_batch(5, Duration::ZERO).unwrap();
+    assert_eq!(t.events(), &evs(0..5)[..]);
+    t.commit().unwrap();
+    let t = c.take_batch(5, Duration::ZERO).unwrap();
+    assert_eq!(t.events(), &evs(5..10)[..]);
+    t.rollback();
+    let t = c.take_batch(7, Duration::ZERO).unwrap();
+    assert_eq!(t.events(), &evs(5..12)[..]);
+    // Uncommitted at close: must come back after restart.
+    drop(t);
+    let t = c.take_batch(3, Duration::ZERO).unwrap();
+    std::mem::forget(t); // never committed nor rolled back
+    c.close().unwrap();
+    drop(c);
+    let c = FileChannel::open("c1", cfg(dir.path())).unwrap();
+    assert_eq!(c.size(), 15);
+    assert_eq!(drain(&c), evs(5..20));
+    assert_eq!(c.size(), 0);
+    drop(c);
+    let c = FileChannel::open("c1", cfg(dir.path())).unwrap();
+    assert_eq!(c.size(), 0);
+    assert!(drain(&c).is_empty());
+}
+
+#[test]
+fn competing_consumers_commit_out_of_order_and_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = FileChannel::open("c1", cfg(dir.path())).unwrap();
+    c.put_batch(&evs(0..30)).unwrap();
+    let a = c.take_batch(10, Duration::ZERO).unwrap();
+    let b = c.take_batch(10, Duration::ZERO).unwrap();
+    let d = c.take_batch(5, Duration::ZERO).unwrap();
+    assert_eq!(b.events(), &evs(10..20)[..]);
+    b.commit().unwrap();
+    d.rollback();
+    assert_eq!(c.size(), 20);
+    drop(a); // rolled back
+    assert_eq!(
+        c.take_batch(100, Duration::ZERO).unwrap().events().to_vec(),
+        [evs(0..10), evs(20..30)].concat()
+    );
+    // Reopen without a clean close of the takes: only b's commit is durable.
+    c.close().unwrap();
+    drop(c);
+    let c = FileChannel::open("c1", cfg(dir.path())).unwrap();
+    assert_eq!(drain(&c), [evs(0..10), evs(20..30)].concat());
+}
+
+#[test]
+fn rollover_and_segment_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = FileChannel::open("c1", cfg(dir.path())).unwrap();
+    for i in 0..60 {
+        c.put_batch(&evs(i * 10..i * 10 + 10)).unwrap();
+    }
+    assert!(c.segment_count() > 3, "segments: {}", c.segment_count());
+    // A transaction larger than a segment is split across segments and stays atomic.
+    let big = evs(1000..1100);
+    c.put_batch(&big).unwrap();
+    let all = drain(&c);
+    assert_eq!(all.len(), 700);
+    assert_eq!(&all[..600], &evs(0..600)[..]);
+    assert_eq!(&all[600..], &big[..]);
+    c.checkpoint().unwrap();
+    assert_eq!(c.segment_count(), 1);
+    let files = std::fs::read_dir(dir.path().join("data"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".sgseg")
+        })
+        .count();
+    assert_eq!(files, 1);
+}
+
+#[test]
+fn second_channel_on_same_dirs_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _c = FileChannel::open("c1", cfg(dir.path())).unwrap();
+    let err = FileChannel::open("c2", cfg(dir.path())).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("in use by another file channel"), "{msg}");
+}
+
+#[test]
+fn full_and_too_large() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = FileChannel::open(
+        "c1",
+        FileChannelConfig {
+            capacity: 15,
+            transaction_capacity: 10,
+            ..cfg(dir.path())
+        },
+    )
+    .unwrap();
+    c.put_batch(&evs(0..10)).unwrap();
+    let e = c.put_batch(&evs(10..16)).unwrap_err();
+    assert!(matches!(e, ChannelError::Full { .. }), "{e}");
+    let e = c.put_batch(&evs(0..11)).unwrap_err();
+    assert!(matches!(e, ChannelError::TransactionTooLarge { .. }), "{e}");
+    let huge = Event::from_body(vec![7u8; 9000]);
+    let e = c.put_batch(&[huge]).unwrap_err();
+    assert!(matches!(e, ChannelError::EventTooLarge { .. }), "{e}");
+    assert_eq!(c.size(), 10);
+    let k = c.counter();
+    assert_eq!(ChannelCounter::get(&k.put_success), 10);
+    assert_eq!(ChannelCounter::get(&k.put_error), 18);
+    assert_eq!(ChannelCounter::get(&k.capacity), 15);
+    assert_eq!(ChannelCounter::get(&k.channel_size), 10);
+    c.take_batch(10, Duration::ZERO).unwrap().commit().unwrap();
+    assert_eq!(ChannelCounter::get(&k.take_success), 10);
+    assert_eq!(ChannelCounter::get(&k.channel_size), 0);
+    c.put_batch(&evs(10..16)).unwrap();
+}
+
+#[test]
+fn failed_fsync_poisons_the_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = FileChannel::open("c1", cfg(dir.path())).unwrap();
+    c.put_batch(&evs(0..5)).unwrap();
+    c.inject_sync_failure();
+    let e = c.put_batch(&evs(5..10)).unwrap_err();
+    assert!(matches!(e, ChannelError::Unhealthy { .. }), "{e}");
+    assert_eq!(
+        c.health()
+            .unhealthy
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    let e = c.take_batch(5, Duration::ZERO).unwrap_err();
+    assert!(matches!(e, ChannelError::Unhealthy { .. }), "{e}");
+    drop(c);
+    // A restart re-reads what is on disk; the first batch is intact.
+    let c = FileChannel::open("c1", cfg(dir.path())).unwrap();
+    let got = drain(&c);
+    assert_eq!(&got[..5], &evs(0..5)[..]);
+}
+
+#[test]
+fn waiting_put_succeeds_when_room_appears_and_takes_wait_for_puts() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = std::sync::Arc::new(
+        FileChannel::open(
+            "c1",
+            FileChannelConfig {
+                capacity: 5,
+                transaction_capacity: 5,
+                keep_alive: Duration::from_secs(10),
+                ..cfg(dir.path())
+            },
+        )
+        .unwrap(),
+    );
+    c.put_batch(&evs(0..5)).unwrap();
+    let c2 = c.clone();
+    let h = std::thread::spawn(move || c2.put_batch(&evs(5..7)));
+    std::thread::sleep(Duration::from_millis(30));
+    c.take_batch(5, Duration::ZERO).unwrap().commit().unwrap();
+    h.join().unwrap().unwrap();
+    let t = c.take_batch(5, Duration::from_secs(5)).unwrap();
+    assert_eq!(t.events(), &evs(5..7)[..]);
+}
+
+#[test]
+fn inspect_reports_segments_and_verifies_crcs() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = FileChannel::open("c1", cfg(dir.path())).unwrap();
+    for i in 0..6 {
+        c.put_batch(&evs(i * 10..i * 10 + 10)).unwrap();
+    }
+    c.take_batch(10, Duration::ZERO).unwrap().commit().unwrap();
+    c.close().unwrap();
+    drop(c);
+    let r = inspect(dir.path()).unwrap();
+    assert!(r.is_clean(), "{r}");
+    assert_eq!(r.checkpointed_events(), Some(50));
+    let total: u64 = r.segments.iter().map(|s| s.events).sum();
+    assert!(total >= 50);
+    let text = r.to_string();
+    assert!(text.contains("all checks passed"), "{text}");
+    // Flip a byte inside the first record's payload: inspect names the offset.
+    let seg = &r.segments.last().unwrap().path;
+    let mut b = std::fs::read(seg).unwrap();
+    b[64 + 40] ^= 0x55;
+    std::fs::write(seg, b).unwrap();
+    let r = inspect(dir.path()).unwrap();
+    assert!(!r.is_clean());
+    assert!(r.to_string().contains("BAD RECORD at offset 64"), "{r}");
+}
