@@ -5,11 +5,17 @@
 //! * [`conf`]: Flume's `<agent>.sources|channels|sinks|sinkgroups` naming scheme turned into a
 //!   validated [`conf::AgentConfig`]; every problem reported at once.
 //! * [`cli`]: `-Dkey=value` system properties and the log level they select.
+//! * [`topology`]: constructing components from a validated config, all errors at once.
+//! * [`lifecycle`]: the running [`lifecycle::Agent`]: ordered start/stop, reload.
+//! * [`run`]: `sluicegate agent` — signals, metrics server, reload polling.
 //! * [`types`]: the supported component types and their Flume aliases / class names.
 
 pub mod cli;
 pub mod conf;
+pub mod lifecycle;
 pub mod properties;
+pub mod run;
+pub mod topology;
 pub mod types;
 
 pub use conf::{

@@ -199,6 +199,11 @@ impl SystemProps {
         self.props.get(name).map(String::as_str)
     }
 
+    /// Every property, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.props.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// Fills every unset global SSL property from its `FLUME_SSL_*` variable as looked up by
     /// `env` (a property that is set wins, as in Flume).
     pub fn with_env_lookup(mut self, env: impl Fn(&str) -> Option<String>) -> SystemProps {

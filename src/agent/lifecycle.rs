@@ -1,0 +1,343 @@
+//! Starting, stopping and reloading an agent.
+//!
+//! Order is Flume's: channels first (a durable channel recovers before anything can write to
+//! it), then sink runners, then sources; stopping is the reverse — sources stop accepting and
+//! answer their in-flight batches, sink runners finish their current transaction, channels are
+//! closed last (a file channel syncs and releases its lock). Nothing committed to a durable
+//! channel is lost across a stop, a crash or a reload.
+//!
+//! A reload re-reads the configuration file and restarts only the components whose
+//! [fingerprint](super::topology::Fingerprint) changed — and whatever is wired to a changed
+//! channel. A configuration that does not validate is reported in full and the running agent is
+//! left as it was.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::runtime::Handle;
+
+use super::conf::{load_file, AgentConfig, ConfigErrors};
+use super::topology::{
+    build_channels, build_sink_runners, build_sources, channel_fingerprints, register,
+    runner_fingerprints, source_fingerprints, BuildEnv, BuildMode, BuiltChannel, BuiltRunner,
+    BuiltSource,
+};
+use crate::channel::Channel;
+use crate::config::ConfigError;
+use crate::metrics::{CounterGroup, MetricsRegistry};
+use crate::rpc::tls::SystemProps;
+
+/// Why an agent could not start (or reload).
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The configuration file has problems (all of them are listed).
+    #[error("{0}")]
+    Config(ConfigErrors),
+    /// Components could not be constructed (all problems are listed).
+    #[error("{}", list(.0))]
+    Build(Vec<ConfigError>),
+    /// A component failed to start.
+    #[error("{kind} {name} failed to start: {message}")]
+    Start { kind: &'static str, name: String, message: String },
+}
+
+fn list(errors: &[ConfigError]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+}
+
+/// What a reload did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReloadSummary {
+    /// Components stopped for good or restarted, as `kind name`.
+    pub stopped: Vec<String>,
+    /// Components started (new or restarted), as `kind name`.
+    pub started: Vec<String>,
+}
+
+impl fmt::Display for ReloadSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.stopped.is_empty() && self.started.is_empty() {
+            return write!(f, "nothing changed");
+        }
+        write!(f, "stopped [{}], started [{}]", self.stopped.join(", "), self.started.join(", "))
+    }
+}
+
+/// A running agent.
+pub struct Agent {
+    conf_path: PathBuf,
+    props: SystemProps,
+    runtime: Handle,
+    registry: MetricsRegistry,
+    config: AgentConfig,
+    channels: BTreeMap<String, BuiltChannel>,
+    runners: BTreeMap<String, BuiltRunner>,
+    sources: BTreeMap<String, BuiltSource>,
+}
+
+fn log_warnings(cfg_warnings: &[super::conf::ConfigWarning]) {
+    for w in cfg_warnings {
+        tracing::warn!("{w}");
+    }
+}
+
+/// Loads and validates `path` for agent `name`, logging the warnings.
+pub fn load(path: &Path, name: &str) -> Result<AgentConfig, AgentError> {
+    match load_file(path, name) {
+        Ok(cfg) => {
+            log_warnings(&cfg.warnings);
+            Ok(cfg)
+        }
+        Err(e) => {
+            log_warnings(&e.warnings);
+            Err(AgentError::Config(e))
+        }
+    }
+}
+
+/// Validates a configuration completely without opening durable channels, binding ports or
+/// starting anything: the configuration is loaded and every component is constructed.
+pub fn check(path: &Path, name: &str, props: &SystemProps) -> Result<AgentConfig, AgentError> {
+    let cfg = load(path, name)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
+        AgentError::Start { kind: "agent", name: name.to_string(), message: format!("runtime: {e}") }
+    })?;
+    let env = BuildEnv { props, runtime: rt.handle().clone(), mode: BuildMode::Check };
+    let (channels, mut errors) = build_channels(&cfg, &env, None);
+    let arcs = channel_arcs(&channels);
+    let (_runners, e2) = build_sink_runners(&cfg, &arcs, &env, None);
+    let (_sources, e3) = build_sources(&cfg, &arcs, &env, None);
+    errors.extend(e2);
+    errors.extend(e3);
+    if errors.is_empty() {
+        Ok(cfg)
+    } else {
+        errors.sort_by_key(|e| e.line);
+        Err(AgentError::Build(errors))
+    }
+}
+
+fn channel_arcs(channels: &BTreeMap<String, BuiltChannel>) -> BTreeMap<String, Arc<dyn Channel>> {
+    channels.iter().map(|(k, v)| (k.clone(), v.channel.clone())).collect()
+}
+
+impl Agent {
+    /// Loads `conf_path`, builds agent `name` and starts it. On any error nothing is left
+    /// running and every problem is in the error.
+    pub fn start(
+        conf_path: &Path,
+        name: &str,
+        props: SystemProps,
+        runtime: Handle,
+        registry: MetricsRegistry,
+    ) -> Result<Agent, AgentError> {
+        let config = load(conf_path, name)?;
+        let mut agent = Agent {
+            conf_path: conf_path.to_path_buf(),
+            props,
+            runtime,
+            registry,
+            config: config.clone(),
+            channels: BTreeMap::new(),
+            runners: BTreeMap::new(),
+            sources: BTreeMap::new(),
+        };
+        if let Err(e) = agent.bring_up(&config, None) {
+            agent.stop();
+            return Err(e);
+        }
+        tracing::info!(
+            agent = %name,
+            sources = agent.sources.len(),
+            channels = agent.channels.len(),
+            sink_runners = agent.runners.len(),
+            "agent started"
+        );
+        Ok(agent)
+    }
+
+    /// Builds and starts the components `only` selects (all when `None`), channels first.
+    fn bring_up(
+        &mut self,
+        cfg: &AgentConfig,
+        only: Option<&BTreeSet<String>>,
+    ) -> Result<Vec<String>, AgentError> {
+        let env = BuildEnv { props: &self.props, runtime: self.runtime.clone(), mode: BuildMode::Run };
+        let pick = |kind: &'static str| {
+            move |n: &str| only.is_none_or(|set| set.contains(&format!("{kind} {n}")))
+        };
+        let pick_ch = pick("channel");
+        let pick_run = pick("sinkrunner");
+        let pick_src = pick("source");
+        let mut started = Vec::new();
+
+        let (channels, mut errors) = build_channels(cfg, &env, Some(&pick_ch));
+        for (name, built) in channels {
+            built.channel.counter().start();
+            register(&self.registry, built.channel.counter().clone() as Arc<dyn CounterGroup>);
+            started.push(format!("channel {name}"));
+            self.channels.insert(name, built);
+        }
+        let arcs = channel_arcs(&self.channels);
+        let (runners, e2) = build_sink_runners(cfg, &arcs, &env, Some(&pick_run));
+        let (sources, e3) = build_sources(cfg, &arcs, &env, Some(&pick_src));
+        errors.extend(e2);
+        errors.extend(e3);
+        if !errors.is_empty() {
+            errors.sort_by_key(|e| e.line);
+            return Err(AgentError::Build(errors));
+        }
+        for (name, mut built) in runners {
+            for c in &built.counters {
+                c.start();
+                register(&self.registry, c.clone() as Arc<dyn CounterGroup>);
+            }
+            built.runner.start().map_err(|e| AgentError::Start {
+                kind: "sink runner",
+                name: name.clone(),
+                message: e.to_string(),
+            })?;
+            started.push(format!("sinkrunner {name}"));
+            self.runners.insert(name, built);
+        }
+        for (name, mut built) in sources {
+            let counter = built.source.counter();
+            counter.start();
+            register(&self.registry, counter as Arc<dyn CounterGroup>);
+            built.source.start().map_err(|e| AgentError::Start {
+                kind: "source",
+                name: name.clone(),
+                message: e.to_string(),
+            })?;
+            started.push(format!("source {name}"));
+            self.sources.insert(name, built);
+        }
+        Ok(started)
+    }
+
+    fn stop_source(&mut self, name: &str) {
+        if let Some(mut s) = self.sources.remove(name) {
+            s.source.stop();
+            s.source.counter().stop();
+            tracing::info!(source = %name, "source stopped");
+        }
+    }
+
+    fn stop_runner(&mut self, name: &str) {
+        if let Some(mut r) = self.runners.remove(name) {
+            r.runner.stop();
+            for c in &r.counters {
+                c.stop();
+            }
+            tracing::info!(sink_runner = %name, "sink runner stopped");
+        }
+    }
+
+    fn close_channel(&mut self, name: &str) {
+        if let Some(c) = self.channels.remove(name) {
+            if let Err(e) = c.channel.close() {
+                tracing::error!(channel = %name, error = %e, "closing the channel failed");
+            }
+            c.channel.counter().stop();
+            tracing::info!(channel = %name, "channel closed");
+        }
+    }
+
+    /// Stops everything: sources, then sink runners, then channels.
+    pub fn stop(&mut self) {
+        let names: Vec<String> = self.sources.keys().cloned().collect();
+        for n in names {
+            self.stop_source(&n);
+        }
+        let names: Vec<String> = self.runners.keys().cloned().collect();
+        for n in names {
+            self.stop_runner(&n);
+        }
+        let names: Vec<String> = self.channels.keys().cloned().collect();
+        for n in names {
+            self.close_channel(&n);
+        }
+    }
+
+    /// Re-reads the configuration file and restarts what changed. On an invalid configuration
+    /// the agent keeps running unchanged and the error lists every problem.
+    pub fn reload(&mut self) -> Result<ReloadSummary, AgentError> {
+        let new = load(&self.conf_path, &self.config.name)?;
+        let old = std::mem::replace(&mut self.config, new.clone());
+        let diff = |a: BTreeMap<String, super::topology::Fingerprint>,
+                    b: &BTreeMap<String, super::topology::Fingerprint>| {
+            let mut changed: BTreeSet<String> =
+                a.iter().filter(|(k, v)| b.get(*k) != Some(v)).map(|(k, _)| k.clone()).collect();
+            changed.extend(b.keys().filter(|k| !a.contains_key(*k)).cloned());
+            changed
+        };
+        let ch = diff(channel_fingerprints(&old), &channel_fingerprints(&new));
+        let run = diff(runner_fingerprints(&old), &runner_fingerprints(&new));
+        let src = diff(source_fingerprints(&old), &source_fingerprints(&new));
+        let mut summary = ReloadSummary::default();
+        for n in &src {
+            if self.sources.contains_key(n) {
+                self.stop_source(n);
+                summary.stopped.push(format!("source {n}"));
+            }
+        }
+        for n in &run {
+            if self.runners.contains_key(n) {
+                self.stop_runner(n);
+                summary.stopped.push(format!("sinkrunner {n}"));
+            }
+        }
+        for n in &ch {
+            if self.channels.contains_key(n) {
+                self.close_channel(n);
+                self.registry.unregister("CHANNEL", n);
+                summary.stopped.push(format!("channel {n}"));
+            }
+        }
+        // Components that no longer exist leave the metrics.
+        for s in old.sources.iter().filter(|s| new.source(&s.name).is_none()) {
+            self.registry.unregister("SOURCE", &s.name);
+        }
+        for s in old.sinks.iter().filter(|s| new.sink(&s.name).is_none()) {
+            self.registry.unregister("SINK", &s.name);
+        }
+        let mut wanted: BTreeSet<String> = BTreeSet::new();
+        wanted.extend(ch.iter().filter(|n| new.channel(n).is_some()).map(|n| format!("channel {n}")));
+        wanted.extend(run.iter().map(|n| format!("sinkrunner {n}")));
+        wanted.extend(src.iter().filter(|n| new.source(n).is_some()).map(|n| format!("source {n}")));
+        summary.started = self.bring_up(&new, Some(&wanted))?;
+        tracing::info!(%summary, "configuration reloaded");
+        Ok(summary)
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &AgentConfig {
+        &self.config
+    }
+
+    /// The running channel `name`.
+    pub fn channel(&self, name: &str) -> Option<Arc<dyn Channel>> {
+        self.channels.get(name).map(|c| c.channel.clone())
+    }
+
+    /// Names of running components, as `kind name`.
+    pub fn running(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.channels.keys().map(|n| format!("channel {n}")).collect();
+        v.extend(self.runners.keys().map(|n| format!("sinkrunner {n}")));
+        v.extend(self.sources.keys().map(|n| format!("source {n}")));
+        v
+    }
+
+    /// The metrics registry.
+    pub fn registry(&self) -> &MetricsRegistry {
+        &self.registry
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,110 @@
+//! `sluicegate agent`: run an agent until SIGTERM/SIGINT, serving metrics and reloading the
+//! configuration file when it changes.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::lifecycle::{Agent, AgentError};
+use crate::metrics::http::{monitoring_options, MetricsServer};
+use crate::metrics::MetricsRegistry;
+use crate::rpc::tls::SystemProps;
+
+/// Options of `sluicegate agent`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// `-f`: the configuration file.
+    pub conf_file: PathBuf,
+    /// `-n`: the agent name.
+    pub name: String,
+    /// `-D` properties.
+    pub props: SystemProps,
+    /// How often the file is checked for changes (`None`: never, Flume's `--no-reload-conf`).
+    pub reload_interval: Option<Duration>,
+}
+
+/// Why `run` ended badly.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The agent could not start.
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    /// The monitoring settings are wrong.
+    #[error("monitoring: {0}")]
+    Monitoring(String),
+    /// An I/O problem (runtime, metrics port, signals).
+    #[error("{what}: {error}")]
+    Io { what: String, error: std::io::Error },
+}
+
+fn file_stamp(path: &std::path::Path) -> Option<Vec<u8>> {
+    std::fs::read(path).ok()
+}
+
+/// Runs the agent until a termination signal; returns after a graceful stop.
+pub fn run(opts: RunOptions) -> Result<(), RunError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2))
+        .thread_name("sluicegate-io")
+        .enable_all()
+        .build()
+        .map_err(|error| RunError::Io { what: "starting the runtime".into(), error })?;
+    let registry = MetricsRegistry::new();
+    let monitoring =
+        monitoring_options(opts.props.iter()).map_err(|e| RunError::Monitoring(e.to_string()))?;
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics_task = match monitoring {
+        Some(m) => {
+            let server = runtime
+                .block_on(MetricsServer::bind(m.addr(), registry.clone()))
+                .map_err(|error| RunError::Io { what: format!("binding the metrics port {}", m.addr()), error })?;
+            tracing::info!(addr = %m.addr(), "metrics: GET /metrics (Flume JSON), /metrics/prometheus");
+            Some(runtime.spawn(async move {
+                let _ = server
+                    .run(async {
+                        let _ = metrics_stopped.await;
+                    })
+                    .await;
+            }))
+        }
+        None => None,
+    };
+
+    let mut agent =
+        Agent::start(&opts.conf_file, &opts.name, opts.props.clone(), runtime.handle().clone(), registry)?;
+    let mut stamp = file_stamp(&opts.conf_file);
+
+    let mut sigterm = runtime
+        .block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) })
+        .map_err(|error| RunError::Io { what: "installing the SIGTERM handler".into(), error })?;
+    let tick = opts.reload_interval.unwrap_or(Duration::from_secs(3600 * 24 * 365));
+    loop {
+        let signalled = runtime.block_on(async {
+            tokio::select! {
+                _ = sigterm.recv() => Some("SIGTERM"),
+                _ = tokio::signal::ctrl_c() => Some("SIGINT"),
+                _ = tokio::time::sleep(tick) => None,
+            }
+        });
+        if let Some(sig) = signalled {
+            tracing::info!(signal = sig, "shutting down: stopping sources, draining sinks, closing channels");
+            break;
+        }
+        let now = file_stamp(&opts.conf_file);
+        if now.is_some() && now != stamp {
+            stamp = now;
+            tracing::info!(file = %opts.conf_file.display(), "configuration file changed; reloading");
+            if let Err(e) = agent.reload() {
+                tracing::error!("reload refused, the agent keeps its current configuration:\n{e}");
+            }
+        }
+    }
+    agent.stop();
+    drop(agent);
+    let _ = stop_metrics.send(());
+    if let Some(t) = metrics_task {
+        let _ = runtime.block_on(t);
+    }
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    tracing::info!("agent stopped");
+    Ok(())
+}
