@@ -239,3 +239,47 @@ fn inspect_reports_segments_and_verifies_crcs() {
     assert!(!r.is_clean());
     assert!(r.to_string().contains("BAD RECORD at offset 64"), "{r}");
 }
+
+#[test]
+fn corrupt_record_after_the_checkpoint_is_reported_and_the_rest_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = FileChannel::open("c1", cfg(dir.path())).unwrap();
+    c.put_batch(&evs(0..3)).unwrap();
+    c.put_batch(&evs(3..6)).unwrap();
+    c.put_batch(&evs(6..9)).unwrap();
+    // Stop without a checkpoint: recovery has to replay (and validate) these records.
+    c.crash_with_torn_put(&[], 0, &[]);
+    let seg = dir.path().join("data/log-00000000000000000001.sgseg");
+    let mut b = std::fs::read(&seg).unwrap();
+    let len1 = u32::from_le_bytes(b[64..68].try_into().unwrap()) as usize;
+    let second = 64 + (24 + len1).div_ceil(8) * 8;
+    b[second + 30] ^= 0x10;
+    std::fs::write(&seg, b).unwrap();
+    let c = FileChannel::open("c1", cfg(dir.path())).unwrap();
+    assert_eq!(c.size(), 6);
+    assert_eq!(drain(&c), [evs(0..3), evs(6..9)].concat());
+    // New puts continue after the intact tail.
+    c.put_batch(&evs(9..10)).unwrap();
+    assert_eq!(drain(&c), evs(9..10));
+}
+
+#[test]
+fn relaxed_mode_commits_without_waiting_for_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let relaxed = FileChannelConfig {
+        fsync_per_transaction: false,
+        fsync_interval: Duration::from_secs(1),
+        ..cfg(dir.path())
+    };
+    let c = FileChannel::open("c1", relaxed.clone()).unwrap();
+    c.put_batch(&evs(0..10)).unwrap();
+    // Visible at once, before any sync.
+    assert_eq!(
+        c.take_batch(3, Duration::ZERO).unwrap().events(),
+        &evs(0..3)[..]
+    );
+    c.close().unwrap();
+    drop(c);
+    let c = FileChannel::open("c1", relaxed).unwrap();
+    assert_eq!(drain(&c), evs(0..10));
+}

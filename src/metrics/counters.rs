@@ -36,6 +36,8 @@ macro_rules! counter_group {
             name: String,
             start_time: AtomicU64,
             stop_time: AtomicU64,
+            /// Health flags published with the counters (set by channels that have them).
+            health: std::sync::OnceLock<std::sync::Arc<ChannelHealth>>,
             $( $(#[$fmeta])* pub $field: AtomicU64, )*
         }
 
@@ -46,6 +48,7 @@ macro_rules! counter_group {
                     name: name.into(),
                     start_time: AtomicU64::new(0),
                     stop_time: AtomicU64::new(0),
+                    health: std::sync::OnceLock::new(),
                     $( $field: AtomicU64::new(0), )*
                 }
             }
@@ -178,6 +181,14 @@ impl ChannelCounter {
     }
 }
 
+impl ChannelCounter {
+    /// Publishes a channel's health flags with its counters (FileChannel's `Open`, `Closed`,
+    /// `Unhealthy`). Later calls are ignored.
+    pub fn attach_health(&self, health: std::sync::Arc<ChannelHealth>) {
+        let _ = self.health.set(health);
+    }
+}
+
 impl CounterGroup for ChannelCounter {
     fn kind(&self) -> &'static str {
         "CHANNEL"
@@ -188,6 +199,12 @@ impl CounterGroup for ChannelCounter {
     fn attributes(&self) -> Vec<(&'static str, String)> {
         let mut v = self.base_attributes();
         v.push(("ChannelFillPercentage", java_double(self.fill_percentage())));
+        if let Some(h) = self.health.get() {
+            let open = h.open.load(Ordering::Relaxed);
+            v.push(("Open", (open == 1).to_string()));
+            v.push(("Closed", if open == 1 { "0" } else { "1" }.to_string()));
+            v.push(("Unhealthy", if h.unhealthy.load(Ordering::Relaxed) == 0 { "0" } else { "1" }.to_string()));
+        }
         v
     }
 }

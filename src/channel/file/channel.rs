@@ -87,6 +87,7 @@ impl FileChannel {
         let counter = Arc::new(ChannelCounter::new(name.clone()));
         ChannelCounter::add(&counter.capacity, cfg.capacity);
         let health = Arc::new(ChannelHealth::default());
+        counter.attach_health(health.clone());
         let end = Pos::new(r.cur.id(), r.off);
         let reader_seg = r.segs[&r.ack_pos.seg].clone();
         let mut rs = ReadState::new(reader_seg, r.ack_pos, r.acks, end, r.next_seq);
