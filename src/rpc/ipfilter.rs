@@ -175,6 +175,7 @@ impl IpFilter {
     /// Reads `ipFilter` and `ipFilterRules`; `Ok(None)` when `ipFilter` is not `true`.
     pub fn from_context(ctx: &Context) -> Result<Option<IpFilter>, ConfigError> {
         if !ctx.get_bool("ipFilter", false) {
+            let _ = ctx.get("ipFilterRules"); // read, so it is not reported as unknown
             return Ok(None);
         }
         let rules =
