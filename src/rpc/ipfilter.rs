@@ -124,12 +124,15 @@ fn wildcard_to_regex(p: &str) -> String {
     out
 }
 
+/// Reverse-lookup results: the confirmed name (or none) and when it was looked up.
+type NameCache = Arc<Mutex<HashMap<IpAddr, (Option<String>, Instant)>>>;
+
 /// An ordered rule list; cheap to clone (shares the name cache).
 #[derive(Debug, Clone)]
 pub struct IpFilter {
     rules: Arc<Vec<IpFilterRule>>,
     lookup_timeout: Duration,
-    cache: Arc<Mutex<HashMap<IpAddr, (Option<String>, Instant)>>>,
+    cache: NameCache,
 }
 
 /// The decision for one peer.
@@ -172,6 +175,7 @@ impl IpFilter {
     /// Reads `ipFilter` and `ipFilterRules`; `Ok(None)` when `ipFilter` is not `true`.
     pub fn from_context(ctx: &Context) -> Result<Option<IpFilter>, ConfigError> {
         if !ctx.get_bool("ipFilter", false) {
+            let _ = ctx.get("ipFilterRules"); // read, so it is not reported as unknown
             return Ok(None);
         }
         let rules =

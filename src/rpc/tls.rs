@@ -305,6 +305,20 @@ pub struct TlsFilters {
     pub exclude_cipher_suites: Vec<String>,
 }
 
+/// Marks the TLS keys as read even when `ssl` is off, so they are not reported as unknown.
+fn touch(ctx: &Context, keys: &[&str]) {
+    for k in keys {
+        let _ = ctx.get(k);
+    }
+}
+
+const FILTER_KEYS: [&str; 4] = [
+    "include-protocols",
+    "exclude-protocols",
+    "include-cipher-suites",
+    "exclude-cipher-suites",
+];
+
 /// Splits a Flume list setting (space-separated in component keys, comma-separated in globals).
 pub fn split_list(v: &str) -> Vec<String> {
     v.split(|c: char| c.is_whitespace() || c == ',')
@@ -764,6 +778,16 @@ impl TlsServerSettings {
         props: &SystemProps,
     ) -> Result<Option<TlsServerSettings>, ConfigError> {
         if !ctx.get_bool("ssl", false) {
+            touch(
+                ctx,
+                &[
+                    "keystore",
+                    "keystore-password",
+                    "keystore-type",
+                    "keystore-key",
+                ],
+            );
+            touch(ctx, &FILTER_KEYS);
             return Ok(None);
         }
         let path = ctx
@@ -895,6 +919,17 @@ impl TlsClientSettings {
         props: &SystemProps,
     ) -> Result<Option<TlsClientSettings>, ConfigError> {
         if !ctx.get_bool("ssl", false) {
+            touch(
+                ctx,
+                &[
+                    "trust-all-certs",
+                    "truststore",
+                    "truststore-password",
+                    "truststore-type",
+                    "verify-hostname",
+                ],
+            );
+            touch(ctx, &FILTER_KEYS);
             return Ok(None);
         }
         let trust = if ctx.get_bool("trust-all-certs", false) {
@@ -1161,6 +1196,18 @@ mod tests {
         assert_eq!(p.get("javax.net.ssl.keyStore"), Some("/from/prop"));
         assert_eq!(p.get("javax.net.ssl.keyStorePassword"), Some("pw"));
         assert_eq!(p.get("javax.net.ssl.trustStore"), None);
+    }
+
+    #[test]
+    fn tls_keys_count_as_used_when_ssl_is_off() {
+        let c = Context::from_pairs(
+            "a1.sources.r1",
+            [("keystore", "/x.p12"), ("exclude-protocols", "SSLv3")],
+        );
+        assert!(TlsServerSettings::from_context(&c, &SystemProps::new())
+            .unwrap()
+            .is_none());
+        assert!(c.unused_keys().is_empty(), "{:?}", c.unused_keys());
     }
 
     #[test]

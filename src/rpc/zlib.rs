@@ -63,6 +63,9 @@ pub struct ZlibStream<S> {
     inner_eof: bool,
     /// The zlib stream ended (trailer seen); further input is ignored, as Netty does.
     stream_end: bool,
+    /// The last inflate call filled the caller's buffer: the inflater may hold more output
+    /// that needs no further input.
+    maybe_pending: bool,
 }
 
 impl<S> std::fmt::Debug for ZlibStream<S> {
@@ -93,6 +96,7 @@ impl<S> ZlibStream<S> {
             in_end: 0,
             inner_eof: false,
             stream_end: false,
+            maybe_pending: false,
         }
     }
 
@@ -189,7 +193,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for ZlibStream<S> {
             if this.stream_end {
                 return Poll::Ready(Ok(()));
             }
-            if this.in_start < this.in_end {
+            if this.in_start < this.in_end || this.maybe_pending {
+                let avail = buf.remaining();
                 let before_in = this.decompress.total_in();
                 let before_out = this.decompress.total_out();
                 let status = this
@@ -211,6 +216,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for ZlibStream<S> {
                     })?;
                 this.in_start += (this.decompress.total_in() - before_in) as usize;
                 let produced = (this.decompress.total_out() - before_out) as usize;
+                this.maybe_pending = produced == avail;
                 if status == Status::StreamEnd {
                     this.stream_end = true;
                 }
@@ -329,6 +335,31 @@ mod tests {
         // The stream has no trailer yet: read until the decoder reports the truncation.
         let _ = std::io::Read::read_to_end(&mut d, &mut out);
         assert_eq!(out, sent);
+    }
+
+    #[tokio::test]
+    async fn flushed_data_is_readable_without_more_input() {
+        // The writer stays open: everything up to the sync flush must come out of the reader
+        // even when it reads in pieces much smaller than the inflater's pending output.
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let mut w = ZlibStream::new(a, 9);
+        let msg = vec![b'z'; 200_000];
+        w.write_all(&msg).await.unwrap();
+        w.flush().await.unwrap();
+        let mut r = ZlibStream::new(b, 6);
+        let mut got = 0;
+        let mut piece = [0u8; 1000];
+        while got < msg.len() {
+            let n = tokio::time::timeout(std::time::Duration::from_secs(10), r.read(&mut piece))
+                .await
+                .expect("flushed data must not wait for more input")
+                .unwrap();
+            assert!(n > 0);
+            assert!(piece[..n].iter().all(|&c| c == b'z'));
+            got += n;
+        }
+        assert_eq!(got, msg.len());
+        drop(w);
     }
 
     #[tokio::test]
