@@ -1,5 +1,5 @@
-//! Sink direction against an independent implementation: sluicegate's Avro sink (memory channel
-//! + sink runner) pushing to npm `avsc@5.7.9` acting as a Netty-framed Avro server
+//! Sink direction against an independent implementation: sluicegate's Avro sink (with a memory
+//! channel and a sink runner) pushing to npm `avsc@5.7.9` acting as a Netty-framed Avro server
 //! (`peers/avsc_server.js`): plain, deflate, TLS, and deflate+TLS in both layer orders, plus a
 //! server answering FAILED for its first calls. Every event must arrive once, in order.
 
@@ -47,7 +47,13 @@ fn run(v: Variant) {
         cmd.arg("--deflate");
     }
     if v.tls {
-        cmd.args(["--tls", "--cert", &tls_file("server-chain.pem"), "--key", &tls_file("server.key")]);
+        cmd.args([
+            "--tls",
+            "--cert",
+            &tls_file("server-chain.pem"),
+            "--key",
+            &tls_file("server.key"),
+        ]);
     }
     if v.fail_first > 0 {
         cmd.args(["--fail-first", &v.fail_first.to_string()]);
@@ -74,7 +80,12 @@ fn run(v: Variant) {
     ));
     const N: usize = 120;
     let events: Vec<Event> = (0..N)
-        .map(|i| Event::new([("seq", i.to_string()), ("host", "h1".to_string())], format!("body-{i}")))
+        .map(|i| {
+            Event::new(
+                [("seq", i.to_string()), ("host", "h1".to_string())],
+                format!("body-{i}"),
+            )
+        })
         .collect();
     channel.put_batch(&events[..100]).expect("put");
     channel.put_batch(&events[100..]).expect("put");
@@ -137,10 +148,17 @@ fn run(v: Variant) {
         std::thread::sleep(Duration::from_millis(10));
     }
     runner.stop();
-    assert_eq!(seqs, (0..N).collect::<Vec<_>>(), "every event once, in order");
+    assert_eq!(
+        seqs,
+        (0..N).collect::<Vec<_>>(),
+        "every event once, in order"
+    );
     assert_eq!(channel.size(), 0);
     assert_eq!(SinkCounter::get(&counter.event_drain_success), N as u64);
-    assert_eq!(SinkCounter::get(&counter.event_write_fail), v.fail_first as u64);
+    assert_eq!(
+        SinkCounter::get(&counter.event_write_fail),
+        v.fail_first as u64
+    );
     assert_eq!(
         SinkCounter::get(&counter.connection_created),
         1 + v.fail_first as u64,
@@ -167,30 +185,60 @@ fn base64_decode(s: &str) -> Vec<u8> {
 
 #[test]
 fn avsc_plain() {
-    run(Variant { deflate: false, tls: false, order: "zlib-outside", fail_first: 0 });
+    run(Variant {
+        deflate: false,
+        tls: false,
+        order: "zlib-outside",
+        fail_first: 0,
+    });
 }
 
 #[test]
 fn avsc_deflate() {
-    run(Variant { deflate: true, tls: false, order: "zlib-outside", fail_first: 0 });
+    run(Variant {
+        deflate: true,
+        tls: false,
+        order: "zlib-outside",
+        fail_first: 0,
+    });
 }
 
 #[test]
 fn avsc_tls() {
-    run(Variant { deflate: false, tls: true, order: "zlib-outside", fail_first: 0 });
+    run(Variant {
+        deflate: false,
+        tls: true,
+        order: "zlib-outside",
+        fail_first: 0,
+    });
 }
 
 #[test]
 fn avsc_deflate_tls_zlib_outside() {
-    run(Variant { deflate: true, tls: true, order: "zlib-outside", fail_first: 0 });
+    run(Variant {
+        deflate: true,
+        tls: true,
+        order: "zlib-outside",
+        fail_first: 0,
+    });
 }
 
 #[test]
 fn avsc_deflate_tls_tls_outside() {
-    run(Variant { deflate: true, tls: true, order: "tls-outside", fail_first: 0 });
+    run(Variant {
+        deflate: true,
+        tls: true,
+        order: "tls-outside",
+        fail_first: 0,
+    });
 }
 
 #[test]
 fn avsc_failed_then_ok() {
-    run(Variant { deflate: false, tls: false, order: "zlib-outside", fail_first: 2 });
+    run(Variant {
+        deflate: false,
+        tls: false,
+        order: "zlib-outside",
+        fail_first: 2,
+    });
 }

@@ -55,7 +55,9 @@ fn conversation(name: &str) -> (Vec<Frame>, Vec<Frame>) {
 /// A one-connection server: for each scripted reply, reads one request and answers it with the
 /// reply's buffers under the request's serial; then collects anything else until EOF (bounded).
 async fn scripted(replies: Vec<Vec<Bytes>>) -> (u16, tokio::task::JoinHandle<Vec<Frame>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let task = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.expect("accept");
@@ -131,11 +133,19 @@ fn sdk_appendbatch_plain() {
         .collect();
     rt().block_on(async {
         let (port, server) = scripted(replies.into_iter().map(|f| f.buffers).collect()).await;
-        let c = NettyAvroClient::connect(&client_cfg(port, 100)).await.expect("connect");
-        c.append_batch(&events).await.expect("Flume's OK reply is accepted");
+        let c = NettyAvroClient::connect(&client_cfg(port, 100))
+            .await
+            .expect("connect");
+        c.append_batch(&events)
+            .await
+            .expect("Flume's OK reply is accepted");
         assert!(c.is_established());
         c.close().await;
-        assert_same_requests("sdk-appendbatch-plain", &server.await.expect("server"), &java);
+        assert_same_requests(
+            "sdk-appendbatch-plain",
+            &server.await.expect("server"),
+            &java,
+        );
     });
 }
 
@@ -144,7 +154,9 @@ fn sdk_append_plain() {
     let (java, replies) = conversation("sdk-append-plain");
     rt().block_on(async {
         let (port, server) = scripted(replies.into_iter().map(|f| f.buffers).collect()).await;
-        let c = NettyAvroClient::connect(&client_cfg(port, 100)).await.expect("connect");
+        let c = NettyAvroClient::connect(&client_cfg(port, 100))
+            .await
+            .expect("connect");
         for i in 0..3 {
             let e = Event::new([("k", "v")], padded(format!("event {i}"), 8));
             c.append(&e).await.expect("append OK");
@@ -158,15 +170,26 @@ fn sdk_append_plain() {
 fn sdk_appendbatch_multi() {
     let (java, replies) = conversation("sdk-appendbatch-multi");
     let events: Vec<Event> = (0..7)
-        .map(|i| Event::new([("seq", i.to_string())], padded(format!("event {i}"), 20_000)))
+        .map(|i| {
+            Event::new(
+                [("seq", i.to_string())],
+                padded(format!("event {i}"), 20_000),
+            )
+        })
         .collect();
     rt().block_on(async {
         let (port, server) = scripted(replies.into_iter().map(|f| f.buffers).collect()).await;
-        let c = NettyAvroClient::connect(&client_cfg(port, 3)).await.expect("connect");
+        let c = NettyAvroClient::connect(&client_cfg(port, 3))
+            .await
+            .expect("connect");
         // One call; the client splits it into RPCs of batch-size 3 (3, 3, 1).
         c.append_batch(&events).await.expect("three OK replies");
         c.close().await;
-        assert_same_requests("sdk-appendbatch-multi", &server.await.expect("server"), &java);
+        assert_same_requests(
+            "sdk-appendbatch-multi",
+            &server.await.expect("server"),
+            &java,
+        );
     });
 }
 
@@ -174,8 +197,7 @@ fn sdk_appendbatch_multi() {
 fn avrosink_agent_plain() {
     let (java, replies) = conversation("avrosink-agent-plain");
     let rt = rt();
-    let (port, server) =
-        rt.block_on(scripted(replies.into_iter().map(|f| f.buffers).collect()));
+    let (port, server) = rt.block_on(scripted(replies.into_iter().map(|f| f.buffers).collect()));
     let channel = Arc::new(MemoryChannel::new("c1", MemoryChannelConfig::default()));
     // Flume's seq source: bodies "0".."6", no headers.
     let events: Vec<Event> = (0..7).map(|i| Event::from_body(i.to_string())).collect();
@@ -183,7 +205,11 @@ fn avrosink_agent_plain() {
     let port = port.to_string();
     let ctx = Context::from_pairs(
         "a1.sinks.k1",
-        [("hostname", "127.0.0.1"), ("port", port.as_str()), ("batch-size", "3")],
+        [
+            ("hostname", "127.0.0.1"),
+            ("port", port.as_str()),
+            ("batch-size", "3"),
+        ],
     );
     let mut sink = AvroSink::from_context(
         "k1",
@@ -212,16 +238,35 @@ fn source_channel_full_failed() {
         .collect();
     rt().block_on(async {
         let (port, server) = scripted(replies.into_iter().map(|f| f.buffers).collect()).await;
-        let c = NettyAvroClient::connect(&client_cfg(port, 100)).await.expect("connect");
-        let e = c.append_batch(&events).await.expect_err("FAILED must be an error");
+        let c = NettyAvroClient::connect(&client_cfg(port, 100))
+            .await
+            .expect("connect");
+        let e = c
+            .append_batch(&events)
+            .await
+            .expect_err("FAILED must be an error");
         assert!(
-            matches!(e, RpcClientError::Status { status: Status::Failed, .. }),
+            matches!(
+                e,
+                RpcClientError::Status {
+                    status: Status::Failed,
+                    ..
+                }
+            ),
             "{e}"
         );
-        assert!(e.to_string().contains("Avro RPC call returned Status: FAILED"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("Avro RPC call returned Status: FAILED"),
+            "{e}"
+        );
         assert!(!c.is_active(), "a failed client is dead");
         c.close().await;
-        assert_same_requests("source-channel-full-failed", &server.await.expect("server"), &java);
+        assert_same_requests(
+            "source-channel-full-failed",
+            &server.await.expect("server"),
+            &java,
+        );
     });
 }
 
@@ -239,13 +284,21 @@ fn source_none_handshake_resends_with_protocol_text() {
     let event = Event::new([("host", "h1")], "ab");
     rt().block_on(async {
         let (port, server) = scripted(vec![none, both_ok]).await;
-        let c = NettyAvroClient::connect(&client_cfg(port, 100)).await.expect("connect");
-        c.append_batch(std::slice::from_ref(&event)).await.expect("OK after the resend");
+        let c = NettyAvroClient::connect(&client_cfg(port, 100))
+            .await
+            .expect("connect");
+        c.append_batch(std::slice::from_ref(&event))
+            .await
+            .expect("OK after the resend");
         assert!(c.is_established());
         c.close().await;
         let got = server.await.expect("server");
         assert_eq!(got.len(), 2, "the call is sent twice");
-        assert_eq!((got[0].serial, got[1].serial), (1, 2), "the resend has a new serial");
+        assert_eq!(
+            (got[0].serial, got[1].serial),
+            (1, 2),
+            "the resend has a new serial"
+        );
         // Second request: clientHash, clientProtocol = our text, serverHash learned from NONE,
         // meta {}, call meta {}, "appendBatch", params.
         let mut want = BytesMut::new();

@@ -110,7 +110,11 @@ fn downstream_not_listening_at_start() {
     wait("connection failures", Duration::from_secs(10), || {
         c(&r.counter.connection_failed) >= 3
     });
-    assert_eq!(r.channel.size(), 35, "nothing leaves the channel while unreachable");
+    assert_eq!(
+        r.channel.size(),
+        35,
+        "nothing leaves the channel while unreachable"
+    );
     assert_eq!(c(&r.counter.event_drain_attempt), 0);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let server = rt.block_on(TestServer::start_with(
@@ -122,7 +126,10 @@ fn downstream_not_listening_at_start() {
         server.event_count() >= 35 && r.channel.size() == 0
     });
     r.runner.stop();
-    assert_eq!(server.bodies(), (0..35).map(|i| format!("e-{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        server.bodies(),
+        (0..35).map(|i| format!("e-{i}")).collect::<Vec<_>>()
+    );
     assert_eq!(c(&r.counter.connection_created), 1);
     assert_eq!(c(&r.counter.event_drain_success), 35);
     assert_eq!(c(&r.counter.batch_complete), 3);
@@ -147,10 +154,16 @@ fn downstream_killed_and_restarted_mid_stream() {
     let got_first = first.bodies();
     rt.block_on(first.stop());
     r.channel.put_batch(&events[20..]).unwrap();
-    wait("the sink notices the dead downstream", Duration::from_secs(10), || {
-        c(&r.counter.event_write_fail) + c(&r.counter.connection_failed) >= 2
-    });
-    assert_eq!(r.channel.size(), 40, "undelivered events stay in the channel");
+    wait(
+        "the sink notices the dead downstream",
+        Duration::from_secs(10),
+        || c(&r.counter.event_write_fail) + c(&r.counter.connection_failed) >= 2,
+    );
+    assert_eq!(
+        r.channel.size(),
+        40,
+        "undelivered events stay in the channel"
+    );
     let second = rt.block_on(TestServer::start_with(
         addr,
         Mode::Ok,
@@ -181,12 +194,27 @@ fn downstream_answering_failed() {
     });
     r.runner.stop();
     // FAILED stores nothing, so the downstream holds each event exactly once, in order.
-    assert_eq!(server.bodies(), (0..30).map(|i| format!("e-{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        server.bodies(),
+        (0..30).map(|i| format!("e-{i}")).collect::<Vec<_>>()
+    );
     assert_eq!(server.state.lock().unwrap().failed_calls, 3);
     assert_eq!(c(&r.counter.event_write_fail), 3);
-    assert_eq!(c(&r.counter.connection_created), 4, "a new connection after each FAILED");
-    assert_eq!(c(&r.counter.connection_closed), 4, "3 after FAILED + 1 at stop");
-    assert_eq!(c(&r.counter.event_drain_attempt), 60, "3 failed attempts of 10 + 30");
+    assert_eq!(
+        c(&r.counter.connection_created),
+        4,
+        "a new connection after each FAILED"
+    );
+    assert_eq!(
+        c(&r.counter.connection_closed),
+        4,
+        "3 after FAILED + 1 at stop"
+    );
+    assert_eq!(
+        c(&r.counter.event_drain_attempt),
+        60,
+        "3 failed attempts of 10 + 30"
+    );
     assert_eq!(c(&r.counter.event_drain_success), 30);
     assert_eq!(server.connection_count(), 4);
     rt.block_on(server.stop());
@@ -209,7 +237,10 @@ fn downstream_stalling_past_request_timeout() {
         server.event_count() >= 25 && r.channel.size() == 0
     });
     r.runner.stop();
-    assert_eq!(server.bodies(), (0..25).map(|i| format!("e-{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        server.bodies(),
+        (0..25).map(|i| format!("e-{i}")).collect::<Vec<_>>()
+    );
     let fails = c(&r.counter.event_write_fail);
     assert!(fails >= 1);
     assert_eq!(c(&r.counter.connection_created), fails + 1);
@@ -233,7 +264,10 @@ fn downstream_sending_garbage() {
         server.event_count() >= 15 && r.channel.size() == 0
     });
     r.runner.stop();
-    assert_eq!(server.bodies(), (0..15).map(|i| format!("e-{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        server.bodies(),
+        (0..15).map(|i| format!("e-{i}")).collect::<Vec<_>>()
+    );
     assert!(c(&r.counter.connection_closed) >= 3);
     assert_eq!(c(&r.counter.event_drain_success), 15);
     rt.block_on(server.stop());
@@ -262,7 +296,10 @@ fn empty_channel_backs_off_without_rpc() {
     .unwrap();
     assert_eq!(sink.config().batch_size, 100);
     sink.start().unwrap();
-    assert_eq!(sink.process().unwrap(), sluicegate::sink::SinkStatus::Backoff);
+    assert_eq!(
+        sink.process().unwrap(),
+        sluicegate::sink::SinkStatus::Backoff
+    );
     let k = sink.counter();
     assert_eq!(c(&k.batch_empty), 1);
     assert_eq!(server.calls(), 0);
@@ -305,7 +342,11 @@ fn config_errors_name_the_key() {
         "k1",
         &Context::from_pairs(
             "a1.sinks.k1",
-            [("hosts", "a"), ("hosts.a", "127.0.0.1:1"), ("batch-size", "7")],
+            [
+                ("hosts", "a"),
+                ("hosts.a", "127.0.0.1:1"),
+                ("batch-size", "7"),
+            ],
         ),
         &SystemProps::new(),
         ch,

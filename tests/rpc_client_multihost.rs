@@ -18,7 +18,8 @@ fn cfg(client_type: &str, ports: &[u16], extra: &[(&str, &str)]) -> RpcClientCon
         .enumerate()
         .map(|(i, p)| (format!("hosts.h{i}"), format!("127.0.0.1:{p}")))
         .collect();
-    let mut pairs: Vec<(&str, &str)> = vec![("hosts", hosts.as_str()), ("client.type", client_type)];
+    let mut pairs: Vec<(&str, &str)> =
+        vec![("hosts", hosts.as_str()), ("client.type", client_type)];
     pairs.extend(values.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     pairs.extend_from_slice(extra);
     RpcClientConfig::from_context(&Context::from_pairs("t", pairs), &SystemProps::new()).unwrap()
@@ -44,9 +45,13 @@ async fn round_robin_spreads_batches_in_turn() {
         TestServer::start(Mode::Ok).await,
     ];
     let ports: Vec<u16> = s.iter().map(|x| x.port()).collect();
-    let mut c = within(RpcClient::connect(&cfg("default_loadbalance", &ports, &[]))).await.unwrap();
+    let mut c = within(RpcClient::connect(&cfg("default_loadbalance", &ports, &[])))
+        .await
+        .unwrap();
     for i in 0..6 {
-        within(c.append_batch(&numbered(&format!("b{i}"), 2))).await.unwrap();
+        within(c.append_batch(&numbered(&format!("b{i}"), 2)))
+            .await
+            .unwrap();
     }
     assert_eq!(s[0].bodies(), vec!["b0-0", "b0-1", "b3-0", "b3-1"]);
     assert_eq!(s[1].bodies(), vec!["b1-0", "b1-1", "b4-0", "b4-1"]);
@@ -71,7 +76,9 @@ async fn random_selector_uses_every_host() {
     .await
     .unwrap();
     for i in 0..40 {
-        within(c.append_batch(&numbered(&format!("r{i}"), 1))).await.unwrap();
+        within(c.append_batch(&numbered(&format!("r{i}"), 1)))
+            .await
+            .unwrap();
     }
     assert_eq!(a.event_count() + b.event_count(), 40);
     // 2^-39 chance of a false failure.
@@ -87,14 +94,21 @@ async fn dead_hosts_are_skipped_and_backed_off() {
     let dead = dead_port();
     let ports = [dead, failing.port(), ok.port()];
     // Without backoff every batch tries the hosts in turn; all batches still arrive.
-    let mut c = within(RpcClient::connect(&cfg("default_loadbalance", &ports, &[]))).await.unwrap();
+    let mut c = within(RpcClient::connect(&cfg("default_loadbalance", &ports, &[])))
+        .await
+        .unwrap();
     for i in 0..6 {
-        within(c.append_batch(&numbered(&format!("n{i}"), 1))).await.unwrap();
+        within(c.append_batch(&numbered(&format!("n{i}"), 1)))
+            .await
+            .unwrap();
     }
     let want: Vec<String> = (0..6).map(|i| format!("n{i}-0")).collect();
     assert_eq!(ok.bodies(), want);
     let calls_without_backoff = failing.calls();
-    assert!(calls_without_backoff >= 4, "failing host tried on most batches: {calls_without_backoff}");
+    assert!(
+        calls_without_backoff >= 4,
+        "failing host tried on most batches: {calls_without_backoff}"
+    );
     c.close().await;
 
     // With backoff, each failed host is skipped for 2 s after its first failure.
@@ -107,7 +121,9 @@ async fn dead_hosts_are_skipped_and_backed_off() {
     .await
     .unwrap();
     for i in 0..6 {
-        within(c.append_batch(&numbered(&format!("k{i}"), 1))).await.unwrap();
+        within(c.append_batch(&numbered(&format!("k{i}"), 1)))
+            .await
+            .unwrap();
     }
     assert_eq!(failing.calls() - before, 1, "backed off after one failure");
     assert_eq!(ok.event_count(), 12);
@@ -128,11 +144,21 @@ async fn all_hosts_failing_is_unable_to_send() {
     .await
     .unwrap();
     let e = within(c.append_batch(&numbered("x", 1))).await.unwrap_err();
-    assert!(matches!(e, RpcClientError::AllHostsFailed { tried: 2, .. }), "{e}");
-    assert!(e.to_string().starts_with("Unable to send batch to any host"), "{e}");
+    assert!(
+        matches!(e, RpcClientError::AllHostsFailed { tried: 2, .. }),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("Unable to send batch to any host"),
+        "{e}"
+    );
     // Both backed off now: fails at once without trying.
     let e = within(c.append_batch(&numbered("x", 1))).await.unwrap_err();
-    assert!(matches!(e, RpcClientError::AllHostsFailed { tried: 0, .. }), "{e}");
+    assert!(
+        matches!(e, RpcClientError::AllHostsFailed { tried: 0, .. }),
+        "{e}"
+    );
     assert_eq!(f1.calls(), 1);
     // maxBackoff = 1000 ms caps the 2 s backoff: after it the hosts are tried again.
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -148,7 +174,13 @@ async fn failover_goes_down_the_priority_list_cyclically() {
     let b = TestServer::start(Mode::Ok).await;
     let cs = TestServer::start(Mode::Ok).await;
     let (pa, pb, pc) = (a.port(), b.port(), cs.port());
-    let mut c = within(RpcClient::connect(&cfg("default_failover", &[pa, pb, pc], &[]))).await.unwrap();
+    let mut c = within(RpcClient::connect(&cfg(
+        "default_failover",
+        &[pa, pb, pc],
+        &[],
+    )))
+    .await
+    .unwrap();
     within(c.append_batch(&numbered("p", 3))).await.unwrap();
     assert_eq!(a.event_count(), 3, "first host has priority");
     // A answers FAILED: the same batch goes to B within the same call.
@@ -183,7 +215,10 @@ async fn failover_attempt_limit_and_no_host() {
     .await
     .unwrap();
     let e = within(c.append_batch(&numbered("x", 1))).await.unwrap_err();
-    assert!(matches!(e, RpcClientError::FailoverExhausted { attempts: 3, .. }), "{e}");
+    assert!(
+        matches!(e, RpcClientError::FailoverExhausted { attempts: 3, .. }),
+        "{e}"
+    );
     assert_eq!(a.calls() + b.calls(), 3);
     assert_eq!(a.calls(), 2, "A, B, A");
     c.close().await;

@@ -32,18 +32,25 @@ async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn append_batch_splits_into_batch_size_rpcs_in_order() {
     let server = TestServer::start(Mode::Ok).await;
-    let mut c = within(RpcClient::connect(&cfg(server.port(), &[("batch-size", "3")]))).await.unwrap();
+    let mut c = within(RpcClient::connect(&cfg(
+        server.port(),
+        &[("batch-size", "3")],
+    )))
+    .await
+    .unwrap();
     let events = numbered("e", 7);
     within(c.append_batch(&events)).await.unwrap();
     within(c.append(&events[0])).await.unwrap();
     assert!(c.is_active());
-    let st = server.state.lock().unwrap();
-    assert_eq!(st.batches, vec![3, 3, 1, 1]);
-    let got: Vec<&[u8]> = st.events.iter().map(|e| e.encoded().as_ref()).collect();
+    let (batches, stored) = {
+        let st = server.state.lock().unwrap();
+        (st.batches.clone(), st.events.clone())
+    };
+    assert_eq!(batches, vec![3, 3, 1, 1]);
+    let got: Vec<&[u8]> = stored.iter().map(|e| e.encoded().as_ref()).collect();
     let mut want: Vec<&[u8]> = events.iter().map(|e| e.encoded().as_ref()).collect();
     want.push(events[0].encoded());
     assert_eq!(got, want, "events arrive verbatim and in order");
-    drop(st);
     assert_eq!(server.connection_count(), 1);
     c.close().await;
     assert!(!c.is_active());
@@ -53,15 +60,32 @@ async fn append_batch_splits_into_batch_size_rpcs_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_status_is_an_error_and_kills_the_client() {
     let server = TestServer::start(Mode::FailFirst(1)).await;
-    let mut c = within(RpcClient::connect(&cfg(server.port(), &[]))).await.unwrap();
+    let mut c = within(RpcClient::connect(&cfg(server.port(), &[])))
+        .await
+        .unwrap();
     let e = within(c.append_batch(&numbered("e", 2))).await.unwrap_err();
-    assert!(matches!(e, RpcClientError::Status { status: Status::Failed, .. }), "{e}");
-    assert!(e.to_string().contains("Avro RPC call returned Status: FAILED"), "{e}");
+    assert!(
+        matches!(
+            e,
+            RpcClientError::Status {
+                status: Status::Failed,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains("Avro RPC call returned Status: FAILED"),
+        "{e}"
+    );
     assert!(!c.is_active());
     let e2 = within(c.append_batch(&numbered("e", 1))).await.unwrap_err();
     assert!(matches!(e2, RpcClientError::Inactive { .. }), "{e2}");
     // A new client works (the server now answers OK).
-    let mut c = within(RpcClient::connect(&cfg(server.port(), &[]))).await.unwrap();
+    let mut c = within(RpcClient::connect(&cfg(server.port(), &[])))
+        .await
+        .unwrap();
     within(c.append_batch(&numbered("e", 2))).await.unwrap();
     assert_eq!(server.bodies(), vec!["e-0", "e-1"]);
     server.stop().await;
@@ -76,7 +100,9 @@ async fn stalled_server_times_out() {
     )))
     .await
     .unwrap();
-    let RpcClient::Default(c) = c else { panic!("default client expected") };
+    let RpcClient::Default(c) = c else {
+        panic!("default client expected")
+    };
     let e = within(c.append_batch(&numbered("e", 1))).await.unwrap_err();
     // The first call carries the handshake, so connect-timeout bounds it (as in Java).
     assert!(matches!(e, RpcClientError::HandshakeTimeout { .. }), "{e}");
@@ -84,7 +110,12 @@ async fn stalled_server_times_out() {
     assert!(!c.is_active());
     // Established connection, then a stall: request-timeout.
     server.set_mode(Mode::Ok);
-    let c = within(NettyAvroClient::connect(&cfg(server.port(), &[("request-timeout", "1000")]))).await.unwrap();
+    let c = within(NettyAvroClient::connect(&cfg(
+        server.port(),
+        &[("request-timeout", "1000")],
+    )))
+    .await
+    .unwrap();
     within(c.append_batch(&numbered("a", 1))).await.unwrap();
     server.set_mode(Mode::Stall);
     let e = within(c.append_batch(&numbered("b", 1))).await.unwrap_err();
@@ -95,7 +126,9 @@ async fn stalled_server_times_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_reply_is_an_error() {
     let server = TestServer::start(Mode::Garbage).await;
-    let c = within(NettyAvroClient::connect(&cfg(server.port(), &[]))).await.unwrap();
+    let c = within(NettyAvroClient::connect(&cfg(server.port(), &[])))
+        .await
+        .unwrap();
     let e = within(c.append_batch(&numbered("e", 1))).await.unwrap_err();
     assert!(matches!(e, RpcClientError::Closed { .. }), "{e}");
     assert!(e.to_string().contains("negative buffer count"), "{e}");
@@ -108,7 +141,9 @@ async fn connect_refused_is_a_connect_error() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     drop(l);
-    let e = within(RpcClient::connect(&cfg(port, &[]))).await.unwrap_err();
+    let e = within(RpcClient::connect(&cfg(port, &[])))
+        .await
+        .unwrap_err();
     assert!(e.is_connect(), "{e}");
     assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
 }
@@ -150,7 +185,9 @@ async fn out_of_order_replies_are_matched_by_serial() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         (serials, body_a, body_b)
     });
-    let c = within(NettyAvroClient::connect(&cfg(port, &[]))).await.unwrap();
+    let c = within(NettyAvroClient::connect(&cfg(port, &[])))
+        .await
+        .unwrap();
     within(c.append_batch(&numbered("first", 1))).await.unwrap();
     assert!(c.is_established());
     let x = numbered("x", 1);
@@ -165,12 +202,24 @@ async fn out_of_order_replies_are_matched_by_serial() {
     assert_ne!(body_a, body_b);
     assert!(rb.is_ok(), "second call got its own OK: {rb:?}");
     let err = ra.unwrap_err();
-    assert!(matches!(err, RpcClientError::Status { status: Status::Failed, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            RpcClientError::Status {
+                status: Status::Failed,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deflate_and_tls_in_both_layer_orders() {
-    let ts = tls_dir().join("truststore.p12").to_string_lossy().into_owned();
+    let ts = tls_dir()
+        .join("truststore.p12")
+        .to_string_lossy()
+        .into_owned();
     for (deflate, tls, order) in [
         (true, false, "zlib-outside"),
         (false, true, "zlib-outside"),
@@ -195,13 +244,19 @@ async fn deflate_and_tls_in_both_layer_orders() {
                 ("truststore-type", "PKCS12"),
             ]);
         }
-        let mut c = within(RpcClient::connect(&cfg(server.port(), &extra))).await.unwrap();
+        let mut c = within(RpcClient::connect(&cfg(server.port(), &extra)))
+            .await
+            .unwrap();
         let events = numbered("z", 10);
         within(c.append_batch(&events)).await.unwrap();
         within(c.append_batch(&events[..2])).await.unwrap();
         c.close().await;
         let want: Vec<String> = (0..10).chain(0..2).map(|i| format!("z-{i}")).collect();
-        assert_eq!(server.bodies(), want, "deflate={deflate} tls={tls} order={order}");
+        assert_eq!(
+            server.bodies(),
+            want,
+            "deflate={deflate} tls={tls} order={order}"
+        );
         server.stop().await;
     }
 }

@@ -15,7 +15,11 @@ fn avro_client_sends_lines_with_headers_in_batches() {
     let server = rt.block_on(TestServer::start(Mode::Ok));
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.txt");
-    std::fs::write(&input, "line 0\nline 1\r\n\nline 3\nline 4\nline 5\nlast without newline").unwrap();
+    std::fs::write(
+        &input,
+        "line 0\nline 1\r\n\nline 3\nline 4\nline 5\nlast without newline",
+    )
+    .unwrap();
     let headers = dir.path().join("headers");
     std::fs::write(&headers, "# headers\nhost=web1\nenv = prod\n").unwrap();
     let mut opts = AvroClientOptions::new("127.0.0.1", server.port());
@@ -27,12 +31,23 @@ fn avro_client_sends_lines_with_headers_in_batches() {
     assert_eq!(server.state.lock().unwrap().batches, vec![5, 2]);
     assert_eq!(
         server.bodies(),
-        vec!["line 0", "line 1", "", "line 3", "line 4", "line 5", "last without newline"]
+        vec![
+            "line 0",
+            "line 1",
+            "",
+            "line 3",
+            "line 4",
+            "line 5",
+            "last without newline"
+        ]
     );
     for e in server.events() {
         assert_eq!(
             e.header_map(),
-            vec![("host".to_string(), "web1".to_string()), ("env".to_string(), "prod".to_string())]
+            vec![
+                ("host".to_string(), "web1".to_string()),
+                ("env".to_string(), "prod".to_string())
+            ]
         );
     }
     rt.block_on(server.stop());
@@ -48,14 +63,25 @@ fn avro_client_deflate_and_errors() {
     ));
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.txt");
-    std::fs::write(&input, (0..12).map(|i| format!("l{i}\n")).collect::<String>()).unwrap();
+    std::fs::write(
+        &input,
+        (0..12).map(|i| format!("l{i}\n")).collect::<String>(),
+    )
+    .unwrap();
     let mut opts = AvroClientOptions::new("127.0.0.1", server.port());
     opts.file = Some(input.clone());
     opts.deflate = true;
     opts.batch_size = 4;
     let e = avro_client::run(&opts, &SystemProps::new()).unwrap_err();
     assert!(
-        matches!(e, AvroClientError::Rpc { delivered: 0, batches: 0, .. }),
+        matches!(
+            e,
+            AvroClientError::Rpc {
+                delivered: 0,
+                batches: 0,
+                ..
+            }
+        ),
         "{e}"
     );
     assert!(e.to_string().contains("FAILED"), "{e}");
@@ -84,9 +110,12 @@ fn bench_pushes_every_event_over_several_connections() {
     opts.connections = 3;
     let report = rt
         .block_on(async {
-            tokio::time::timeout(Duration::from_secs(30), bench::run(&opts, &SystemProps::new()))
-                .await
-                .expect("bench finished")
+            tokio::time::timeout(
+                Duration::from_secs(30),
+                bench::run(&opts, &SystemProps::new()),
+            )
+            .await
+            .expect("bench finished")
         })
         .unwrap();
     assert_eq!(report.events, 1050);
@@ -99,7 +128,10 @@ fn bench_pushes_every_event_over_several_connections() {
     let mut sizes = server.state.lock().unwrap().batches.clone();
     sizes.sort_unstable();
     assert_eq!(sizes[0], 50);
-    assert!(server.events().iter().all(|e| e.body().len() == 64 && e.header_count() == 3));
+    assert!(server
+        .events()
+        .iter()
+        .all(|e| e.body().len() == 64 && e.header_count() == 3));
     println!("{report}");
     rt.block_on(server.stop());
 }
@@ -110,7 +142,9 @@ fn bench_reports_failures() {
     let server = rt.block_on(TestServer::start(Mode::FailFirst(1)));
     let mut opts = BenchOptions::new(server.addr());
     opts.events = 500;
-    let e = rt.block_on(bench::run(&opts, &SystemProps::new())).unwrap_err();
+    let e = rt
+        .block_on(bench::run(&opts, &SystemProps::new()))
+        .unwrap_err();
     assert!(e.to_string().contains("FAILED"), "{e}");
     rt.block_on(server.stop());
 }

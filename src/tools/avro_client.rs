@@ -90,8 +90,14 @@ impl AvroClientOptions {
             ("hosts", "h1".into()),
             ("hosts.h1", hp),
             ("batch-size", self.batch_size.max(1).to_string()),
-            ("connect-timeout", self.connect_timeout.as_millis().to_string()),
-            ("request-timeout", self.request_timeout.as_millis().to_string()),
+            (
+                "connect-timeout",
+                self.connect_timeout.as_millis().to_string(),
+            ),
+            (
+                "request-timeout",
+                self.request_timeout.as_millis().to_string(),
+            ),
         ];
         if self.deflate {
             pairs.push(("compression-type", "deflate".into()));
@@ -295,7 +301,10 @@ pub async fn send_lines<R: Read>(
 }
 
 /// Runs the client: reads `opts.file` (or stdin) on a private single-threaded runtime.
-pub fn run(opts: &AvroClientOptions, props: &SystemProps) -> Result<AvroClientReport, AvroClientError> {
+pub fn run(
+    opts: &AvroClientOptions,
+    props: &SystemProps,
+) -> Result<AvroClientReport, AvroClientError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

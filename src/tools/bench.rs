@@ -159,9 +159,16 @@ pub async fn run(opts: &BenchOptions, props: &SystemProps) -> Result<BenchReport
     }
     let hp = opts.target.to_string();
     let bs = opts.batch_size.to_string();
-    let mut pairs: Vec<(&str, &str)> =
-        vec![("hosts", "h1"), ("hosts.h1", hp.as_str()), ("batch-size", bs.as_str())];
-    pairs.extend(opts.client_settings.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let mut pairs: Vec<(&str, &str)> = vec![
+        ("hosts", "h1"),
+        ("hosts.h1", hp.as_str()),
+        ("batch-size", bs.as_str()),
+    ];
+    pairs.extend(
+        opts.client_settings
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
     let cfg = RpcClientConfig::from_context(&Context::from_pairs("bench", pairs), props)
         .map_err(|e| BenchError::Config(e.to_string()))?;
     let template = Arc::new(template_events(
@@ -183,19 +190,18 @@ pub async fn run(opts: &BenchOptions, props: &SystemProps) -> Result<BenchReport
         clients.push(c);
     }
     let connect_time = start.elapsed();
-    let per_conn_calls = (opts.events / opts.batch_size as u64 / opts.connections as u64 + 2) as usize;
+    let per_conn_calls =
+        (opts.events / opts.batch_size as u64 / opts.connections as u64 + 2) as usize;
     let mut tasks = tokio::task::JoinSet::new();
     for client in clients {
-        let (template, remaining, delivered) = (template.clone(), remaining.clone(), delivered.clone());
+        let (template, remaining, delivered) =
+            (template.clone(), remaining.clone(), delivered.clone());
         let batch = opts.batch_size as u64;
         tasks.spawn(async move {
             let mut lat: Vec<u32> = Vec::with_capacity(per_conn_calls);
-            loop {
-                let Ok(prev) = remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |r| {
-                    (r > 0).then(|| r.saturating_sub(batch))
-                }) else {
-                    break;
-                };
+            while let Ok(prev) = remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |r| {
+                (r > 0).then(|| r.saturating_sub(batch))
+            }) {
                 let k = prev.min(batch) as usize;
                 let t = Instant::now();
                 if let Err(e) = client.append_batch(&template[..k]).await {
@@ -250,7 +256,9 @@ pub async fn run(opts: &BenchOptions, props: &SystemProps) -> Result<BenchReport
             p90: percentile(&all, 0.90),
             p99: percentile(&all, 0.99),
             p999: percentile(&all, 0.999),
-            max: all.last().map_or(Duration::ZERO, |&m| Duration::from_micros(u64::from(m))),
+            max: all
+                .last()
+                .map_or(Duration::ZERO, |&m| Duration::from_micros(u64::from(m))),
         },
     })
 }

@@ -88,7 +88,11 @@ impl TestServer {
     }
 
     /// Starts a server on `addr` (retrying the bind for up to 5 s, for restarts on one port).
-    pub async fn start_with(addr: SocketAddr, mode: Mode, transport: ServerTransport) -> TestServer {
+    pub async fn start_with(
+        addr: SocketAddr,
+        mode: Mode,
+        transport: ServerTransport,
+    ) -> TestServer {
         let deadline = Instant::now() + Duration::from_secs(5);
         let listener = loop {
             match ServerTransport::bind(addr) {
@@ -211,7 +215,11 @@ async fn serve(stream: sluicegate::rpc::RpcStream, st: Arc<Mutex<State>>, cache:
                         }
                         Mode::FailFirst(n) => {
                             s.failed_calls += 1;
-                            s.mode = if n <= 1 { Mode::Ok } else { Mode::FailFirst(n - 1) };
+                            s.mode = if n <= 1 {
+                                Mode::Ok
+                            } else {
+                                Mode::FailFirst(n - 1)
+                            };
                         }
                         _ => {}
                     }
@@ -222,7 +230,9 @@ async fn serve(stream: sluicegate::rpc::RpcStream, st: Arc<Mutex<State>>, cache:
                     Mode::FailFirst(_) => d.reply.finish(Status::Failed),
                     Mode::Stall => continue,
                     Mode::Garbage => {
-                        let _ = wr.write_all(b"\x00\x00\x00\x01\xff\xff\xff\xffgarbage").await;
+                        let _ = wr
+                            .write_all(b"\x00\x00\x00\x01\xff\xff\xff\xffgarbage")
+                            .await;
                         let _ = wr.flush().await;
                         continue;
                     }

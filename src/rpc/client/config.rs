@@ -162,7 +162,10 @@ impl RpcClientConfig {
     }
 
     /// Reads Flume's RPC client keys (see the module docs).
-    pub fn from_context(ctx: &Context, props: &SystemProps) -> Result<RpcClientConfig, ConfigError> {
+    pub fn from_context(
+        ctx: &Context,
+        props: &SystemProps,
+    ) -> Result<RpcClientConfig, ConfigError> {
         let client_type = match ctx.get("client.type") {
             None => ClientType::Default,
             Some(v) => ClientType::parse(v).ok_or_else(|| {
@@ -184,9 +187,8 @@ impl RpcClientConfig {
         for alias in &aliases {
             let key = format!("hosts.{alias}");
             let v = ctx.require(&key)?;
-            let h = HostInfo::parse(alias, v).ok_or_else(|| {
-                ctx.error(&key, &format!("expected host:port, got '{v}'"))
-            })?;
+            let h = HostInfo::parse(alias, v)
+                .ok_or_else(|| ctx.error(&key, &format!("expected host:port, got '{v}'")))?;
             hosts.push(h);
         }
         if client_type == ClientType::LoadBalance && hosts.len() < 2 {
@@ -207,8 +209,10 @@ impl RpcClientConfig {
             }
         };
         let transport = ClientTransport::from_context(ctx, props)?;
-        let mut request_timeout =
-            ctx.get_millis("request-timeout", DEFAULT_REQUEST_TIMEOUT.as_millis() as u64)?;
+        let mut request_timeout = ctx.get_millis(
+            "request-timeout",
+            DEFAULT_REQUEST_TIMEOUT.as_millis() as u64,
+        )?;
         if request_timeout < MIN_REQUEST_TIMEOUT {
             tracing::warn!(
                 key = %ctx.full_key("request-timeout"),
@@ -217,7 +221,10 @@ impl RpcClientConfig {
             );
             request_timeout = DEFAULT_REQUEST_TIMEOUT;
         }
-        let selector = match ctx.get("host-selector").map(|s| s.trim().to_ascii_lowercase()) {
+        let selector = match ctx
+            .get("host-selector")
+            .map(|s| s.trim().to_ascii_lowercase())
+        {
             None => HostSelector::RoundRobin,
             Some(s) if s == "round_robin" => HostSelector::RoundRobin,
             Some(s) if s == "random" => HostSelector::Random,
@@ -331,9 +338,16 @@ mod tests {
     fn errors_name_the_key() {
         for (pairs, key) in [
             (vec![("hosts", "h1")], "a1.sinks.k1.hosts.h1"),
-            (vec![("hosts", "h1"), ("hosts.h1", "nohost")], "a1.sinks.k1.hosts.h1"),
             (
-                vec![("hosts", "h1"), ("hosts.h1", "x:1"), ("client.type", "thrift")],
+                vec![("hosts", "h1"), ("hosts.h1", "nohost")],
+                "a1.sinks.k1.hosts.h1",
+            ),
+            (
+                vec![
+                    ("hosts", "h1"),
+                    ("hosts.h1", "x:1"),
+                    ("client.type", "thrift"),
+                ],
                 "a1.sinks.k1.client.type",
             ),
             (

@@ -51,7 +51,9 @@ impl FailoverClient {
 
     /// The alias of the host currently connected, if any.
     pub fn current_host(&self) -> Option<&str> {
-        self.active.as_ref().map(|(i, _)| self.cfg.hosts[*i].alias.as_str())
+        self.active
+            .as_ref()
+            .map(|(i, _)| self.cfg.hosts[*i].alias.as_str())
     }
 
     async fn next_client(&mut self) -> Result<(), RpcClientError> {

@@ -182,7 +182,10 @@ mod tests {
         assert_eq!(backoff_for(max, 4), Duration::from_millis(16000));
         assert_eq!(backoff_for(max, 5), max);
         assert_eq!(backoff_for(max, 40), max);
-        assert_eq!(backoff_for(Duration::from_millis(500), 1), Duration::from_millis(500));
+        assert_eq!(
+            backoff_for(Duration::from_millis(500), 1),
+            Duration::from_millis(500)
+        );
     }
 
     #[test]

@@ -157,9 +157,7 @@ impl RpcClientError {
     /// True when a reply did not arrive in time.
     pub fn is_timeout(&self) -> bool {
         match self {
-            RpcClientError::HandshakeTimeout { .. } | RpcClientError::RequestTimeout { .. } => {
-                true
-            }
+            RpcClientError::HandshakeTimeout { .. } | RpcClientError::RequestTimeout { .. } => true,
             RpcClientError::AllHostsFailed { last, .. }
             | RpcClientError::FailoverExhausted { last, .. } => {
                 last.as_ref().is_some_and(|e| e.is_timeout())
@@ -186,7 +184,9 @@ impl RpcClient {
     pub async fn connect(cfg: &RpcClientConfig) -> Result<RpcClient, RpcClientError> {
         Ok(match cfg.client_type {
             ClientType::Default => RpcClient::Default(NettyAvroClient::connect(cfg).await?),
-            ClientType::LoadBalance => RpcClient::LoadBalance(LoadBalancingClient::new(cfg.clone())?),
+            ClientType::LoadBalance => {
+                RpcClient::LoadBalance(LoadBalancingClient::new(cfg.clone())?)
+            }
             ClientType::Failover => RpcClient::Failover(FailoverClient::new(cfg.clone())?),
         })
     }

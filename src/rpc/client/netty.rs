@@ -51,7 +51,10 @@ impl Shared {
     fn kill(&self, reason: String) {
         self.active.store(false, Ordering::SeqCst);
         {
-            let mut r = self.dead_reason.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut r = self
+                .dead_reason
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             if r.is_none() {
                 *r = Some(reason);
             }
@@ -117,7 +120,11 @@ impl NettyAvroClient {
     }
 
     /// Wraps an already connected stream (the layers are already stacked).
-    pub fn from_stream(stream: RpcStream, host: HostInfo, cfg: &RpcClientConfig) -> NettyAvroClient {
+    pub fn from_stream(
+        stream: RpcStream,
+        host: HostInfo,
+        cfg: &RpcClientConfig,
+    ) -> NettyAvroClient {
         let (rd, wr) = tokio::io::split(stream);
         let shared = Arc::new(Shared {
             target: host.to_string(),
