@@ -20,6 +20,7 @@
 //! | [`sink`] | sinks and sink processors |
 //! | [`pipeline`] | the micro-batch stream processor |
 //! | [`agent`] | `flume.conf` loading, topology wiring, lifecycle |
+//! | [`tools`] | the `avro-client` and `bench` command-line tools as functions |
 
 pub mod agent;
 pub mod channel;
@@ -30,6 +31,7 @@ pub mod pipeline;
 pub mod rpc;
 pub mod sink;
 pub mod source;
+pub mod tools;
 pub mod wire;
 
 pub use event::Event;

@@ -21,7 +21,8 @@ pub fn protocol_file() -> PathBuf {
 /// A transcript fixture parsed as JSON.
 pub fn transcript(name: &str) -> serde_json::Value {
     let p = compat_dir().join("fixtures").join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
+    let text =
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", p.display()))
 }
 
@@ -40,7 +41,10 @@ pub fn ensure_peers() -> &'static PeerPaths {
             .arg(dir.join("setup.sh"))
             .status()
             .expect("running compat-tests/setup.sh (needs bash, node, npm, python3)");
-        assert!(status.success(), "compat-tests/setup.sh failed: the peers could not be installed");
+        assert!(
+            status.success(),
+            "compat-tests/setup.sh failed: the peers could not be installed"
+        );
         PeerPaths {
             node: PathBuf::from("node"),
             python: dir.join(".venv/bin/python"),
@@ -58,19 +62,41 @@ pub struct PeerPaths {
 
 /// Runs a command to completion with a hard deadline; returns (exit ok, stdout lines, stderr).
 pub fn run_with_deadline(cmd: &mut Command, deadline: Duration) -> (bool, Vec<String>, String) {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn peer");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn peer");
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().expect("wait peer") {
             let out = child.wait_with_output().expect("peer output");
-            let lines = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
-            return (status.success(), lines, String::from_utf8_lossy(&out.stderr).into_owned());
+            let lines = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            return (
+                status.success(),
+                lines,
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            );
         }
         if start.elapsed() > deadline {
             let _ = child.kill();
             let out = child.wait_with_output().expect("peer output");
-            let lines = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
-            return (false, lines, format!("killed after {deadline:?}; stderr: {}", String::from_utf8_lossy(&out.stderr)));
+            let lines = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            return (
+                false,
+                lines,
+                format!(
+                    "killed after {deadline:?}; stderr: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -86,7 +112,12 @@ pub struct PeerProcess {
 impl PeerProcess {
     /// Spawns `cmd` with piped stdin (closing it tells the peer to exit) and stdout.
     pub fn spawn(cmd: &mut Command) -> PeerProcess {
-        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn peer");
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn peer");
         let stdout = child.stdout.take().expect("peer stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -106,7 +137,11 @@ impl PeerProcess {
     }
 
     /// Reads JSON lines until `pred` accepts one or `timeout` passes.
-    pub fn wait_for(&self, timeout: Duration, mut pred: impl FnMut(&serde_json::Value) -> bool) -> Option<serde_json::Value> {
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        mut pred: impl FnMut(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
         let end = Instant::now() + timeout;
         while let Some(left) = end.checked_duration_since(Instant::now()) {
             let line = self.next_line(left)?;

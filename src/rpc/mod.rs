@@ -7,6 +7,7 @@
 //! | [`transport`] | [`ServerTransport`] (acceptor) / [`ClientTransport`] (connector): socket options, connect timeout, and the TLS/zlib stack in the configured [`LayerOrder`], yielding an [`RpcStream`] |
 //! | [`zlib`] | [`ZlibStream`]: `compression-type = deflate` — one zlib stream per direction, `Z_SYNC_FLUSH` per flush, bomb-safe inflate |
 //! | [`tls`] | rustls configs from Flume's `ssl`/`keystore*`/`truststore*`/filter keys and the `javax.net.ssl.*` / `FLUME_SSL_*` globals |
+//! | [`client`] | the RPC clients (`default`, `default_loadbalance`, `default_failover`) the Avro sink uses |
 //! | [`ipfilter`] | [`IpFilter`]: the source's `ipFilter`/`ipFilterRules` |
 //!
 //! Typical server use: `let t = ServerTransport::from_context(&ctx, &props)?;
@@ -16,6 +17,7 @@
 //! `ClientTransport::from_context(&ctx, &props)?.connect(host, port).await?`.
 //! See `docs/tls.md` for the settings.
 
+pub mod client;
 pub mod ipfilter;
 pub mod tls;
 pub mod transport;

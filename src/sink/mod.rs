@@ -6,6 +6,7 @@
 //! `Ok(SinkStatus::Backoff)` means "nothing to do, sleep a little"; an `Err` means delivery
 //! failed (the runner backs off and the events stay in the channel).
 
+pub mod avro;
 pub mod file_roll;
 pub mod logger;
 pub mod null;

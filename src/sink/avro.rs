@@ -1,0 +1,327 @@
+//! The Avro sink (`type = avro`): Flume's `AvroSink` / `AbstractRpcSink` (spec §4.2) over
+//! [`crate::rpc::client`].
+//!
+//! Each [`process`](Sink::process) call, on the sink runner's thread:
+//! 1. makes sure a client exists (connecting if needed — see *Reconnecting* below) and closes and
+//!    recreates it when `reset-connection-interval` has passed since it was created;
+//! 2. takes up to `batch-size` events in one channel take transaction; none →
+//!    `BatchEmptyCount`, `Ok(Backoff)`, no RPC; fewer than `batch-size` → `BatchUnderflowCount`,
+//!    exactly → `BatchCompleteCount`; `EventDrainAttemptCount += n`;
+//! 3. sends them (`appendBatch`, blocking on the tokio runtime handle it was given) and
+//!    **commits only when every RPC returned Status OK** (`EventDrainSuccessCount += n`);
+//! 4. on a `FAILED`/`UNKNOWN` status, a system error, a timeout or any connection problem:
+//!    rolls the transaction back (the events return to the front of the channel, in order),
+//!    `EventWriteFail += 1`, closes the client (`ConnectionClosedCount += 1`) and returns
+//!    `Err(SinkError::Delivery)` so the runner backs off. The next `process` opens a new
+//!    connection (new handshake) and retries the same events first. Nothing is ever dropped:
+//!    delivery is **at least once** (a batch the source stored but whose reply was lost is sent
+//!    again).
+//!
+//! Channel errors on take count `ChannelReadFail` and return `Ok(Backoff)`, as Flume does.
+//!
+//! # Reconnecting
+//! A failed connection attempt counts `ConnectionFailedCount` and returns `Err`. Further attempts
+//! wait an exponentially growing delay — `reconnect-backoff-initial` (default 500 ms), doubled
+//! after each consecutive failure up to `reconnect-backoff-max` (default 30000 ms) — on top of the
+//! runner's own backoff; `process` calls inside that window fail at once without touching the
+//! network or the channel. A successful connection resets the delay. (Flume has no such delay and
+//! retries every runner backoff; the extra cap keeps a dead downstream from being hammered.)
+//!
+//! Must not be called from inside a tokio runtime thread (it uses `Handle::block_on`); the
+//! [`SinkRunner`](super::runner::SinkRunner) thread is the intended caller.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::channel::Channel;
+use crate::config::{ConfigError, Context};
+use crate::metrics::SinkCounter;
+use crate::rpc::client::{RpcClient, RpcClientConfig, RpcClientError};
+use crate::rpc::tls::SystemProps;
+
+use super::{Sink, SinkError, SinkStatus};
+
+/// Default `reconnect-backoff-initial`.
+pub const DEFAULT_RECONNECT_BACKOFF_INITIAL: Duration = Duration::from_millis(500);
+/// Default `reconnect-backoff-max`.
+pub const DEFAULT_RECONNECT_BACKOFF_MAX: Duration = Duration::from_millis(30_000);
+
+/// Settings of an Avro sink beyond the RPC client's.
+#[derive(Debug, Clone)]
+pub struct AvroSinkConfig {
+    /// The RPC client settings (hosts set from `hostname`/`port` unless `hosts` is given).
+    pub client: RpcClientConfig,
+    /// `batch-size` (events per take transaction; also the RPC batch size).
+    pub batch_size: usize,
+    /// `reset-connection-interval` (seconds; `None` = never).
+    pub reset_connection_interval: Option<Duration>,
+    /// `reconnect-backoff-initial` (ms).
+    pub reconnect_backoff_initial: Duration,
+    /// `reconnect-backoff-max` (ms).
+    pub reconnect_backoff_max: Duration,
+}
+
+impl AvroSinkConfig {
+    /// Reads `hostname`, `port` (both required unless `hosts` is set), `batch-size`,
+    /// `reset-connection-interval`, `reconnect-backoff-*` and every RPC client key
+    /// ([`RpcClientConfig::from_context`]). As in Flume's `AbstractRpcSink`, `hosts = h1`,
+    /// `hosts.h1 = hostname:port` are set first and every sink key is passed to the client, so
+    /// `client.type`, `hosts`, `hosts.*` in the sink's settings win.
+    pub fn from_context(ctx: &Context, props: &SystemProps) -> Result<AvroSinkConfig, ConfigError> {
+        let mut cctx = ctx.clone();
+        if !ctx.contains("hosts") {
+            let host = ctx.require("hostname")?.trim().to_string();
+            let port: u16 = ctx
+                .parse::<u16>("port", "a port number (1-65535)")?
+                .ok_or_else(|| ctx.error("port", "is required but not set"))?;
+            if port == 0 {
+                return Err(ctx.error("port", "must be 1-65535"));
+            }
+            let origin = ctx.origin("hostname");
+            cctx.insert("hosts", "h1", origin.clone());
+            let hp = if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            };
+            cctx.insert("hosts.h1", hp, origin);
+        } else {
+            // Read (and so mark used) hostname/port even when hosts wins, as Flume reads them.
+            let _ = (ctx.get("hostname"), ctx.get("port"));
+        }
+        let client = RpcClientConfig::from_context(&cctx, props)?;
+        let reset = ctx.get_u64("reset-connection-interval", 0)?;
+        let initial = ctx.get_millis(
+            "reconnect-backoff-initial",
+            DEFAULT_RECONNECT_BACKOFF_INITIAL.as_millis() as u64,
+        )?;
+        let max = ctx.get_millis(
+            "reconnect-backoff-max",
+            DEFAULT_RECONNECT_BACKOFF_MAX.as_millis() as u64,
+        )?;
+        Ok(AvroSinkConfig {
+            batch_size: client.batch_size,
+            client,
+            reset_connection_interval: (reset > 0).then(|| Duration::from_secs(reset)),
+            reconnect_backoff_initial: initial,
+            reconnect_backoff_max: max.max(initial),
+        })
+    }
+}
+
+/// Flume's Avro sink; see the module docs.
+pub struct AvroSink {
+    name: String,
+    cfg: AvroSinkConfig,
+    channel: Arc<dyn Channel>,
+    runtime: tokio::runtime::Handle,
+    counter: Arc<SinkCounter>,
+    client: Option<RpcClient>,
+    connected_at: Instant,
+    /// Consecutive failed connection attempts.
+    connect_failures: u32,
+    next_connect: Option<Instant>,
+    last_connect_error: Option<String>,
+}
+
+impl std::fmt::Debug for AvroSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AvroSink")
+            .field("name", &self.name)
+            .field("hosts", &self.cfg.client.hosts)
+            .field("connected", &self.client.is_some())
+            .finish()
+    }
+}
+
+impl AvroSink {
+    /// Builds the sink from its settings (see [`AvroSinkConfig::from_context`]). `runtime` runs
+    /// the connections; `process` blocks on it from the caller's (non-runtime) thread.
+    pub fn from_context(
+        name: &str,
+        ctx: &Context,
+        props: &SystemProps,
+        channel: Arc<dyn Channel>,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<AvroSink, ConfigError> {
+        let cfg = AvroSinkConfig::from_context(ctx, props)?;
+        Ok(AvroSink::new(name, cfg, channel, runtime))
+    }
+
+    /// Builds the sink from a ready configuration.
+    pub fn new(
+        name: &str,
+        cfg: AvroSinkConfig,
+        channel: Arc<dyn Channel>,
+        runtime: tokio::runtime::Handle,
+    ) -> AvroSink {
+        AvroSink {
+            name: name.to_string(),
+            cfg,
+            channel,
+            runtime,
+            counter: Arc::new(SinkCounter::new(name)),
+            client: None,
+            connected_at: Instant::now(),
+            connect_failures: 0,
+            next_connect: None,
+            last_connect_error: None,
+        }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &AvroSinkConfig {
+        &self.cfg
+    }
+
+    /// True while a client is held (it may still turn out dead on the next call).
+    pub fn is_connected(&self) -> bool {
+        self.client.as_ref().is_some_and(RpcClient::is_active)
+    }
+
+    fn delivery(&self, message: String) -> SinkError {
+        SinkError::Delivery {
+            sink: self.name.clone(),
+            message,
+        }
+    }
+
+    fn destroy_connection(&mut self) {
+        if let Some(mut c) = self.client.take() {
+            self.runtime.block_on(c.close());
+            SinkCounter::add(&self.counter.connection_closed, 1);
+            tracing::debug!(sink = %self.name, "RPC connection closed");
+        }
+    }
+
+    /// Creates the client if there is none (or it is dead, or due for a reset), honouring the
+    /// reconnect backoff.
+    fn verify_connection(&mut self) -> Result<(), SinkError> {
+        if let (Some(_), Some(every)) = (&self.client, self.cfg.reset_connection_interval) {
+            if self.connected_at.elapsed() >= every {
+                tracing::debug!(sink = %self.name, "reset-connection-interval reached; reconnecting");
+                self.destroy_connection();
+            }
+        }
+        if self.client.as_ref().is_some_and(|c| !c.is_active()) {
+            self.destroy_connection();
+        }
+        if self.client.is_some() {
+            return Ok(());
+        }
+        if let Some(at) = self.next_connect {
+            let now = Instant::now();
+            if now < at {
+                return Err(self.delivery(format!(
+                    "not connected to {}; next connection attempt in {} ms (last error: {})",
+                    self.hosts_text(),
+                    (at - now).as_millis(),
+                    self.last_connect_error.as_deref().unwrap_or("none")
+                )));
+            }
+        }
+        let cfg = self.cfg.client.clone();
+        match self.runtime.block_on(RpcClient::connect(&cfg)) {
+            Ok(c) => {
+                self.client = Some(c);
+                self.connected_at = Instant::now();
+                self.connect_failures = 0;
+                self.next_connect = None;
+                self.last_connect_error = None;
+                SinkCounter::add(&self.counter.connection_created, 1);
+                tracing::info!(sink = %self.name, hosts = %self.hosts_text(), "RPC connection created");
+                Ok(())
+            }
+            Err(e) => {
+                SinkCounter::add(&self.counter.connection_failed, 1);
+                let wait = self
+                    .cfg
+                    .reconnect_backoff_initial
+                    .saturating_mul(1u32 << self.connect_failures.min(20))
+                    .min(self.cfg.reconnect_backoff_max);
+                self.connect_failures = self.connect_failures.saturating_add(1);
+                self.next_connect = Some(Instant::now() + wait);
+                self.last_connect_error = Some(e.to_string());
+                tracing::warn!(sink = %self.name, error = %e, retry_in_ms = wait.as_millis() as u64, "RPC connection failed");
+                Err(self.delivery(format!("cannot connect: {e}")))
+            }
+        }
+    }
+
+    fn hosts_text(&self) -> String {
+        self.cfg
+            .client
+            .hosts
+            .iter()
+            .map(|h| h.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn send(&mut self, events: &[crate::Event]) -> Result<(), RpcClientError> {
+        let Some(client) = self.client.as_mut() else {
+            return Err(RpcClientError::NoHosts);
+        };
+        self.runtime.block_on(client.append_batch(events))
+    }
+}
+
+impl Sink for AvroSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn start(&mut self) -> Result<(), SinkError> {
+        self.counter.start();
+        // As Flume: try to connect at start, but a downstream that is not up yet is no error.
+        if let Err(e) = self.verify_connection() {
+            tracing::warn!(sink = %self.name, error = %e, "unable to connect at start; will retry");
+        }
+        Ok(())
+    }
+
+    fn process(&mut self) -> Result<SinkStatus, SinkError> {
+        self.verify_connection()?;
+        let batch = match self.channel.take_batch(self.cfg.batch_size, Duration::ZERO) {
+            Ok(b) => b,
+            Err(e) => {
+                SinkCounter::add(&self.counter.channel_read_fail, 1);
+                tracing::error!(sink = %self.name, error = %e, "unable to take events from the channel");
+                return Ok(SinkStatus::Backoff);
+            }
+        };
+        let n = batch.len();
+        if n == 0 {
+            SinkCounter::add(&self.counter.batch_empty, 1);
+            return Ok(SinkStatus::Backoff);
+        }
+        if n < self.cfg.batch_size {
+            SinkCounter::add(&self.counter.batch_underflow, 1);
+        } else {
+            SinkCounter::add(&self.counter.batch_complete, 1);
+        }
+        SinkCounter::add(&self.counter.event_drain_attempt, n as u64);
+        match self.send(batch.events()) {
+            Ok(()) => {
+                batch.commit()?;
+                SinkCounter::add(&self.counter.event_drain_success, n as u64);
+                Ok(SinkStatus::Ready)
+            }
+            Err(e) => {
+                batch.rollback();
+                SinkCounter::add(&self.counter.event_write_fail, 1);
+                self.destroy_connection();
+                Err(self.delivery(format!("failed to send {n} events: {e}")))
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        self.destroy_connection();
+        self.counter.stop();
+    }
+
+    fn counter(&self) -> Arc<SinkCounter> {
+        self.counter.clone()
+    }
+}

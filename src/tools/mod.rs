@@ -1,0 +1,12 @@
+//! Command-line tools as library functions (the binary's subcommands call them):
+//!
+//! | module | tool |
+//! |---|---|
+//! | [`avro_client`] | `flume-ng avro-client`: send a file's (or stdin's) lines as events |
+//! | [`bench`] | a load generator for Avro sources: events/s, MB/s, latency percentiles |
+//!
+//! This module sits at the top of the layering, beside the agent: it uses [`crate::rpc`] and
+//! [`crate::wire`], nothing uses it.
+
+pub mod avro_client;
+pub mod bench;

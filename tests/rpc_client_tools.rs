@@ -1,0 +1,150 @@
+//! The `avro-client` and `bench` tools against an in-process OK-answering server.
+
+mod rpc_client_common;
+
+use std::time::Duration;
+
+use rpc_client_common::{runtime, server_transport, Mode, TestServer};
+use sluicegate::rpc::SystemProps;
+use sluicegate::tools::avro_client::{self, AvroClientError, AvroClientOptions};
+use sluicegate::tools::bench::{self, BenchOptions};
+
+#[test]
+fn avro_client_sends_lines_with_headers_in_batches() {
+    let rt = runtime();
+    let server = rt.block_on(TestServer::start(Mode::Ok));
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(
+        &input,
+        "line 0\nline 1\r\n\nline 3\nline 4\nline 5\nlast without newline",
+    )
+    .unwrap();
+    let headers = dir.path().join("headers");
+    std::fs::write(&headers, "# headers\nhost=web1\nenv = prod\n").unwrap();
+    let mut opts = AvroClientOptions::new("127.0.0.1", server.port());
+    opts.file = Some(input);
+    opts.header_file = Some(headers);
+    let report = avro_client::run(&opts, &SystemProps::new()).unwrap();
+    assert_eq!(report.events, 7);
+    assert_eq!(report.batches, 2, "Flume's avro-client batch size is 5");
+    assert_eq!(server.state.lock().unwrap().batches, vec![5, 2]);
+    assert_eq!(
+        server.bodies(),
+        vec![
+            "line 0",
+            "line 1",
+            "",
+            "line 3",
+            "line 4",
+            "line 5",
+            "last without newline"
+        ]
+    );
+    for e in server.events() {
+        assert_eq!(
+            e.header_map(),
+            vec![
+                ("host".to_string(), "web1".to_string()),
+                ("env".to_string(), "prod".to_string())
+            ]
+        );
+    }
+    rt.block_on(server.stop());
+}
+
+#[test]
+fn avro_client_deflate_and_errors() {
+    let rt = runtime();
+    let server = rt.block_on(TestServer::start_with(
+        "127.0.0.1:0".parse().unwrap(),
+        Mode::FailFirst(1),
+        server_transport(true, false, "zlib-outside"),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(
+        &input,
+        (0..12).map(|i| format!("l{i}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let mut opts = AvroClientOptions::new("127.0.0.1", server.port());
+    opts.file = Some(input.clone());
+    opts.deflate = true;
+    opts.batch_size = 4;
+    let e = avro_client::run(&opts, &SystemProps::new()).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            AvroClientError::Rpc {
+                delivered: 0,
+                batches: 0,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("FAILED"), "{e}");
+    let r = avro_client::run(&opts, &SystemProps::new()).unwrap();
+    assert_eq!((r.events, r.batches), (12, 3));
+    assert_eq!(server.event_count(), 12);
+    rt.block_on(server.stop());
+
+    let mut missing = AvroClientOptions::new("127.0.0.1", 1);
+    missing.file = Some(dir.path().join("nope"));
+    assert!(matches!(
+        avro_client::run(&missing, &SystemProps::new()),
+        Err(AvroClientError::Read { .. })
+    ));
+}
+
+#[test]
+fn bench_pushes_every_event_over_several_connections() {
+    let rt = runtime();
+    let server = rt.block_on(TestServer::start(Mode::Ok));
+    let mut opts = BenchOptions::new(server.addr());
+    opts.events = 1050;
+    opts.batch_size = 100;
+    opts.body_size = 64;
+    opts.headers = 3;
+    opts.connections = 3;
+    let report = rt
+        .block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(30),
+                bench::run(&opts, &SystemProps::new()),
+            )
+            .await
+            .expect("bench finished")
+        })
+        .unwrap();
+    assert_eq!(report.events, 1050);
+    assert_eq!(report.calls, 11);
+    assert_eq!(report.body_bytes, 1050 * 64);
+    assert!(report.latency.p50 <= report.latency.p99 && report.latency.p99 <= report.latency.max);
+    assert!(report.events_per_sec > 0.0);
+    assert_eq!(server.event_count(), 1050);
+    assert_eq!(server.connection_count(), 3);
+    let mut sizes = server.state.lock().unwrap().batches.clone();
+    sizes.sort_unstable();
+    assert_eq!(sizes[0], 50);
+    assert!(server
+        .events()
+        .iter()
+        .all(|e| e.body().len() == 64 && e.header_count() == 3));
+    println!("{report}");
+    rt.block_on(server.stop());
+}
+
+#[test]
+fn bench_reports_failures() {
+    let rt = runtime();
+    let server = rt.block_on(TestServer::start(Mode::FailFirst(1)));
+    let mut opts = BenchOptions::new(server.addr());
+    opts.events = 500;
+    let e = rt
+        .block_on(bench::run(&opts, &SystemProps::new()))
+        .unwrap_err();
+    assert!(e.to_string().contains("FAILED"), "{e}");
+    rt.block_on(server.stop());
+}
