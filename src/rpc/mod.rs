@@ -8,6 +8,7 @@
 //! | [`zlib`] | [`ZlibStream`]: `compression-type = deflate` — one zlib stream per direction, `Z_SYNC_FLUSH` per flush, bomb-safe inflate |
 //! | [`tls`] | rustls configs from Flume's `ssl`/`keystore*`/`truststore*`/filter keys and the `javax.net.ssl.*` / `FLUME_SSL_*` globals |
 //! | [`ipfilter`] | [`IpFilter`]: the source's `ipFilter`/`ipFilterRules` |
+//! | [`server`] | [`RpcServer`]: the Avro RPC server (accept loop, one task per connection, handshake, ordered replies, limits, graceful shutdown) the Avro source runs on |
 //!
 //! Typical server use: `let t = ServerTransport::from_context(&ctx, &props)?;
 //! let l = ServerTransport::bind(addr)?;` then per accepted `(tcp, peer)`, in its own task,
@@ -17,11 +18,15 @@
 //! See `docs/tls.md` for the settings.
 
 pub mod ipfilter;
+pub mod server;
 pub mod tls;
 pub mod transport;
 pub mod zlib;
 
 pub use ipfilter::{IpFilter, IpFilterError, Verdict};
+pub use server::{
+    Outcome, Request, RequestHandler, RpcServer, ServerConfig, ServerHandle,
+};
 pub use tls::{
     StoreSource, StoreType, SystemProps, TlsClientSettings, TlsError, TlsFilters,
     TlsServerSettings, TrustMode,
