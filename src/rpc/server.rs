@@ -31,7 +31,7 @@
 //! | input | answer |
 //! |---|---|
 //! | request undecodable after a good frame (bad handshake, bad call header, unknown message, bad params, more events than `max-batch-events`) | Avro system error, connection kept, `EventReadFail` + 1 |
-//! | frame over `max-frame-bytes` (well-formed; Java would have taken it) | Avro system error for its serial as soon as its size is known; the rest of the frame is discarded unbuffered; connection kept; `EventReadFail` + 1 |
+//! | frame over `max-frame-bytes` (well-formed; Java would have taken it) | Avro system error for its serial as soon as its size is known; the rest of the frame is discarded unbuffered; `EventReadFail` + 1; connection kept — except on a connection whose handshake is not done yet: its handshake was in the discarded bytes, so the error is sent after a `BOTH` handshake response (so Java clients can read it) and the connection is closed |
 //! | broken framing (`count` ≤ 0 or over the buffer cap, negative length), TLS failure, IP filter refusal | connection closed (as Netty/Java close it), logged |
 //! | stream ends inside a frame; no new byte of a started frame for `read-timeout`; no frame at all for `idle-timeout` (if set); reply not taken by the client within `read-timeout` | connection closed, logged |
 //!
@@ -62,7 +62,8 @@ use crate::config::{ConfigError, Context};
 use crate::event::Event;
 use crate::metrics::SourceCounter;
 use crate::wire::{
-    Frame, FrameCodec, FrameError, FrameLimits, FlumeMessage, PendingReply, ProtocolCache,
+    Frame, FrameCodec, FrameError, FrameLimits, FlumeMessage, HandshakeMatch, HandshakeResponse,
+    PendingReply, ProtocolCache,
     ServerAction, ServerSession, SessionLimits, Status,
 };
 
@@ -76,6 +77,8 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 const READ_CHUNK: usize = 16 * 1024;
 /// How long a closing connection may take to send its TLS close / zlib trailer.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a lingering close keeps reading (and dropping) what the client still sends.
+const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Limits and timeouts of one server. Read from a source's settings with
 /// [`ServerConfig::from_context`]; see `docs/avro-source.md`.
@@ -472,8 +475,12 @@ fn refuse(shared: &Shared, peer: SocketAddr) {
 enum End {
     /// The client closed between frames, or the server is shutting down.
     Clean,
-    /// Something to log at `info`/`warn`.
+    /// Something to log at `warn`.
     Problem(String),
+    /// Like `Problem`, but the client may still be sending the request we refused: close our
+    /// side first and read (and drop) its bytes for a moment, so the kernel does not answer them
+    /// with a reset that would destroy the reply we just sent.
+    Linger(String),
 }
 
 async fn connection(
@@ -507,9 +514,18 @@ async fn connection(
     let end = conn.run(&mut stop).await;
     match &end {
         End::Clean => tracing::debug!(server = %name, %peer, "connection closed"),
-        End::Problem(why) => tracing::warn!(server = %name, %peer, "connection closed: {why}"),
+        End::Problem(why) | End::Linger(why) => {
+            tracing::warn!(server = %name, %peer, "connection closed: {why}")
+        }
     }
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.stream.shutdown()).await;
+    if matches!(end, End::Linger(_)) {
+        let mut sink = vec![0u8; READ_CHUNK];
+        let _ = tokio::time::timeout(LINGER_TIMEOUT, async {
+            while matches!(conn.stream.read(&mut sink).await, Ok(n) if n > 0) {}
+        })
+        .await;
+    }
     drop(slot);
 }
 
@@ -656,8 +672,21 @@ impl Connection<'_> {
              discarded (raise max-frame-bytes on the source or lower the sender's batch-size)",
             self.shared.config.name
         );
-        self.send(serial, PendingReply::new(Bytes::new()).system_error(&text))
-            .await
+        if self.session.is_established() {
+            return self
+                .send(serial, PendingReply::new(Bytes::new()).system_error(&text))
+                .await;
+        }
+        // The request's handshake was in the discarded bytes. A client waiting for its first
+        // answer expects a handshake response before the error, so say BOTH (it lets Java's
+        // Requestor read our text) and close: the client now believes the connection is
+        // established and we do not, so nothing after this could be understood.
+        let hs = HandshakeResponse::server_bytes(HandshakeMatch::Both);
+        self.send(serial, PendingReply::new(hs).system_error(&text))
+            .await?;
+        Err(End::Linger(format!(
+            "first request refused ({e}); closing, since its handshake was discarded with it"
+        )))
     }
 
     /// Writes one reply frame and flushes it (one zlib sync flush per frame).
