@@ -86,7 +86,11 @@ fn compressed_cuts(c2s: &[u8], frames: usize) -> Vec<usize> {
         }
         i += 1;
     }
-    assert_eq!(cuts.len(), frames, "one sync flush per frame in the Java stream");
+    assert_eq!(
+        cuts.len(),
+        frames,
+        "one sync flush per frame in the Java stream"
+    );
     *cuts.last_mut().unwrap() = c2s.len();
     cuts
 }
@@ -132,10 +136,7 @@ fn replay(name: &str) -> Replayed {
             "{name}: a compressed transcript names compression-type = deflate"
         );
     }
-    let settings: Vec<(&str, &str)> = opts
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let settings: Vec<(&str, &str)> = opts.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let capacity = if name == "source-channel-full-failed" {
         4
     } else {
@@ -219,7 +220,10 @@ fn every_source_transcript_is_covered() {
         .filter(|n| n.starts_with("sdk-") || n.starts_with("source-") || n.starts_with("avrosink-"))
         .collect();
     found.sort();
-    assert_eq!(found, SOURCE_TRANSCRIPTS, "transcripts about an Avro source");
+    assert_eq!(
+        found, SOURCE_TRANSCRIPTS,
+        "transcripts about an Avro source"
+    );
 }
 
 fn check_ok_transcript(name: &str, calls: u64, appends: u64) {
@@ -233,8 +237,16 @@ fn check_ok_transcript(name: &str, calls: u64, appends: u64) {
     assert_eq!(h.count(|c| &c.events_accepted), want.len() as u64, "{name}");
     assert_eq!(h.count(|c| &c.append_received), appends, "{name}");
     assert_eq!(h.count(|c| &c.append_accepted), appends, "{name}");
-    assert_eq!(h.count(|c| &c.append_batch_received), calls - appends, "{name}");
-    assert_eq!(h.count(|c| &c.append_batch_accepted), calls - appends, "{name}");
+    assert_eq!(
+        h.count(|c| &c.append_batch_received),
+        calls - appends,
+        "{name}"
+    );
+    assert_eq!(
+        h.count(|c| &c.append_batch_accepted),
+        calls - appends,
+        "{name}"
+    );
     assert_eq!(h.count(|c| &c.channel_write_fail), 0, "{name}");
     assert_eq!(h.count(|c| &c.event_read_fail), 0, "{name}");
 }
@@ -286,7 +298,10 @@ fn source_none_handshake() {
 #[test]
 fn source_channel_full_failed() {
     let r = replay("source-channel-full-failed");
-    assert!(r.harness.drain().is_empty(), "nothing stored for a FAILED batch");
+    assert!(
+        r.harness.drain().is_empty(),
+        "nothing stored for a FAILED batch"
+    );
     let h = &r.harness;
     assert_eq!(h.count(|c| &c.append_batch_received), 1);
     assert_eq!(h.count(|c| &c.events_received), 10);
@@ -302,7 +317,11 @@ fn source_ping_and_unknown_message() {
     // Only the last connection (an empty batch) delivers, and it delivers nothing.
     assert!(r.harness.drain().is_empty());
     let h = &r.harness;
-    assert_eq!(h.count(|c| &c.event_read_fail), 2, "unknown message + truncated params");
+    assert_eq!(
+        h.count(|c| &c.event_read_fail),
+        2,
+        "unknown message + truncated params"
+    );
     assert_eq!(h.count(|c| &c.append_batch_received), 1);
     assert_eq!(h.count(|c| &c.append_batch_accepted), 1);
     assert_eq!(h.count(|c| &c.events_received), 0);

@@ -74,7 +74,10 @@ fn truncated_frame_then_close() {
     let mut c = RawClient::connect(h.addr());
     c.send_raw(&bytes[..bytes.len() - 7]).unwrap();
     c.sock.shutdown(std::net::Shutdown::Write).unwrap();
-    assert!(c.closed_within(IO_TIMEOUT), "server closes a truncated stream");
+    assert!(
+        c.closed_within(IO_TIMEOUT),
+        "server closes a truncated stream"
+    );
     assert!(c.pending().is_empty(), "no answer for a truncated request");
     still_serving(&h, vec![], "truncated");
     assert!(h.count(|c| &c.event_read_fail) >= 1);
@@ -89,7 +92,10 @@ fn broken_framing_closes_the_connection() {
             b.extend_from_slice(&(-5i32).to_be_bytes());
             b
         }),
-        ("count = 0", vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 4, 1, 2, 3, 4]),
+        (
+            "count = 0",
+            vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 4, 1, 2, 3, 4],
+        ),
         ("negative count", vec![0, 0, 0, 1, 0xff, 0xff, 0xff, 0xfe]),
         ("too many buffers", {
             let mut b = vec![0, 0, 0, 1];
@@ -124,7 +130,10 @@ fn huge_buffer_length_is_refused_without_buffering() {
     let raw = c.read_frame().expect("an answer to the oversized request");
     assert_eq!(parse_frame(&raw).serial, 9);
     let text = system_error(&raw, WITH_HANDSHAKE);
-    assert!(text.contains("exceeds") && text.contains("max-frame-bytes"), "{text}");
+    assert!(
+        text.contains("exceeds") && text.contains("max-frame-bytes"),
+        "{text}"
+    );
     assert!(c.closed_within(IO_TIMEOUT));
     still_serving(&h, vec![], "huge length");
 }
@@ -137,11 +146,17 @@ fn garbage_message_in_a_valid_frame_gets_a_system_error_and_the_connection_stays
     let raw = c.read_frame().expect("answer");
     assert_eq!(parse_frame(&raw).serial, 4);
     let text = system_error(&raw, NO_HANDSHAKE);
-    assert!(text.starts_with("java.io.EOFException") || text.contains("Exception"), "{text}");
+    assert!(
+        text.starts_with("java.io.EOFException") || text.contains("Exception"),
+        "{text}"
+    );
     // Same connection, a proper first request now: served.
     let evs = events("after-garbage", 0..2);
     let mut s = session();
-    assert_eq!(append_batch(&mut c, &mut s, 5, &evs).unwrap(), Ok(Status::Ok));
+    assert_eq!(
+        append_batch(&mut c, &mut s, 5, &evs).unwrap(),
+        Ok(Status::Ok)
+    );
     still_serving(&h, evs, "garbage message");
     assert_eq!(h.count(|c| &c.event_read_fail), 1);
 }
@@ -182,20 +197,29 @@ fn unknown_message_of_a_learned_client_protocol() {
     // no handshake and is served.
     assert!(s.is_established());
     let evs = events("after-bogus", 0..4);
-    assert_eq!(append_batch(&mut c, &mut s, 2, &evs).unwrap(), Ok(Status::Ok));
+    assert_eq!(
+        append_batch(&mut c, &mut s, 2, &evs).unwrap(),
+        Ok(Status::Ok)
+    );
     still_serving(&h, evs, "unknown message");
 }
 
 #[test]
 fn body_larger_than_the_cap() {
     let h = Harness::start(&[("max-frame-bytes", "4096")], channel_config(1000));
-    let big = vec![sluicegate::Event::new(Vec::<(String, String)>::new(), vec![b'x'; 10_000])];
+    let big = vec![sluicegate::Event::new(
+        Vec::<(String, String)>::new(),
+        vec![b'x'; 10_000],
+    )];
     // (a) On an established connection: system error, the oversized frame is discarded, and
     // the connection keeps working.
     let mut c = RawClient::connect(h.addr());
     let mut s = session();
     let first = events("before", 0..2);
-    assert_eq!(append_batch(&mut c, &mut s, 1, &first).unwrap(), Ok(Status::Ok));
+    assert_eq!(
+        append_batch(&mut c, &mut s, 1, &first).unwrap(),
+        Ok(Status::Ok)
+    );
     let req = s.encode_append_batch(&big);
     c.send_frame(2, &req.buffers);
     let raw = c.read_frame().expect("answer to the oversized request");
@@ -203,12 +227,17 @@ fn body_larger_than_the_cap() {
     let text = system_error(&raw, NO_HANDSHAKE);
     assert!(text.contains("max-frame-bytes"), "{text}");
     let after = events("after", 0..3);
-    assert_eq!(append_batch(&mut c, &mut s, 3, &after).unwrap(), Ok(Status::Ok));
+    assert_eq!(
+        append_batch(&mut c, &mut s, 3, &after).unwrap(),
+        Ok(Status::Ok)
+    );
     // (b) As the first request: the error follows a BOTH handshake, then the connection closes.
     let mut c2 = RawClient::connect(h.addr());
     let req = session().encode_append_batch(&big);
     c2.send_frame(1, &req.buffers);
-    let raw = c2.read_frame().expect("answer to the oversized first request");
+    let raw = c2
+        .read_frame()
+        .expect("answer to the oversized first request");
     assert!(system_error(&raw, WITH_HANDSHAKE).contains("max-frame-bytes"));
     assert!(c2.closed_within(IO_TIMEOUT));
     let mut expected = first;
@@ -231,20 +260,29 @@ fn too_many_events_for_max_batch_events() {
     // The refused call completed the handshake; the connection goes on without one.
     assert!(s.is_established());
     let ok = events("five", 0..5);
-    assert_eq!(append_batch(&mut c, &mut s, 2, &ok).unwrap(), Ok(Status::Ok));
+    assert_eq!(
+        append_batch(&mut c, &mut s, 2, &ok).unwrap(),
+        Ok(Status::Ok)
+    );
     still_serving(&h, ok, "max-batch-events");
 }
 
 #[test]
 fn deflate_bomb_on_a_deflate_port() {
     let h = Harness::start(
-        &[("compression-type", "deflate"), ("max-frame-bytes", "1048576")],
+        &[
+            ("compression-type", "deflate"),
+            ("max-frame-bytes", "1048576"),
+        ],
         channel_config(1000),
     );
     let mut c = RawClient::connect_with(h.addr(), true);
     let mut s = session();
     let first = events("pre-bomb", 0..2);
-    assert_eq!(append_batch(&mut c, &mut s, 1, &first).unwrap(), Ok(Status::Ok));
+    assert_eq!(
+        append_batch(&mut c, &mut s, 1, &first).unwrap(),
+        Ok(Status::Ok)
+    );
     // A frame declaring one 16 MiB buffer, then 16 MiB of zeros: ~16 KiB on the wire.
     let mut header = vec![0, 0, 0, 2, 0, 0, 0, 1];
     header.extend_from_slice(&(16i32 << 20).to_be_bytes());
@@ -258,7 +296,10 @@ fn deflate_bomb_on_a_deflate_port() {
     assert!(system_error(&raw, NO_HANDSHAKE).contains("max-frame-bytes"));
     // The bomb was discarded as it inflated; the same connection keeps working.
     let after = events("post-bomb", 0..3);
-    assert_eq!(append_batch(&mut c, &mut s, 3, &after).unwrap(), Ok(Status::Ok));
+    assert_eq!(
+        append_batch(&mut c, &mut s, 3, &after).unwrap(),
+        Ok(Status::Ok)
+    );
     let mut expected = first;
     expected.extend(after);
     assert_same_events(&h.drain(), &expected, "deflate bomb");
@@ -275,7 +316,10 @@ fn deflate_bomb_on_a_deflate_port() {
     let mut c3 = RawClient::connect_with(h.addr(), true);
     let mut s3 = session();
     let last = events("fresh-deflate", 0..2);
-    assert_eq!(append_batch(&mut c3, &mut s3, 1, &last).unwrap(), Ok(Status::Ok));
+    assert_eq!(
+        append_batch(&mut c3, &mut s3, 1, &last).unwrap(),
+        Ok(Status::Ok)
+    );
     assert_same_events(&h.drain(), &last, "fresh deflate client");
 }
 
@@ -350,7 +394,10 @@ fn plain_bytes_on_a_tls_port() {
     let mut c = RawClient::connect(h.addr());
     let req = session().encode_append_batch(&events("plain", 0..2));
     c.send_frame(1, &req.buffers);
-    assert!(c.closed_within(IO_TIMEOUT), "plain request on a TLS port: closed");
+    assert!(
+        c.closed_within(IO_TIMEOUT),
+        "plain request on a TLS port: closed"
+    );
     assert!(h.drain().is_empty());
     let evs = events("tls-ok", 0..3);
     assert_eq!(tls_append(&h, &evs), Ok(Status::Ok));
@@ -402,7 +449,10 @@ fn full_channel_answers_failed_and_stores_nothing() {
     let one = events("one", 0..1);
     let req = s.encode_append(&one[0]);
     c.send_frame(2, &req.buffers);
-    assert_eq!(read_answer(&mut c, &mut s, 2, req.sent).unwrap(), Ok(Status::Ok));
+    assert_eq!(
+        read_answer(&mut c, &mut s, 2, req.sent).unwrap(),
+        Ok(Status::Ok)
+    );
     assert_same_events(&h.drain(), &one, "after FAILED");
     assert_eq!(h.count(|c| &c.channel_write_fail), 1);
     assert_eq!(h.count(|c| &c.append_batch_accepted), 0);
@@ -417,8 +467,14 @@ fn max_connections_closes_the_excess() {
     let (mut sa, mut sb) = (session(), session());
     let ea = events("a", 0..1);
     let eb = events("b", 0..1);
-    assert_eq!(append_batch(&mut a, &mut sa, 1, &ea).unwrap(), Ok(Status::Ok));
-    assert_eq!(append_batch(&mut b, &mut sb, 1, &eb).unwrap(), Ok(Status::Ok));
+    assert_eq!(
+        append_batch(&mut a, &mut sa, 1, &ea).unwrap(),
+        Ok(Status::Ok)
+    );
+    assert_eq!(
+        append_batch(&mut b, &mut sb, 1, &eb).unwrap(),
+        Ok(Status::Ok)
+    );
     assert_eq!(h.count(|c| &c.open_connections), 2);
     let mut excess = RawClient::connect(h.addr());
     assert!(excess.closed_within(IO_TIMEOUT), "third connection closed");
@@ -437,7 +493,10 @@ fn idle_timeout_closes_quiet_connections() {
     let mut c = RawClient::connect(h.addr());
     let mut s = session();
     let evs = events("idle", 0..2);
-    assert_eq!(append_batch(&mut c, &mut s, 1, &evs).unwrap(), Ok(Status::Ok));
+    assert_eq!(
+        append_batch(&mut c, &mut s, 1, &evs).unwrap(),
+        Ok(Status::Ok)
+    );
     assert!(c.closed_within(IO_TIMEOUT), "idle connection closed");
     still_serving(&h, evs, "after idle-timeout");
 }

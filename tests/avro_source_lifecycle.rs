@@ -89,11 +89,19 @@ fn settings_are_validated() {
         (&[("bind", "0.0.0.0")][..], "port"),
         (&[("bind", "0.0.0.0"), ("port", "70000")][..], "port"),
         (
-            &[("bind", "0.0.0.0"), ("port", "1"), ("compression-type", "gzip")][..],
+            &[
+                ("bind", "0.0.0.0"),
+                ("port", "1"),
+                ("compression-type", "gzip"),
+            ][..],
             "compression-type",
         ),
         (
-            &[("bind", "0.0.0.0"), ("port", "1"), ("max-frame-bytes", "10")][..],
+            &[
+                ("bind", "0.0.0.0"),
+                ("port", "1"),
+                ("max-frame-bytes", "10"),
+            ][..],
             "max-frame-bytes",
         ),
         (
@@ -123,7 +131,10 @@ fn stop_answers_the_batch_in_flight_then_closes() {
     let mut filler = RawClient::connect(h.addr());
     let mut fs = session();
     let first = events("first", 0..4);
-    assert_eq!(append_batch(&mut filler, &mut fs, 1, &first).unwrap(), Ok(Status::Ok));
+    assert_eq!(
+        append_batch(&mut filler, &mut fs, 1, &first).unwrap(),
+        Ok(Status::Ok)
+    );
 
     let mut c = RawClient::connect(h.addr());
     let mut s = session();
@@ -156,17 +167,29 @@ fn stop_answers_the_batch_in_flight_then_closes() {
     // Wait until stop() has closed the listener, so the batch is in flight during shutdown.
     let end = std::time::Instant::now() + IO_TIMEOUT;
     while std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
-        assert!(std::time::Instant::now() < end, "stop() did not close the listener");
+        assert!(
+            std::time::Instant::now() < end,
+            "stop() did not close the listener"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert!(!stopper.is_finished(), "stop() waits for the batch in flight");
+    assert!(
+        !stopper.is_finished(),
+        "stop() waits for the batch in flight"
+    );
     // Make room: the put in flight completes, is answered OK, then the connection closes.
     let taken = ch.take_batch(4, Duration::from_millis(10)).unwrap();
     assert_same_events(taken.events(), &first, "filler");
     taken.commit().unwrap();
-    assert_eq!(read_answer(&mut c, &mut s, 1, req.sent).unwrap(), Ok(Status::Ok));
+    assert_eq!(
+        read_answer(&mut c, &mut s, 1, req.sent).unwrap(),
+        Ok(Status::Ok)
+    );
     assert!(c.closed_within(IO_TIMEOUT), "closed after the answer");
-    assert!(filler.closed_within(IO_TIMEOUT), "idle connection closed by stop");
+    assert!(
+        filler.closed_within(IO_TIMEOUT),
+        "idle connection closed by stop"
+    );
     let mut source = stopper.join().unwrap();
     assert_same_events(&h.drain(), &waiting, "the in-flight batch was stored");
     assert!(source.local_addr().is_none());
@@ -176,7 +199,10 @@ fn stop_answers_the_batch_in_flight_then_closes() {
     let mut c = RawClient::connect(source.local_addr().unwrap());
     let mut s = session();
     let again = events("again", 0..1);
-    assert_eq!(append_batch(&mut c, &mut s, 1, &again).unwrap(), Ok(Status::Ok));
+    assert_eq!(
+        append_batch(&mut c, &mut s, 1, &again).unwrap(),
+        Ok(Status::Ok)
+    );
     source.stop();
     assert_same_events(&h.drain(), &again, "after restart");
 }

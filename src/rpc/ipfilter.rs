@@ -124,12 +124,15 @@ fn wildcard_to_regex(p: &str) -> String {
     out
 }
 
+/// Reverse-lookup results (name or none) with the time they were looked up.
+type NameCache = Arc<Mutex<HashMap<IpAddr, (Option<String>, Instant)>>>;
+
 /// An ordered rule list; cheap to clone (shares the name cache).
 #[derive(Debug, Clone)]
 pub struct IpFilter {
     rules: Arc<Vec<IpFilterRule>>,
     lookup_timeout: Duration,
-    cache: Arc<Mutex<HashMap<IpAddr, (Option<String>, Instant)>>>,
+    cache: NameCache,
 }
 
 /// The decision for one peer.

@@ -24,9 +24,7 @@ pub mod transport;
 pub mod zlib;
 
 pub use ipfilter::{IpFilter, IpFilterError, Verdict};
-pub use server::{
-    Outcome, Request, RequestHandler, RpcServer, ServerConfig, ServerHandle,
-};
+pub use server::{Outcome, Request, RequestHandler, RpcServer, ServerConfig, ServerHandle};
 pub use tls::{
     StoreSource, StoreType, SystemProps, TlsClientSettings, TlsError, TlsFilters,
     TlsServerSettings, TrustMode,

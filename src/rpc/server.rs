@@ -62,9 +62,8 @@ use crate::config::{ConfigError, Context};
 use crate::event::Event;
 use crate::metrics::SourceCounter;
 use crate::wire::{
-    Frame, FrameCodec, FrameError, FrameLimits, FlumeMessage, HandshakeMatch, HandshakeResponse,
-    PendingReply, ProtocolCache,
-    ServerAction, ServerSession, SessionLimits, Status,
+    FlumeMessage, Frame, FrameCodec, FrameError, FrameLimits, HandshakeMatch, HandshakeResponse,
+    PendingReply, ProtocolCache, ServerAction, ServerSession, SessionLimits, Status,
 };
 
 /// Default for [`ServerConfig::max_connections`].
@@ -141,17 +140,13 @@ impl ServerConfig {
                 &format!("must be between 1024 and {} bytes", i32::MAX),
             ));
         }
-        let max_batch = ctx.get_u64(
-            "max-batch-events",
-            d.session_limits.max_batch_events as u64,
-        )?;
+        let max_batch =
+            ctx.get_u64("max-batch-events", d.session_limits.max_batch_events as u64)?;
         if max_batch == 0 {
             return Err(ctx.error("max-batch-events", "must be at least 1"));
         }
-        let shutdown_timeout = ctx.get_millis(
-            "shutdown-timeout",
-            d.shutdown_timeout.as_millis() as u64,
-        )?;
+        let shutdown_timeout =
+            ctx.get_millis("shutdown-timeout", d.shutdown_timeout.as_millis() as u64)?;
         let max_frame = max_frame as usize;
         Ok(ServerConfig {
             name: name.to_string(),
@@ -434,10 +429,8 @@ async fn accept_loop(
         tracing::info!(server = %name, connections = busy, "stopped accepting; closing connections");
     }
     let limit = shared.config.shutdown_timeout;
-    let drained = tokio::time::timeout(limit, async {
-        while conns.join_next().await.is_some() {}
-    })
-    .await;
+    let drained =
+        tokio::time::timeout(limit, async { while conns.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         tracing::warn!(
             server = %name,

@@ -510,7 +510,7 @@ mod tests {
                 assert!(src.len() <= chunk.max(8) + 8, "buffered {}", src.len());
             }
             assert_eq!(errors, [Some(5), Some(6)], "chunk {chunk}");
-            assert_eq!(got, [ok.clone()], "chunk {chunk}");
+            assert_eq!(got, std::slice::from_ref(&ok), "chunk {chunk}");
             assert!(codec.decode_eof(&mut src).unwrap().is_none());
         }
         let e = FrameCodec::with_limits(limits)
