@@ -9,6 +9,7 @@
 //! | [`tls`] | rustls configs from Flume's `ssl`/`keystore*`/`truststore*`/filter keys and the `javax.net.ssl.*` / `FLUME_SSL_*` globals |
 //! | [`client`] | the RPC clients (`default`, `default_loadbalance`, `default_failover`) the Avro sink uses |
 //! | [`ipfilter`] | [`IpFilter`]: the source's `ipFilter`/`ipFilterRules` |
+//! | [`server`] | [`RpcServer`]: the Avro RPC server (accept loop, one task per connection, handshake, ordered replies, limits, graceful shutdown) the Avro source runs on |
 //!
 //! Typical server use: `let t = ServerTransport::from_context(&ctx, &props)?;
 //! let l = ServerTransport::bind(addr)?;` then per accepted `(tcp, peer)`, in its own task,
@@ -19,11 +20,13 @@
 
 pub mod client;
 pub mod ipfilter;
+pub mod server;
 pub mod tls;
 pub mod transport;
 pub mod zlib;
 
 pub use ipfilter::{IpFilter, IpFilterError, Verdict};
+pub use server::{Outcome, Request, RequestHandler, RpcServer, ServerConfig, ServerHandle};
 pub use tls::{
     StoreSource, StoreType, SystemProps, TlsClientSettings, TlsError, TlsFilters,
     TlsServerSettings, TrustMode,

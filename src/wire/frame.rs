@@ -115,8 +115,9 @@ impl Default for FrameLimits {
     }
 }
 
-/// Why a byte stream is not an acceptable Netty frame. Every variant except `Io` means the
-/// stream is out of sync (or hostile): the connection should be closed.
+/// Why a byte stream is not an acceptable Netty frame. The byte-cap variants are
+/// [recoverable](FrameError::is_recoverable) (the decoder skips that frame); every other variant
+/// except `Io` means the stream is out of sync (or hostile): the connection should be closed.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     /// The buffer count was zero (Java would hang) — usually a peer speaking another framing.
@@ -154,6 +155,34 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
 }
 
+impl FrameError {
+    /// True for a frame that is well-formed but over a byte cap ([`FrameError::BufferTooLarge`],
+    /// [`FrameError::FrameTooLarge`]) — something a Java peer would have accepted. After such an
+    /// error the decoder is in *discard* mode: calling `decode` again drops the rest of that
+    /// frame as it arrives (never buffering it) and then decodes the following frames, so a
+    /// server can answer the frame's serial with an error and keep the connection. Every other
+    /// error leaves the stream out of sync: close the connection.
+    pub fn is_recoverable(&self) -> bool {
+        matches!(
+            self,
+            FrameError::BufferTooLarge { .. } | FrameError::FrameTooLarge { .. }
+        )
+    }
+
+    /// The serial of the frame the error is about, when known.
+    pub fn serial(&self) -> Option<i32> {
+        match self {
+            FrameError::ZeroCount { serial }
+            | FrameError::NegativeCount { serial, .. }
+            | FrameError::TooManyBuffers { serial, .. }
+            | FrameError::NegativeLength { serial, .. }
+            | FrameError::BufferTooLarge { serial, .. }
+            | FrameError::FrameTooLarge { serial, .. } => Some(*serial),
+            FrameError::TruncatedAtEof { .. } | FrameError::Io(_) => None,
+        }
+    }
+}
+
 /// Progress through the frame being decoded.
 #[derive(Debug, Default)]
 enum DecodeState {
@@ -166,6 +195,13 @@ enum DecodeState {
         count: usize,
         buffers: Vec<Bytes>,
         total: usize,
+    },
+    /// A frame over the byte caps is being skipped without buffering it (see
+    /// [`FrameError::is_recoverable`]): `buffers_left` buffers remain, the current one still has
+    /// `in_buffer` bytes to drop (`None`: its length header comes next).
+    Discard {
+        buffers_left: usize,
+        in_buffer: Option<usize>,
     },
 }
 
@@ -256,20 +292,30 @@ impl Decoder for FrameCodec {
                             });
                         }
                         let len = len as usize;
-                        if len > self.limits.max_buffer_len {
-                            return Err(FrameError::BufferTooLarge {
+                        let over = if len > self.limits.max_buffer_len {
+                            Some(FrameError::BufferTooLarge {
                                 serial: *serial,
                                 index,
                                 len,
                                 max: self.limits.max_buffer_len,
-                            });
-                        }
-                        if *total + len > self.limits.max_frame_bytes {
-                            return Err(FrameError::FrameTooLarge {
+                            })
+                        } else if *total + len > self.limits.max_frame_bytes {
+                            Some(FrameError::FrameTooLarge {
                                 serial: *serial,
                                 len: *total + len,
                                 max: self.limits.max_frame_bytes,
-                            });
+                            })
+                        } else {
+                            None
+                        };
+                        if let Some(err) = over {
+                            // Recoverable: skip this buffer and the rest of the frame.
+                            src.advance(4);
+                            self.state = DecodeState::Discard {
+                                buffers_left: *count - index,
+                                in_buffer: Some(len),
+                            };
+                            return Err(err);
                         }
                         if src.len() < 4 + len {
                             src.reserve(4 + len - src.len());
@@ -286,6 +332,38 @@ impl Decoder for FrameCodec {
                     self.state = DecodeState::Header;
                     return Ok(Some(frame));
                 }
+                DecodeState::Discard {
+                    buffers_left,
+                    in_buffer,
+                } => {
+                    if let Some(left) = in_buffer {
+                        let n = (*left).min(src.len());
+                        src.advance(n);
+                        *left -= n;
+                        if *left > 0 {
+                            return Ok(None);
+                        }
+                        *in_buffer = None;
+                        *buffers_left -= 1;
+                    }
+                    if *buffers_left == 0 {
+                        self.state = DecodeState::Header;
+                        continue;
+                    }
+                    if src.len() < 4 {
+                        return Ok(None);
+                    }
+                    let len = i32::from_be_bytes([src[0], src[1], src[2], src[3]]);
+                    if len < 0 {
+                        return Err(FrameError::NegativeLength {
+                            serial: 0,
+                            index: 0,
+                            len,
+                        });
+                    }
+                    src.advance(4);
+                    *in_buffer = Some(len as usize);
+                }
             }
         }
     }
@@ -294,7 +372,7 @@ impl Decoder for FrameCodec {
         match self.decode(src)? {
             Some(frame) => Ok(Some(frame)),
             None => {
-                let partial = matches!(self.state, DecodeState::Buffers { .. });
+                let partial = !matches!(self.state, DecodeState::Header);
                 if src.is_empty() && !partial {
                     Ok(None)
                 } else {
@@ -395,6 +473,50 @@ mod tests {
         let f = Frame::new(1, vec![Bytes::new(), body.clone(), Bytes::new()]);
         assert_eq!(f.message().as_ptr(), body.as_ptr());
         assert!(Frame::new(1, vec![]).message().is_empty());
+    }
+
+    #[test]
+    fn oversized_frames_are_discarded_and_decoding_resumes() {
+        let limits = FrameLimits {
+            max_buffers: 16,
+            max_buffer_len: 8,
+            max_frame_bytes: 10,
+        };
+        let big_buffer = frame(5, &[b"ab", b"0123456789abcdef", b"xyz"]);
+        let big_frame = frame(6, &[b"abcdefgh", b"ijklmnop"]);
+        let ok = frame(7, &[b"fine", b"too"]);
+        let mut wire = BytesMut::new();
+        big_buffer.encode_into(&mut wire);
+        big_frame.encode_into(&mut wire);
+        ok.encode_into(&mut wire);
+        for chunk in [1, 3, wire.len()] {
+            let mut codec = FrameCodec::with_limits(limits);
+            let mut src = BytesMut::new();
+            let mut got = Vec::new();
+            let mut errors = Vec::new();
+            for piece in wire.chunks(chunk) {
+                src.extend_from_slice(piece);
+                loop {
+                    match codec.decode(&mut src) {
+                        Ok(Some(f)) => got.push(f),
+                        Ok(None) => break,
+                        Err(e) => {
+                            assert!(e.is_recoverable(), "{e}");
+                            errors.push(e.serial());
+                        }
+                    }
+                }
+                // A discarded frame is never buffered.
+                assert!(src.len() <= chunk.max(8) + 8, "buffered {}", src.len());
+            }
+            assert_eq!(errors, [Some(5), Some(6)], "chunk {chunk}");
+            assert_eq!(got, std::slice::from_ref(&ok), "chunk {chunk}");
+            assert!(codec.decode_eof(&mut src).unwrap().is_none());
+        }
+        let e = FrameCodec::with_limits(limits)
+            .decode(&mut BytesMut::from(&[0u8, 0, 0, 1, 0, 0, 0, 17][..]))
+            .unwrap_err();
+        assert!(!e.is_recoverable());
     }
 
     #[test]

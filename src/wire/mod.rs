@@ -11,9 +11,10 @@
 //! One frame = one Avro message = the concatenation of its buffers. Buffer boundaries mean
 //! nothing: any split is accepted, empty buffers included. `count == 0` is never written (Java's
 //! decoder would swallow the next frame's first buffer) and is refused on input; negative counts
-//! and lengths, more than [`frame::FrameLimits::max_buffers`] buffers, and buffers or frames over
-//! the byte caps are typed [`frame::FrameError`]s that mean "close the connection". A partial
-//! frame simply waits for more bytes.
+//! and lengths and more than [`frame::FrameLimits::max_buffers`] buffers are typed
+//! [`frame::FrameError`]s that mean "close the connection"; buffers or frames over the byte caps
+//! are recoverable errors (the decoder then discards that frame without buffering it, so a server
+//! can answer its serial with an error). A partial frame simply waits for more bytes.
 //!
 //! # Buffer splits we produce
 //!

@@ -1,0 +1,231 @@
+//! Independent Avro implementations push events into a running sluicegate [`AvroSource`]:
+//!
+//! * npm `avsc@5.7.9` (`peers/avsc_client.js`, a stateful Netty-framed client: handshake ping,
+//!   then calls without handshakes) — `append` and `appendBatch`, plain, deflate, TLS, and
+//!   deflate+TLS in both layer orders (Flume ≥ 1.10 `zlib-outside`, Flume ≤ 1.9 `tls-outside`);
+//! * PyPI `avro` (`peers/py_client.py`, Apache's Python `Requestor`, a fresh connection per
+//!   call): its protocol hash differs from Java's, so the first call gets `NONE` and is re-sent
+//!   with the protocol text; later connections are answered `BOTH` straight from the server's
+//!   cache of learned client protocols (one extra connection in total proves it).
+//!
+//! Each run checks every call was answered OK and the channel holds every event, with its
+//! headers and body, in order. Peers are installed once by `compat-tests/setup.sh`; every peer
+//! process has a hard deadline.
+
+mod common;
+#[path = "source_util.rs"]
+mod source_util;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use source_util::*;
+
+const PEER_DEADLINE: Duration = Duration::from_secs(60);
+
+fn tls_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls")
+}
+
+fn tls_settings() -> Vec<(&'static str, String)> {
+    vec![
+        ("ssl", "true".into()),
+        (
+            "keystore",
+            tls_dir().join("server.p12").to_string_lossy().into_owned(),
+        ),
+        ("keystore-password", "changeit".into()),
+        ("keystore-type", "PKCS12".into()),
+    ]
+}
+
+/// Runs the avsc client against `h` with extra arguments; returns its JSON lines.
+fn run_avsc(h: &Harness, args: &[&str]) -> Vec<Value> {
+    let peers = common::ensure_peers();
+    let port = h.addr().port().to_string();
+    let protocol = common::protocol_file();
+    let mut cmd = Command::new(&peers.node);
+    cmd.arg(peers.peers.join("avsc_client.js"))
+        .args(["--port", &port, "--protocol"])
+        .arg(&protocol)
+        .args(args)
+        .current_dir(common::compat_dir());
+    let (ok, lines, stderr) = common::run_with_deadline(&mut cmd, PEER_DEADLINE);
+    assert!(ok, "avsc client failed: {lines:?}\n{stderr}");
+    lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+        .collect()
+}
+
+/// Runs the Python requestor; returns its JSON lines.
+fn run_python(h: &Harness, calls: usize, batch: usize) -> Vec<Value> {
+    let peers = common::ensure_peers();
+    let mut cmd = Command::new(&peers.python);
+    cmd.arg(peers.peers.join("py_client.py"))
+        .arg(h.addr().port().to_string())
+        .arg(common::protocol_file())
+        .arg(calls.to_string())
+        .arg(batch.to_string());
+    let (ok, lines, stderr) = common::run_with_deadline(&mut cmd, PEER_DEADLINE);
+    assert!(ok, "python client failed: {lines:?}\n{stderr}");
+    lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+        .collect()
+}
+
+/// Every call line says OK; returns the summary line.
+fn all_ok(lines: &[Value], calls: usize) -> &Value {
+    let results: Vec<&Value> = lines.iter().filter(|v| v.get("call").is_some()).collect();
+    assert_eq!(results.len(), calls, "one line per call: {lines:?}");
+    for r in &results {
+        assert_eq!(r["status"], "OK", "call answered OK: {r}");
+    }
+    lines
+        .iter()
+        .find(|v| v["summary"] == true)
+        .unwrap_or_else(|| panic!("no summary: {lines:?}"))
+}
+
+/// The channel holds exactly `n` events `<prefix>-<i>` with `seq = i` and `peer`, in order.
+fn check_events(h: &Harness, n: usize, prefix: &str, peer: &str, body_size: usize) {
+    let got = h.drain();
+    assert_eq!(got.len(), n, "events stored");
+    for (i, e) in got.iter().enumerate() {
+        assert_eq!(e.header("seq").as_deref(), Some(i.to_string().as_str()));
+        assert_eq!(e.header("peer").as_deref(), Some(peer));
+        let base = format!("{prefix}-{i}");
+        let mut body = base.clone().into_bytes();
+        if body_size > base.len() {
+            body.resize(body_size, b'x');
+        }
+        assert_eq!(e.body(), &body[..], "event {i} body");
+    }
+}
+
+fn avsc_case(settings: &[(&str, String)], args: &[&str], calls: usize, batch: usize) {
+    let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let h = Harness::start(&pairs, channel_config(10_000));
+    let calls_s = calls.to_string();
+    let batch_s = batch.to_string();
+    let mut all = vec!["--calls", &calls_s, "--batch", &batch_s];
+    all.extend_from_slice(args);
+    let lines = run_avsc(&h, &all);
+    let summary = all_ok(&lines, calls);
+    assert_eq!(summary["events"], calls * batch);
+    let body_size = args
+        .iter()
+        .position(|a| *a == "--body-size")
+        .map(|i| args[i + 1].parse().unwrap())
+        .unwrap_or(0);
+    check_events(&h, calls * batch, "avsc", "avsc", body_size);
+    let (appends, batches) = if batch == 1 { (calls, 0) } else { (0, calls) };
+    assert_eq!(h.count(|c| &c.append_accepted), appends as u64);
+    assert_eq!(h.count(|c| &c.append_batch_accepted), batches as u64);
+    assert_eq!(h.count(|c| &c.events_accepted), (calls * batch) as u64);
+    assert_eq!(h.count(|c| &c.event_read_fail), 0);
+}
+
+#[test]
+fn avsc_append_plain() {
+    avsc_case(&[], &[], 4, 1);
+}
+
+#[test]
+fn avsc_append_batch_plain() {
+    avsc_case(&[], &[], 3, 5);
+}
+
+#[test]
+fn avsc_append_batch_large_bodies() {
+    avsc_case(&[], &["--body-size", "20000"], 2, 4);
+}
+
+#[test]
+fn avsc_append_batch_deflate() {
+    avsc_case(
+        &[("compression-type", "Deflate".into())],
+        &["--deflate"],
+        3,
+        5,
+    );
+}
+
+#[test]
+fn avsc_append_deflate() {
+    avsc_case(
+        &[("compression-type", "deflate".into())],
+        &["--deflate"],
+        3,
+        1,
+    );
+}
+
+#[test]
+fn avsc_tls() {
+    let ca = tls_dir().join("ca.pem").to_string_lossy().into_owned();
+    avsc_case(&tls_settings(), &["--tls", "--ca", &ca], 3, 5);
+}
+
+#[test]
+fn avsc_tls_deflate_zlib_outside() {
+    let ca = tls_dir().join("ca.pem").to_string_lossy().into_owned();
+    let mut s = tls_settings();
+    s.push(("compression-type", "deflate".into()));
+    s.push(("compression-layer-order", "zlib-outside".into()));
+    avsc_case(
+        &s,
+        &["--tls", "--deflate", "--order", "zlib-outside", "--ca", &ca],
+        3,
+        5,
+    );
+}
+
+#[test]
+fn avsc_tls_deflate_tls_outside() {
+    let ca = tls_dir().join("ca.pem").to_string_lossy().into_owned();
+    let mut s = tls_settings();
+    s.push(("compression-type", "deflate".into()));
+    s.push(("compression-layer-order", "tls-outside".into()));
+    avsc_case(
+        &s,
+        &["--tls", "--deflate", "--order", "tls-outside", "--ca", &ca],
+        3,
+        1,
+    );
+}
+
+fn python_case(calls: usize, batch: usize) {
+    let h = Harness::start(&[], channel_config(10_000));
+    let lines = run_python(&h, calls, batch);
+    let summary = all_ok(&lines, calls);
+    assert_eq!(summary["events"], calls * batch);
+    // One extra connection: the NONE answer on the first call, then the learned protocol is
+    // answered BOTH from the cache on every later connection.
+    assert_eq!(summary["connections"], calls + 1, "{summary}");
+    let got = h.drain();
+    assert_eq!(got.len(), calls * batch);
+    for (i, e) in got.iter().enumerate() {
+        assert_eq!(e.header("seq").as_deref(), Some(i.to_string().as_str()));
+        assert_eq!(e.header("peer").as_deref(), Some("python"));
+        if batch > 1 {
+            assert_eq!(e.header("ü").as_deref(), Some("ß"));
+        }
+        assert_eq!(e.body(), format!("py-{i}").as_bytes());
+    }
+    assert_eq!(h.count(|c| &c.events_accepted), (calls * batch) as u64);
+    assert_eq!(h.count(|c| &c.event_read_fail), 0);
+}
+
+#[test]
+fn python_append_batch() {
+    python_case(3, 4);
+}
+
+#[test]
+fn python_append() {
+    python_case(3, 1);
+}
