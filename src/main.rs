@@ -30,11 +30,80 @@ enum Command {
     Agent(AgentArgs),
     /// Validate a flume.conf without starting anything: every problem, with file and line.
     Check(CheckArgs),
+    /// Send lines of a file (or stdin) as events to an Avro source, as `flume-ng avro-client` does.
+    AvroClient(AvroClientArgs),
+    /// Load generator: push events over Avro RPC and report events/s, MB/s and latency.
+    ///
+    /// Without --target it starts an in-process Avro source (memory channel, drained) on
+    /// 127.0.0.1 and measures the whole path over loopback.
+    Bench(BenchArgs),
     /// Inspect a durable file channel: segments, positions, sizes, and a CRC check of every record.
     Channel {
         #[command(subcommand)]
         command: ChannelCommand,
     },
+}
+
+#[derive(Args, Debug)]
+struct AvroClientArgs {
+    /// Host of the Avro source.
+    #[arg(short = 'H', long = "host")]
+    host: String,
+    /// Port of the Avro source.
+    #[arg(short = 'p', long = "port")]
+    port: u16,
+    /// File to send, one event per line (default: standard input).
+    #[arg(short = 'F', long = "filename")]
+    file: Option<PathBuf>,
+    /// File of `key=value` lines: headers added to every event.
+    #[arg(short = 'R', long = "headerFile")]
+    header_file: Option<PathBuf>,
+    /// Events per appendBatch call.
+    #[arg(long = "batch", default_value_t = sluicegate::tools::avro_client::DEFAULT_BATCH_SIZE)]
+    batch: usize,
+    /// Compress with deflate (the source needs compression-type = deflate).
+    #[arg(long = "deflate")]
+    deflate: bool,
+    /// Use TLS (the source needs ssl = true).
+    #[arg(long = "ssl")]
+    ssl: bool,
+    /// With --ssl: accept any server certificate.
+    #[arg(long = "trust-all-certs")]
+    trust_all_certs: bool,
+    /// With --ssl: PEM or PKCS#12 file of trusted certificates.
+    #[arg(long = "truststore")]
+    truststore: Option<PathBuf>,
+    /// Password of a PKCS#12 truststore.
+    #[arg(long = "truststore-password")]
+    truststore_password: Option<String>,
+    /// Java-style system properties (-Dkey=value).
+    #[arg(short = 'D', value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
+    defines: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Address of an Avro source to push to (default: an in-process source on 127.0.0.1).
+    #[arg(long = "target")]
+    target: Option<std::net::SocketAddr>,
+    /// Number of events.
+    #[arg(long = "events", default_value_t = 2_000_000)]
+    events: u64,
+    /// Body size in bytes.
+    #[arg(long = "body-size", default_value_t = 256)]
+    body_size: usize,
+    /// Headers per event.
+    #[arg(long = "headers", default_value_t = 3)]
+    headers: usize,
+    /// Events per appendBatch call.
+    #[arg(long = "batch-size", default_value_t = 1000)]
+    batch_size: usize,
+    /// Concurrent connections.
+    #[arg(long = "connections", default_value_t = 4)]
+    connections: usize,
+    /// Client settings as Avro-sink keys (e.g. compression-type=deflate).
+    #[arg(long = "set", value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
+    set: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -104,6 +173,31 @@ fn init_logging(filter: &str) {
         .try_init();
 }
 
+fn bench(b: BenchArgs) -> Result<sluicegate::tools::bench::BenchReport, String> {
+    let props = sluicegate::rpc::tls::SystemProps::new();
+    let build = |target| {
+        let mut o = sluicegate::tools::bench::BenchOptions::new(target);
+        o.events = b.events;
+        o.body_size = b.body_size;
+        o.headers = b.headers;
+        o.batch_size = b.batch_size.max(1);
+        o.connections = b.connections.max(1);
+        o.client_settings = b
+            .set
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                (k.to_string(), v.to_string())
+            })
+            .collect();
+        o
+    };
+    match b.target {
+        Some(t) => sluicegate::tools::bench::run_blocking(&build(t), &props).map_err(|e| e.to_string()),
+        None => sluicegate::tools::bench::run_in_process(build, &props).map_err(|e| e.to_string()),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -143,6 +237,42 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("{e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::AvroClient(a) => {
+            init_logging("warn");
+            let props = parse_defines(a.defines.iter().map(String::as_str));
+            let mut opts = sluicegate::tools::avro_client::AvroClientOptions::new(a.host, a.port);
+            opts.file = a.file;
+            opts.header_file = a.header_file;
+            opts.batch_size = a.batch.max(1);
+            opts.deflate = a.deflate;
+            opts.ssl = a.ssl;
+            opts.trust_all_certs = a.trust_all_certs;
+            opts.truststore = a.truststore;
+            opts.truststore_password = a.truststore_password;
+            match sluicegate::tools::avro_client::run(&opts, &props) {
+                Ok(report) => {
+                    eprintln!("sent {} event(s) in {} batch(es)", report.events, report.batches);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("sluicegate avro-client: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Bench(b) => {
+            init_logging("warn");
+            match bench(b) {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("sluicegate bench: {e}");
                     ExitCode::from(1)
                 }
             }

@@ -176,7 +176,13 @@ fn build_sink(
         SinkType::Null => Box::new(NullSink::from_context(&cfg.name, ctx, channel)?),
         SinkType::Logger => Box::new(LoggerSink::from_context(&cfg.name, ctx, channel)?),
         SinkType::FileRoll => Box::new(FileRollSink::from_context(&cfg.name, ctx, channel)?),
-        SinkType::Avro => return Err(ctx.error("type", "PENDING avro sink")),
+        SinkType::Avro => Box::new(crate::sink::avro::AvroSink::from_context(
+            &cfg.name,
+            ctx,
+            env.props,
+            channel,
+            env.runtime.clone(),
+        )?),
     };
     warn_unused("sink", &cfg.name, ctx);
     Ok(sink)
@@ -311,7 +317,13 @@ fn build_source(
         SourceType::Seq => Box::new(SeqSource::from_context(&cfg.name, ctx, processor)?),
         SourceType::Netcat => Box::new(NetcatSource::from_context(&cfg.name, ctx, processor)?),
         SourceType::Exec => Box::new(ExecSource::from_context(&cfg.name, ctx, processor)?),
-        SourceType::Avro => return Err(ctx.error("type", "PENDING avro source")),
+        SourceType::Avro => Box::new(crate::source::avro::AvroSource::from_context(
+            &cfg.name,
+            ctx,
+            env.props,
+            processor,
+            env.runtime.clone(),
+        )?),
     };
     warn_unused("source", &cfg.name, ctx);
     Ok(Some(source))

@@ -272,6 +272,51 @@ pub fn run_blocking(opts: &BenchOptions, props: &SystemProps) -> Result<BenchRep
     rt.block_on(run(opts, props))
 }
 
+/// Runs the benchmark against an Avro source started in this process: `127.0.0.1:0`, a memory
+/// channel sized for the load, and a thread that drains it (take + commit), so the figure
+/// covers framing, decoding, the channel put/commit and the `OK` round trip.
+pub fn run_in_process(
+    options: impl FnOnce(SocketAddr) -> BenchOptions,
+    props: &SystemProps,
+) -> Result<BenchReport, BenchError> {
+    use crate::channel::memory::{MemoryChannel, MemoryChannelConfig};
+    use crate::channel::Channel;
+    use crate::source::{ChannelProcessor, Source};
+    use std::sync::atomic::AtomicBool;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| BenchError::Config(format!("cannot start the I/O runtime: {e}")))?;
+    let channel = Arc::new(MemoryChannel::new(
+        "bench",
+        MemoryChannelConfig { capacity: 1_000_000, transaction_capacity: 100_000, ..Default::default() },
+    ));
+    let ctx = Context::from_pairs("bench.sources.r1", [("bind", "127.0.0.1"), ("port", "0")]);
+    let processor = ChannelProcessor::replicating(vec![channel.clone() as Arc<dyn Channel>]);
+    let mut source = crate::source::avro::AvroSource::from_context("r1", &ctx, props, processor, rt.handle().clone())
+        .map_err(|e| BenchError::Config(e.to_string()))?;
+    source.start().map_err(|e| BenchError::Config(e.to_string()))?;
+    let addr = source.local_addr().ok_or_else(|| BenchError::Config("the in-process source did not bind".into()))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let drain = {
+        let (channel, stop) = (channel.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(batch) = channel.take_batch(100_000, Duration::from_millis(50)) {
+                    let _ = batch.commit();
+                }
+            }
+        })
+    };
+    let opts = options(addr);
+    let report = rt.block_on(run(&opts, props));
+    source.stop();
+    stop.store(true, Ordering::Relaxed);
+    let _ = drain.join();
+    report
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
