@@ -37,13 +37,22 @@ function tlsOpts(extra) {
 // side first, e.g. an EPIPE on the TLS close_notify) are then not failures.
 let finished = false;
 
+function onStreamError(e) {
+  if (finished) return;
+  console.log(JSON.stringify({ fatal: String(e) }));
+  process.exit(3);
+}
+
+// Tearing down the layered streams (e.g. the Duplex.from wrapper under TLS) can emit errors
+// such as AbortError once everything is done; they are not failures of the calls.
+process.on('uncaughtException', (e) => {
+  if (finished) process.exit(0);
+  onStreamError(e);
+});
+
 function connect(cb) {
   const raw = net.connect(port, '127.0.0.1');
-  raw.on('error', (e) => {
-    if (finished) return;
-    console.log(JSON.stringify({ fatal: String(e) }));
-    process.exit(3);
-  });
+  raw.on('error', onStreamError);
   raw.once('connect', () => {
     if (!useTls && !deflate) return cb(raw);
     if (!useTls) return cb(zlibPair(raw));
@@ -52,7 +61,9 @@ function connect(cb) {
       return t.once('secureConnect', () => cb(t));
     }
     if (order === 'zlib-outside') {
-      const t = tls.connect(tlsOpts({ socket: duplexOf(zlibPair(raw)) }));
+      const inner = duplexOf(zlibPair(raw));
+      inner.on('error', onStreamError);
+      const t = tls.connect(tlsOpts({ socket: inner }));
       return t.once('secureConnect', () => cb(t));
     }
     const t = tls.connect(tlsOpts({ socket: raw }));

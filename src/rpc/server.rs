@@ -534,23 +534,16 @@ struct Connection<'a> {
 
 impl Connection<'_> {
     async fn run(&mut self, stop: &mut watch::Receiver<bool>) -> End {
-        // True while bytes of a frame not yet complete have been consumed by the codec.
-        let mut mid_frame = false;
         loop {
-            let before = self.rbuf.len();
             match self.codec.decode(&mut self.rbuf) {
                 Ok(Some(frame)) => {
-                    mid_frame = false;
                     if let Err(end) = self.serve(frame).await {
                         return end;
                     }
                     continue;
                 }
-                Ok(None) => {
-                    mid_frame |= self.rbuf.len() < before;
-                }
+                Ok(None) => {}
                 Err(e) if e.is_recoverable() => {
-                    mid_frame = true;
                     if let Err(end) = self.refuse_oversized(&e).await {
                         return end;
                     }
@@ -561,7 +554,7 @@ impl Connection<'_> {
                     return End::Problem(format!("unusable frame: {e}"));
                 }
             }
-            let partial = mid_frame || !self.rbuf.is_empty();
+            let partial = self.codec.is_mid_frame() || !self.rbuf.is_empty();
             let limit = if partial {
                 Some(self.shared.config.read_timeout)
             } else {

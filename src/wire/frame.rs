@@ -233,6 +233,12 @@ impl FrameCodec {
     pub fn limits(&self) -> FrameLimits {
         self.limits
     }
+
+    /// True when part of a frame has been consumed (or is being discarded) and the rest has not
+    /// arrived; a server uses it to tell a stalled request from an idle connection.
+    pub fn is_mid_frame(&self) -> bool {
+        !matches!(self.state, DecodeState::Header)
+    }
 }
 
 impl Decoder for FrameCodec {
@@ -510,6 +516,7 @@ mod tests {
                 assert!(src.len() <= chunk.max(8) + 8, "buffered {}", src.len());
             }
             assert_eq!(errors, [Some(5), Some(6)], "chunk {chunk}");
+            assert!(!codec.is_mid_frame());
             assert_eq!(got, std::slice::from_ref(&ok), "chunk {chunk}");
             assert!(codec.decode_eof(&mut src).unwrap().is_none());
         }
