@@ -193,7 +193,9 @@ fn bench(b: BenchArgs) -> Result<sluicegate::tools::bench::BenchReport, String> 
         o
     };
     match b.target {
-        Some(t) => sluicegate::tools::bench::run_blocking(&build(t), &props).map_err(|e| e.to_string()),
+        Some(t) => {
+            sluicegate::tools::bench::run_blocking(&build(t), &props).map_err(|e| e.to_string())
+        }
         None => sluicegate::tools::bench::run_in_process(build, &props).map_err(|e| e.to_string()),
     }
 }
@@ -208,7 +210,8 @@ fn main() -> ExitCode {
                 conf_file: resolve(a.conf_file, a.conf_dir),
                 name: a.name,
                 props,
-                reload_interval: (!a.no_reload_conf).then(|| Duration::from_secs(a.reload_interval.max(1))),
+                reload_interval: (!a.no_reload_conf)
+                    .then(|| Duration::from_secs(a.reload_interval.max(1))),
             };
             match run(opts) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -255,7 +258,10 @@ fn main() -> ExitCode {
             opts.truststore_password = a.truststore_password;
             match sluicegate::tools::avro_client::run(&opts, &props) {
                 Ok(report) => {
-                    eprintln!("sent {} event(s) in {} batch(es)", report.events, report.batches);
+                    eprintln!(
+                        "sent {} event(s) in {} batch(es)",
+                        report.events, report.batches
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -277,7 +283,9 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Channel { command: ChannelCommand::Inspect { dir } } => {
+        Command::Channel {
+            command: ChannelCommand::Inspect { dir },
+        } => {
             init_logging("warn");
             match sluicegate::channel::file::inspect(&dir) {
                 Ok(report) => {

@@ -7,9 +7,20 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_sluicegate");
 
 fn out_lines(dir: &Path) -> Vec<String> {
-    let mut files: Vec<_> = std::fs::read_dir(dir).map(|r| r.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|r| r.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
     files.sort();
-    files.iter().flat_map(|f| std::fs::read_to_string(f).unwrap_or_default().lines().map(str::to_string).collect::<Vec<_>>()).collect()
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 fn channel_and_sink(d: &Path) -> String {
@@ -74,10 +85,14 @@ fn sigterm_mid_stream_loses_no_committed_event_and_a_restart_drains_the_rest() {
     }
     let rc = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eq!(rc, 0);
-    let status = wait_exit(&mut child, Duration::from_secs(20)).expect("the agent must exit after SIGTERM");
+    let status =
+        wait_exit(&mut child, Duration::from_secs(20)).expect("the agent must exit after SIGTERM");
     assert!(status.success(), "exit status {status:?}");
     let first_run = out_lines(&d.join("out")).len();
-    assert!(first_run >= 5000, "only {first_run} events were delivered before SIGTERM");
+    assert!(
+        first_run >= 5000,
+        "only {first_run} events were delivered before SIGTERM"
+    );
 
     // Restart without the source: the sink drains whatever the channel still holds.
     std::fs::write(&conf, channel_and_sink(d)).unwrap();
@@ -107,14 +122,25 @@ fn sigterm_mid_stream_loses_no_committed_event_and_a_restart_drains_the_rest() {
     assert!(wait_exit(&mut child, Duration::from_secs(20)).is_some_and(|s| s.success()));
 
     // Every event the source committed is there exactly once: 0..K with no gap, no duplicate.
-    let mut seen: Vec<u64> = out_lines(&d.join("out")).iter().map(|l| l.parse().unwrap()).collect();
+    let mut seen: Vec<u64> = out_lines(&d.join("out"))
+        .iter()
+        .map(|l| l.parse().unwrap())
+        .collect();
     let total = seen.len();
     seen.sort_unstable();
     seen.dedup();
     assert_eq!(seen.len(), total, "duplicates were delivered");
     let k = seen.len() as u64;
-    assert_eq!(seen, (0..k).collect::<Vec<_>>(), "a committed event is missing");
-    assert_eq!(k % 500, 0, "seq commits batches of 500: a partial batch leaked ({k})");
+    assert_eq!(
+        seen,
+        (0..k).collect::<Vec<_>>(),
+        "a committed event is missing"
+    );
+    assert_eq!(
+        k % 500,
+        0,
+        "seq commits batches of 500: a partial batch leaked ({k})"
+    );
 }
 
 #[test]
@@ -123,14 +149,28 @@ fn check_and_agent_print_every_config_problem_and_fail() {
     let conf = dir.path().join("bad.conf");
     std::fs::write(&conf, "a1.sources = r1\na1.sources.r1.type = avro\na1.sources.r1.channels = c9\na1.sinks = k1\na1.sinks.k1.type = hdfs\n").unwrap();
     for sub in ["check", "agent"] {
-        let out = Command::new(BIN).args([sub, "-n", "a1", "-f"]).arg(&conf).output().unwrap();
+        let out = Command::new(BIN)
+            .args([sub, "-n", "a1", "-f"])
+            .arg(&conf)
+            .output()
+            .unwrap();
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("bad.conf:3: a1.sources.r1.channels"), "{sub}: {err}");
+        assert!(
+            err.contains("bad.conf:3: a1.sources.r1.channels"),
+            "{sub}: {err}"
+        );
         assert!(err.contains("bad.conf:5: a1.sinks.k1.type"), "{sub}: {err}");
     }
-    let out = Command::new(BIN).args(["check", "-n", "nosuch", "-f"]).arg(&conf).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("a1"), "the agents that exist are named");
+    let out = Command::new(BIN)
+        .args(["check", "-n", "nosuch", "-f"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("a1"),
+        "the agents that exist are named"
+    );
 }
 
 #[test]
@@ -140,9 +180,18 @@ fn help_explains_the_commands() {
     for cmd in ["agent", "check", "channel"] {
         assert!(text.contains(cmd), "--help lists {cmd}: {text}");
     }
-    let out = Command::new(BIN).args(["agent", "--help"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["agent", "--help"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--name", "--conf-file", "--conf", "-D", "flume.monitoring.port"] {
+    for flag in [
+        "--name",
+        "--conf-file",
+        "--conf",
+        "-D",
+        "flume.monitoring.port",
+    ] {
         assert!(text.contains(flag), "agent --help mentions {flag}");
     }
 }

@@ -9,13 +9,29 @@ use sluicegate::metrics::MetricsRegistry;
 use sluicegate::rpc::tls::SystemProps;
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn lines_in(dir: &Path) -> Vec<String> {
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
-    files.iter().flat_map(|f| std::fs::read_to_string(f).unwrap().lines().map(str::to_string).collect::<Vec<_>>()).collect()
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 fn wait_for_lines(dir: &Path, n: usize) -> Vec<String> {
@@ -59,12 +75,23 @@ fn a_seq_to_file_channel_to_file_roll_agent_delivers_everything_and_stops_cleanl
     std::fs::write(&path, conf(dir.path(), 1000, 10_000)).unwrap();
     let rt = runtime();
     let registry = MetricsRegistry::new();
-    let mut agent = Agent::start(&path, "a1", SystemProps::new(), rt.handle().clone(), registry.clone()).unwrap();
+    let mut agent = Agent::start(
+        &path,
+        "a1",
+        SystemProps::new(),
+        rt.handle().clone(),
+        registry.clone(),
+    )
+    .unwrap();
     let lines = wait_for_lines(&dir.path().join("out"), 1000);
     agent.stop();
     let expected: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
     assert_eq!(lines, expected);
-    let kinds: Vec<String> = registry.groups().iter().map(|g| format!("{}.{}", g.kind(), g.name())).collect();
+    let kinds: Vec<String> = registry
+        .groups()
+        .iter()
+        .map(|g| format!("{}.{}", g.kind(), g.name()))
+        .collect();
     for k in ["SOURCE.r1", "CHANNEL.c1", "SINK.k1"] {
         assert!(kinds.contains(&k.to_string()), "{k} missing from {kinds:?}");
     }
@@ -77,7 +104,14 @@ fn reload_restarts_only_what_changed_and_keeps_the_durable_channel_contents() {
     let path = dir.path().join("flume.conf");
     std::fs::write(&path, conf(dir.path(), 300, 10_000)).unwrap();
     let rt = runtime();
-    let mut agent = Agent::start(&path, "a1", SystemProps::new(), rt.handle().clone(), MetricsRegistry::new()).unwrap();
+    let mut agent = Agent::start(
+        &path,
+        "a1",
+        SystemProps::new(),
+        rt.handle().clone(),
+        MetricsRegistry::new(),
+    )
+    .unwrap();
     assert_eq!(wait_for_lines(&dir.path().join("out"), 300).len(), 300);
 
     // Unchanged file: nothing restarts.
@@ -85,14 +119,20 @@ fn reload_restarts_only_what_changed_and_keeps_the_durable_channel_contents() {
     assert!(s.stopped.is_empty() && s.started.is_empty(), "{s}");
 
     // A sink-only change restarts only the sink runner.
-    let changed = conf(dir.path(), 300, 10_000).replace("rollInterval = 0", "rollInterval = 0\na1.sinks.k1.batchSize = 7");
+    let changed = conf(dir.path(), 300, 10_000).replace(
+        "rollInterval = 0",
+        "rollInterval = 0\na1.sinks.k1.batchSize = 7",
+    );
     std::fs::write(&path, changed).unwrap();
     let s = agent.reload().unwrap();
     assert_eq!(s.stopped, vec!["sinkrunner k1".to_string()]);
     assert_eq!(s.started, vec!["sinkrunner k1".to_string()]);
 
     // A channel change restarts the channel and everything wired to it.
-    let changed = conf(dir.path(), 300, 20_000).replace("rollInterval = 0", "rollInterval = 0\na1.sinks.k1.batchSize = 7");
+    let changed = conf(dir.path(), 300, 20_000).replace(
+        "rollInterval = 0",
+        "rollInterval = 0\na1.sinks.k1.batchSize = 7",
+    );
     std::fs::write(&path, changed).unwrap();
     let s = agent.reload().unwrap();
     assert_eq!(s.stopped, vec!["source r1", "sinkrunner k1", "channel c1"]);
@@ -133,11 +173,28 @@ fn check_reports_every_construction_problem_with_file_and_line() {
     let text = err.to_string();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
-    assert!(lines[0].starts_with(&format!("{}:8: a1.channels.c1.capacity:", path.display())), "{text}");
-    assert!(lines[1].starts_with(&format!("{}:10: a1.channels.c2.transactionCapacity:", path.display())), "{text}");
+    assert!(
+        lines[0].starts_with(&format!("{}:8: a1.channels.c1.capacity:", path.display())),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "{}:10: a1.channels.c2.transactionCapacity:",
+            path.display()
+        )),
+        "{text}"
+    );
     // With the channels fixed, the source's own problem surfaces.
-    let fixed = std::fs::read_to_string(&path).unwrap().replace("capacity = 0", "capacity = 100").replace("= lots", "= 5");
+    let fixed = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("capacity = 0", "capacity = 100")
+        .replace("= lots", "= 5");
     std::fs::write(&path, fixed).unwrap();
-    let text = check(&path, "a1", &SystemProps::new()).unwrap_err().to_string();
-    assert!(text.starts_with(&format!("{}:5: a1.sources.r1.batchSize:", path.display())), "{text}");
+    let text = check(&path, "a1", &SystemProps::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.starts_with(&format!("{}:5: a1.sources.r1.batchSize:", path.display())),
+        "{text}"
+    );
 }

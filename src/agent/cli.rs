@@ -36,11 +36,18 @@ mod tests {
 
     #[test]
     fn parses_java_style_defines_and_logger_levels() {
-        let p = parse_defines(["flume.root.logger=DEBUG,console", "flume.monitoring.port=34545", "bare"]);
+        let p = parse_defines([
+            "flume.root.logger=DEBUG,console",
+            "flume.monitoring.port=34545",
+            "bare",
+        ]);
         assert_eq!(p.get("flume.monitoring.port"), Some("34545"));
         assert_eq!(p.get("bare"), Some(""));
         assert_eq!(log_filter(&p), "debug");
         assert_eq!(log_filter(&SystemProps::new()), "info");
-        assert_eq!(log_filter(&parse_defines(["flume.root.logger=FATAL,console"])), "error");
+        assert_eq!(
+            log_filter(&parse_defines(["flume.root.logger=FATAL,console"])),
+            "error"
+        );
     }
 }

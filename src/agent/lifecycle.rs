@@ -40,11 +40,19 @@ pub enum AgentError {
     Build(Vec<ConfigError>),
     /// A component failed to start.
     #[error("{kind} {name} failed to start: {message}")]
-    Start { kind: &'static str, name: String, message: String },
+    Start {
+        kind: &'static str,
+        name: String,
+        message: String,
+    },
 }
 
 fn list(errors: &[ConfigError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// What a reload did.
@@ -61,7 +69,12 @@ impl fmt::Display for ReloadSummary {
         if self.stopped.is_empty() && self.started.is_empty() {
             return write!(f, "nothing changed");
         }
-        write!(f, "stopped [{}], started [{}]", self.stopped.join(", "), self.started.join(", "))
+        write!(
+            f,
+            "stopped [{}], started [{}]",
+            self.stopped.join(", "),
+            self.started.join(", ")
+        )
     }
 }
 
@@ -101,10 +114,19 @@ pub fn load(path: &Path, name: &str) -> Result<AgentConfig, AgentError> {
 /// starting anything: the configuration is loaded and every component is constructed.
 pub fn check(path: &Path, name: &str, props: &SystemProps) -> Result<AgentConfig, AgentError> {
     let cfg = load(path, name)?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
-        AgentError::Start { kind: "agent", name: name.to_string(), message: format!("runtime: {e}") }
-    })?;
-    let env = BuildEnv { props, runtime: rt.handle().clone(), mode: BuildMode::Check };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AgentError::Start {
+            kind: "agent",
+            name: name.to_string(),
+            message: format!("runtime: {e}"),
+        })?;
+    let env = BuildEnv {
+        props,
+        runtime: rt.handle().clone(),
+        mode: BuildMode::Check,
+    };
     let (channels, mut errors) = build_channels(&cfg, &env, None);
     let arcs = channel_arcs(&channels);
     let (_runners, e2) = build_sink_runners(&cfg, &arcs, &env, None);
@@ -120,7 +142,10 @@ pub fn check(path: &Path, name: &str, props: &SystemProps) -> Result<AgentConfig
 }
 
 fn channel_arcs(channels: &BTreeMap<String, BuiltChannel>) -> BTreeMap<String, Arc<dyn Channel>> {
-    channels.iter().map(|(k, v)| (k.clone(), v.channel.clone())).collect()
+    channels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.channel.clone()))
+        .collect()
 }
 
 impl Agent {
@@ -164,7 +189,11 @@ impl Agent {
         cfg: &AgentConfig,
         only: Option<&BTreeSet<String>>,
     ) -> Result<Vec<String>, AgentError> {
-        let env = BuildEnv { props: &self.props, runtime: self.runtime.clone(), mode: BuildMode::Run };
+        let env = BuildEnv {
+            props: &self.props,
+            runtime: self.runtime.clone(),
+            mode: BuildMode::Run,
+        };
         let pick = |kind: &'static str| {
             move |n: &str| only.is_none_or(|set| set.contains(&format!("{kind} {n}")))
         };
@@ -176,7 +205,10 @@ impl Agent {
         let (channels, mut errors) = build_channels(cfg, &env, Some(&pick_ch));
         for (name, built) in channels {
             built.channel.counter().start();
-            register(&self.registry, built.channel.counter().clone() as Arc<dyn CounterGroup>);
+            register(
+                &self.registry,
+                built.channel.counter().clone() as Arc<dyn CounterGroup>,
+            );
             started.push(format!("channel {name}"));
             self.channels.insert(name, built);
         }
@@ -268,8 +300,11 @@ impl Agent {
         let old = std::mem::replace(&mut self.config, new.clone());
         let diff = |a: BTreeMap<String, super::topology::Fingerprint>,
                     b: &BTreeMap<String, super::topology::Fingerprint>| {
-            let mut changed: BTreeSet<String> =
-                a.iter().filter(|(k, v)| b.get(*k) != Some(v)).map(|(k, _)| k.clone()).collect();
+            let mut changed: BTreeSet<String> = a
+                .iter()
+                .filter(|(k, v)| b.get(*k) != Some(v))
+                .map(|(k, _)| k.clone())
+                .collect();
             changed.extend(b.keys().filter(|k| !a.contains_key(*k)).cloned());
             changed
         };
@@ -304,9 +339,17 @@ impl Agent {
             self.registry.unregister("SINK", &s.name);
         }
         let mut wanted: BTreeSet<String> = BTreeSet::new();
-        wanted.extend(ch.iter().filter(|n| new.channel(n).is_some()).map(|n| format!("channel {n}")));
+        wanted.extend(
+            ch.iter()
+                .filter(|n| new.channel(n).is_some())
+                .map(|n| format!("channel {n}")),
+        );
         wanted.extend(run.iter().map(|n| format!("sinkrunner {n}")));
-        wanted.extend(src.iter().filter(|n| new.source(n).is_some()).map(|n| format!("source {n}")));
+        wanted.extend(
+            src.iter()
+                .filter(|n| new.source(n).is_some())
+                .map(|n| format!("source {n}")),
+        );
         summary.started = self.bring_up(&new, Some(&wanted))?;
         tracing::info!(%summary, "configuration reloaded");
         Ok(summary)
@@ -324,7 +367,11 @@ impl Agent {
 
     /// Names of running components, as `kind name`.
     pub fn running(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.channels.keys().map(|n| format!("channel {n}")).collect();
+        let mut v: Vec<String> = self
+            .channels
+            .keys()
+            .map(|n| format!("channel {n}"))
+            .collect();
         v.extend(self.runners.keys().map(|n| format!("sinkrunner {n}")));
         v.extend(self.sources.keys().map(|n| format!("source {n}")));
         v

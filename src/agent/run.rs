@@ -43,11 +43,19 @@ fn file_stamp(path: &std::path::Path) -> Option<Vec<u8>> {
 /// Runs the agent until a termination signal; returns after a graceful stop.
 pub fn run(opts: RunOptions) -> Result<(), RunError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2))
+        .worker_threads(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .max(2),
+        )
         .thread_name("sluicegate-io")
         .enable_all()
         .build()
-        .map_err(|error| RunError::Io { what: "starting the runtime".into(), error })?;
+        .map_err(|error| RunError::Io {
+            what: "starting the runtime".into(),
+            error,
+        })?;
     let registry = MetricsRegistry::new();
     let monitoring =
         monitoring_options(opts.props.iter()).map_err(|e| RunError::Monitoring(e.to_string()))?;
@@ -56,7 +64,10 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         Some(m) => {
             let server = runtime
                 .block_on(MetricsServer::bind(m.addr(), registry.clone()))
-                .map_err(|error| RunError::Io { what: format!("binding the metrics port {}", m.addr()), error })?;
+                .map_err(|error| RunError::Io {
+                    what: format!("binding the metrics port {}", m.addr()),
+                    error,
+                })?;
             tracing::info!(addr = %m.addr(), "metrics: GET /metrics (Flume JSON), /metrics/prometheus");
             Some(runtime.spawn(async move {
                 let _ = server
@@ -69,14 +80,26 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         None => None,
     };
 
-    let mut agent =
-        Agent::start(&opts.conf_file, &opts.name, opts.props.clone(), runtime.handle().clone(), registry)?;
+    let mut agent = Agent::start(
+        &opts.conf_file,
+        &opts.name,
+        opts.props.clone(),
+        runtime.handle().clone(),
+        registry,
+    )?;
     let mut stamp = file_stamp(&opts.conf_file);
 
     let mut sigterm = runtime
-        .block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) })
-        .map_err(|error| RunError::Io { what: "installing the SIGTERM handler".into(), error })?;
-    let tick = opts.reload_interval.unwrap_or(Duration::from_secs(3600 * 24 * 365));
+        .block_on(async {
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        })
+        .map_err(|error| RunError::Io {
+            what: "installing the SIGTERM handler".into(),
+            error,
+        })?;
+    let tick = opts
+        .reload_interval
+        .unwrap_or(Duration::from_secs(3600 * 24 * 365));
     loop {
         let signalled = runtime.block_on(async {
             tokio::select! {
@@ -86,7 +109,10 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
             }
         });
         if let Some(sig) = signalled {
-            tracing::info!(signal = sig, "shutting down: stopping sources, draining sinks, closing channels");
+            tracing::info!(
+                signal = sig,
+                "shutting down: stopping sources, draining sinks, closing channels"
+            );
             break;
         }
         let now = file_stamp(&opts.conf_file);

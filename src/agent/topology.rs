@@ -105,19 +105,28 @@ fn warn_unused(kind: &str, name: &str, ctx: &Context) {
 fn build_channel(cfg: &ChannelConfig, env: &BuildEnv<'_>) -> Result<Arc<dyn Channel>, ConfigError> {
     let ctx = &cfg.context;
     let ch: Arc<dyn Channel> = match cfg.channel_type {
-        ChannelType::Memory => Arc::new(MemoryChannel::new(&cfg.name, MemoryChannelConfig::from_context(ctx)?)),
+        ChannelType::Memory => Arc::new(MemoryChannel::new(
+            &cfg.name,
+            MemoryChannelConfig::from_context(ctx)?,
+        )),
         ChannelType::File => {
             let fc = FileChannelConfig::from_context(ctx)?;
             match env.mode {
                 BuildMode::Check => {
                     // Validate only: stand a small memory channel in its place for wiring.
-                    let mc = MemoryChannelConfig { transaction_capacity: fc.transaction_capacity, capacity: fc.capacity, ..Default::default() };
+                    let mc = MemoryChannelConfig {
+                        transaction_capacity: fc.transaction_capacity,
+                        capacity: fc.capacity,
+                        ..Default::default()
+                    };
                     Arc::new(MemoryChannel::new(&cfg.name, mc))
                 }
-                BuildMode::Run => Arc::new(
-                    FileChannel::open(&cfg.name, fc)
-                        .map_err(|e| ctx.error("type", &format!("the file channel could not be opened: {e}")))?,
-                ),
+                BuildMode::Run => Arc::new(FileChannel::open(&cfg.name, fc).map_err(|e| {
+                    ctx.error(
+                        "type",
+                        &format!("the file channel could not be opened: {e}"),
+                    )
+                })?),
             }
         }
     };
@@ -139,8 +148,15 @@ pub fn build_channels(
         }
         match build_channel(cfg, env) {
             Ok(channel) => {
-                let fingerprint = context_fingerprint(&format!("channel {}", cfg.name), &cfg.context);
-                out.insert(cfg.name.clone(), BuiltChannel { channel, fingerprint });
+                let fingerprint =
+                    context_fingerprint(&format!("channel {}", cfg.name), &cfg.context);
+                out.insert(
+                    cfg.name.clone(),
+                    BuiltChannel {
+                        channel,
+                        fingerprint,
+                    },
+                );
             }
             Err(e) => errors.push(e),
         }
@@ -162,7 +178,12 @@ pub fn channel_fingerprints(agent: &AgentConfig) -> BTreeMap<String, Fingerprint
     agent
         .channels
         .iter()
-        .map(|c| (c.name.clone(), context_fingerprint(&format!("channel {}", c.name), &c.context)))
+        .map(|c| {
+            (
+                c.name.clone(),
+                context_fingerprint(&format!("channel {}", c.name), &c.context),
+            )
+        })
         .collect()
 }
 
@@ -346,7 +367,13 @@ pub fn build_sources(
         match build_source(cfg, channels, env) {
             Ok(Some(source)) => {
                 let fingerprint = fps.get(&cfg.name).cloned().unwrap_or_default();
-                out.insert(cfg.name.clone(), BuiltSource { source, fingerprint });
+                out.insert(
+                    cfg.name.clone(),
+                    BuiltSource {
+                        source,
+                        fingerprint,
+                    },
+                );
             }
             Ok(None) => {}
             Err(e) => errors.push(e),

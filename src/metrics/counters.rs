@@ -59,6 +59,12 @@ macro_rules! counter_group {
                 self.stop_time.store(0, Ordering::Relaxed);
             }
 
+            /// Publishes health flags with the counters (FileChannel's `Open`, `Closed`,
+            /// `Unhealthy`). Later calls are ignored.
+            pub fn attach_health(&self, health: std::sync::Arc<ChannelHealth>) {
+                let _ = self.health.set(health);
+            }
+
             /// Records the stop of the component (Flume's `StopTime`).
             pub fn stop(&self) {
                 self.stop_time.store(now_millis(), Ordering::Relaxed);
@@ -83,6 +89,13 @@ macro_rules! counter_group {
                     ("Type", $kind.to_string()),
                 ];
                 $( v.push(($jmx, self.$field.load(Ordering::Relaxed).to_string())); )*
+                if let Some(h) = self.health.get() {
+                    let open = h.open.load(Ordering::Relaxed) == 1;
+                    v.push(("Open", open.to_string()));
+                    v.push(("Closed", if open { "0" } else { "1" }.to_string()));
+                    let unhealthy = h.unhealthy.load(Ordering::Relaxed) != 0;
+                    v.push(("Unhealthy", if unhealthy { "1" } else { "0" }.to_string()));
+                }
                 v
             }
         }
@@ -181,14 +194,6 @@ impl ChannelCounter {
     }
 }
 
-impl ChannelCounter {
-    /// Publishes a channel's health flags with its counters (FileChannel's `Open`, `Closed`,
-    /// `Unhealthy`). Later calls are ignored.
-    pub fn attach_health(&self, health: std::sync::Arc<ChannelHealth>) {
-        let _ = self.health.set(health);
-    }
-}
-
 impl CounterGroup for ChannelCounter {
     fn kind(&self) -> &'static str {
         "CHANNEL"
@@ -199,12 +204,6 @@ impl CounterGroup for ChannelCounter {
     fn attributes(&self) -> Vec<(&'static str, String)> {
         let mut v = self.base_attributes();
         v.push(("ChannelFillPercentage", java_double(self.fill_percentage())));
-        if let Some(h) = self.health.get() {
-            let open = h.open.load(Ordering::Relaxed);
-            v.push(("Open", (open == 1).to_string()));
-            v.push(("Closed", if open == 1 { "0" } else { "1" }.to_string()));
-            v.push(("Unhealthy", if h.unhealthy.load(Ordering::Relaxed) == 0 { "0" } else { "1" }.to_string()));
-        }
         v
     }
 }

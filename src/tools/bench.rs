@@ -290,14 +290,28 @@ pub fn run_in_process(
         .map_err(|e| BenchError::Config(format!("cannot start the I/O runtime: {e}")))?;
     let channel = Arc::new(MemoryChannel::new(
         "bench",
-        MemoryChannelConfig { capacity: 1_000_000, transaction_capacity: 100_000, ..Default::default() },
+        MemoryChannelConfig {
+            capacity: 1_000_000,
+            transaction_capacity: 100_000,
+            ..Default::default()
+        },
     ));
     let ctx = Context::from_pairs("bench.sources.r1", [("bind", "127.0.0.1"), ("port", "0")]);
     let processor = ChannelProcessor::replicating(vec![channel.clone() as Arc<dyn Channel>]);
-    let mut source = crate::source::avro::AvroSource::from_context("r1", &ctx, props, processor, rt.handle().clone())
+    let mut source = crate::source::avro::AvroSource::from_context(
+        "r1",
+        &ctx,
+        props,
+        processor,
+        rt.handle().clone(),
+    )
+    .map_err(|e| BenchError::Config(e.to_string()))?;
+    source
+        .start()
         .map_err(|e| BenchError::Config(e.to_string()))?;
-    source.start().map_err(|e| BenchError::Config(e.to_string()))?;
-    let addr = source.local_addr().ok_or_else(|| BenchError::Config("the in-process source did not bind".into()))?;
+    let addr = source
+        .local_addr()
+        .ok_or_else(|| BenchError::Config("the in-process source did not bind".into()))?;
     let stop = Arc::new(AtomicBool::new(false));
     let drain = {
         let (channel, stop) = (channel.clone(), stop.clone());
