@@ -101,6 +101,13 @@ struct BenchArgs {
     /// Concurrent connections.
     #[arg(long = "connections", default_value_t = 4)]
     connections: usize,
+    /// Measure two sluicegate hops end to end instead: clients -> hop A (Avro source, durable
+    /// file channel in --dir, Avro sink) -> hop B (Avro source, memory channel), verified.
+    #[arg(long = "relay")]
+    relay: bool,
+    /// With --relay: where hop A's file channel lives (default: a fresh temporary directory).
+    #[arg(long = "dir")]
+    dir: Option<PathBuf>,
     /// Client settings as Avro-sink keys (e.g. compression-type=deflate).
     #[arg(long = "set", value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
     set: Vec<String>,
@@ -266,6 +273,36 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("sluicegate avro-client: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Bench(b) if b.relay => {
+            init_logging("warn");
+            let dir = b.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("sluicegate-relay-{}", std::process::id())));
+            let opts = sluicegate::tools::relay::RelayOptions {
+                events: b.events,
+                body_size: b.body_size,
+                batch_size: b.batch_size.max(1),
+                connections: b.connections.max(1),
+                dir: dir.clone(),
+                deadline: Duration::from_secs(600),
+            };
+            let result = sluicegate::tools::relay::run_relay(&opts);
+            if b.dir.is_none() {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            match result {
+                Ok(r) => {
+                    println!("{r}");
+                    if r.received == r.sent && r.out_of_order == 0 && r.sent_checksum == r.received_checksum {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(2)
+                    }
+                }
+                Err(e) => {
+                    eprintln!("sluicegate bench --relay: {e}");
                     ExitCode::from(1)
                 }
             }

@@ -4,9 +4,11 @@
 //! |---|---|
 //! | [`avro_client`] | `flume-ng avro-client`: send a file's (or stdin's) lines as events |
 //! | [`bench`] | a load generator for Avro sources: events/s, MB/s, latency percentiles |
+//! | [`relay`] | two sluicegate hops end to end (file channel + Avro sink between them), verified |
 //!
-//! This module sits at the top of the layering, beside the agent: it uses [`crate::rpc`] and
-//! [`crate::wire`], nothing uses it.
+//! This module sits at the top of the layering, beside the agent: it uses the layers below
+//! (sources, sinks, channels, rpc), nothing uses it.
 
 pub mod avro_client;
 pub mod bench;
+pub mod relay;

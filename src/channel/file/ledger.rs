@@ -178,7 +178,12 @@ impl Ledger {
             .truncate(false)
             .open(&path)?;
         let existing = std::fs::read(&path)?;
-        let state = read_slots(&existing);
+        // A ledger created just now has no slots yet: nothing is damaged.
+        let state = if existing.is_empty() {
+            LedgerState { newest: None, problems: Vec::new() }
+        } else {
+            read_slots(&existing)
+        };
         if !existing.is_empty() && existing.len() < LEDGER_LEN {
             tracing::warn!(
                 file = %path.display(),
