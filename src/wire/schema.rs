@@ -336,6 +336,9 @@ impl Inliner<'_> {
                             return Ok(Value::String(full));
                         }
                         let mut out = o.clone();
+                        // Aliases play no part in resolving to Flume's schema, and apache-avro
+                        // 0.21 panics on malformed ones (found by fuzzing): drop them.
+                        out.remove("aliases");
                         let short = full.rsplit('.').next().unwrap_or(&full).to_string();
                         out.insert("name".into(), Value::String(short));
                         match &space {
@@ -349,6 +352,7 @@ impl Inliner<'_> {
                             let mut new_fields = Vec::with_capacity(fields.len());
                             for f in fields {
                                 let mut f = f.as_object().ok_or("field is not an object")?.clone();
+                                f.remove("aliases");
                                 let ft = f.get("type").ok_or("field without \"type\"")?.clone();
                                 f.insert("type".into(), self.inline(&ft, space.as_deref())?);
                                 new_fields.push(Value::Object(f));
@@ -411,6 +415,7 @@ fn parse_message(
             .clone();
         let t = inliner.inline(&t, ns).map_err(|e| bad(&e))?;
         f.insert("type".into(), t);
+        f.remove("aliases");
         fields.push(Value::Object(f));
     }
     let request_json = serde_json::json!({
@@ -424,12 +429,8 @@ fn parse_message(
         defined: HashSet::new(),
     };
     let response_json = inliner.inline(&response, ns).map_err(|e| bad(&e))?;
-    let request_schema = Schema::parse(&request_json)
-        .map(Arc::new)
-        .map_err(|e| e.to_string());
-    let response_schema = Schema::parse(&response_json)
-        .map(Arc::new)
-        .map_err(|e| e.to_string());
+    let request_schema = parse_schema(&request_json);
+    let response_schema = parse_schema(&response_json);
     let plan = match FlumeMessage::from_name(name.as_bytes()) {
         None => ParamsPlan::Unusable(format!("no local message named {name}")),
         Some(local) if is_flume_request(local, &request_json) => ParamsPlan::Fast(local),
@@ -450,6 +451,16 @@ fn parse_message(
         response_schema,
         plan,
     })
+}
+
+/// `Schema::parse` on client-supplied JSON, with a panic inside `apache-avro` turned into an
+/// error (it has panicked on malformed input before).
+fn parse_schema(json: &Value) -> Result<Arc<Schema>, String> {
+    match std::panic::catch_unwind(|| Schema::parse(json)) {
+        Ok(Ok(s)) => Ok(Arc::new(s)),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("apache-avro panicked while parsing the schema".to_string()),
+    }
 }
 
 fn is_prim(v: &Value, p: &str) -> bool {
