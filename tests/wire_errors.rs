@@ -419,3 +419,11 @@ fn slow_path_refuses_forged_counts_before_allocating() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+#[test]
+fn malformed_aliases_in_a_client_protocol_do_not_panic() {
+    // Fuzzer finding: apache-avro 0.21 unwraps alias names; the aliases are dropped first.
+    let text = r#"{"protocol":"AvroSourceProtocol","namespace":"org.apache.flume.source.avro","types":[{"type":"enum","name":"Status","aliases":["F[ILED"],"symbols":["OK","FAILED","UNKNOWN"]},{"type":"record","name":"AvroFlumeEvent","fields":[{"name":"headers","type":{"type":"map","values":"string"}},{"name":"body","type":"bytes"}]}],"messages":{"append":{"request":[{"name":"event","type":"AvroFlumeEvent"}],"response":"Status"}}}"#;
+    let p = sluicegate::wire::RemoteProtocol::parse(text).unwrap();
+    assert!(p.message("append").unwrap().response_schema().is_ok());
+}

@@ -511,73 +511,6 @@ fn is_flume_request(local: FlumeMessage, request: &Value) -> bool {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::wire::protocol::{FLUME_PROTOCOL_MD5, FLUME_TRUNK_PROTOCOL_TEXT};
-
-    #[test]
-    fn flume_protocols_take_the_fast_path() {
-        for text in [FLUME_PROTOCOL_TEXT, FLUME_TRUNK_PROTOCOL_TEXT] {
-            let p = RemoteProtocol::parse(text).unwrap();
-            assert_eq!(p.name(), "AvroSourceProtocol");
-            assert_eq!(p.namespace(), Some("org.apache.flume.source.avro"));
-            let mut names: Vec<_> = p.message_names().collect();
-            names.sort_unstable();
-            assert_eq!(names, ["append", "appendBatch"]);
-            for m in [FlumeMessage::Append, FlumeMessage::AppendBatch] {
-                let rm = p.message(m.name()).unwrap();
-                assert!(matches!(rm.plan(), ParamsPlan::Fast(x) if *x == m));
-                assert!(rm.request_schema().is_ok());
-                assert!(matches!(rm.response_schema(), Ok(Schema::Enum(_))));
-            }
-        }
-        assert_eq!(
-            RemoteProtocol::parse(FLUME_PROTOCOL_TEXT).unwrap().hash(),
-            FLUME_PROTOCOL_MD5
-        );
-    }
-
-    #[test]
-    fn other_shapes_and_unknown_messages_are_classified() {
-        let text = r#"{"protocol":"P","namespace":"x.y","types":[
-            {"type":"record","name":"Ev","fields":[{"name":"headers","type":{"type":"map","values":"string"}},{"name":"body","type":"bytes"},{"name":"extra","type":"int","default":0}]}],
-            "messages":{"appendBatch":{"request":[{"name":"events","type":{"type":"array","items":"Ev"}}],"response":"null"},
-                        "other":{"request":[],"response":"Ev","one-way":false}}}"#;
-        let p = RemoteProtocol::parse(text).unwrap();
-        assert!(matches!(
-            p.message("appendBatch").unwrap().plan(),
-            ParamsPlan::Resolve {
-                local: FlumeMessage::AppendBatch,
-                ..
-            }
-        ));
-        assert!(matches!(
-            p.message("other").unwrap().plan(),
-            ParamsPlan::Unusable(_)
-        ));
-        assert!(p.message("append").is_none());
-    }
-
-    #[test]
-    fn broken_texts_are_errors() {
-        assert!(matches!(
-            RemoteProtocol::parse("{nope"),
-            Err(ProtocolParseError::Json(_))
-        ));
-        assert!(matches!(
-            RemoteProtocol::parse(r#"{"messages":{}}"#),
-            Err(ProtocolParseError::Invalid(_))
-        ));
-        assert!(matches!(
-            RemoteProtocol::parse(
-                r#"{"protocol":"P","messages":{"m":{"request":[{"name":"a","type":"Missing"}],"response":"null"}}}"#
-            ),
-            Err(ProtocolParseError::Invalid(_))
-        ));
-    }
-}
-
 /// Most array/map items (summed over the whole datum) the slow path lets `apache-avro` decode.
 pub const SLOW_PATH_MAX_ITEMS: u64 = 1_000_000;
 /// Deepest nesting the slow path accepts.
@@ -734,5 +667,72 @@ impl<'a> Validator<'a> {
             }
             other => Err(format!("not a schema: {other}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::protocol::{FLUME_PROTOCOL_MD5, FLUME_TRUNK_PROTOCOL_TEXT};
+
+    #[test]
+    fn flume_protocols_take_the_fast_path() {
+        for text in [FLUME_PROTOCOL_TEXT, FLUME_TRUNK_PROTOCOL_TEXT] {
+            let p = RemoteProtocol::parse(text).unwrap();
+            assert_eq!(p.name(), "AvroSourceProtocol");
+            assert_eq!(p.namespace(), Some("org.apache.flume.source.avro"));
+            let mut names: Vec<_> = p.message_names().collect();
+            names.sort_unstable();
+            assert_eq!(names, ["append", "appendBatch"]);
+            for m in [FlumeMessage::Append, FlumeMessage::AppendBatch] {
+                let rm = p.message(m.name()).unwrap();
+                assert!(matches!(rm.plan(), ParamsPlan::Fast(x) if *x == m));
+                assert!(rm.request_schema().is_ok());
+                assert!(matches!(rm.response_schema(), Ok(Schema::Enum(_))));
+            }
+        }
+        assert_eq!(
+            RemoteProtocol::parse(FLUME_PROTOCOL_TEXT).unwrap().hash(),
+            FLUME_PROTOCOL_MD5
+        );
+    }
+
+    #[test]
+    fn other_shapes_and_unknown_messages_are_classified() {
+        let text = r#"{"protocol":"P","namespace":"x.y","types":[
+            {"type":"record","name":"Ev","fields":[{"name":"headers","type":{"type":"map","values":"string"}},{"name":"body","type":"bytes"},{"name":"extra","type":"int","default":0}]}],
+            "messages":{"appendBatch":{"request":[{"name":"events","type":{"type":"array","items":"Ev"}}],"response":"null"},
+                        "other":{"request":[],"response":"Ev","one-way":false}}}"#;
+        let p = RemoteProtocol::parse(text).unwrap();
+        assert!(matches!(
+            p.message("appendBatch").unwrap().plan(),
+            ParamsPlan::Resolve {
+                local: FlumeMessage::AppendBatch,
+                ..
+            }
+        ));
+        assert!(matches!(
+            p.message("other").unwrap().plan(),
+            ParamsPlan::Unusable(_)
+        ));
+        assert!(p.message("append").is_none());
+    }
+
+    #[test]
+    fn broken_texts_are_errors() {
+        assert!(matches!(
+            RemoteProtocol::parse("{nope"),
+            Err(ProtocolParseError::Json(_))
+        ));
+        assert!(matches!(
+            RemoteProtocol::parse(r#"{"messages":{}}"#),
+            Err(ProtocolParseError::Invalid(_))
+        ));
+        assert!(matches!(
+            RemoteProtocol::parse(
+                r#"{"protocol":"P","messages":{"m":{"request":[{"name":"a","type":"Missing"}],"response":"null"}}}"#
+            ),
+            Err(ProtocolParseError::Invalid(_))
+        ));
     }
 }
