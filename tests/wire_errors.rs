@@ -386,3 +386,44 @@ fn a_different_event_schema_is_resolved_on_the_slow_path() {
     assert_eq!(d.events[1].body(), b"");
     assert_eq!(d.events[1].header_count(), 0);
 }
+
+#[test]
+fn slow_path_refuses_forged_counts_before_allocating() {
+    // Fuzzer finding: a different event schema sends params to apache-avro, whose array decode
+    // reserved `count` values up front (a forged count → multi-GB allocation).
+    let text = r#"{"protocol":"P","types":[{"type":"record","name":"Ev","fields":[{"name":"headers","type":{"type":"map","values":"string"}},{"name":"body","type":"bytes"},{"name":"n","type":"null"}]}],"messages":{"appendBatch":{"request":[{"name":"events","type":{"type":"array","items":"Ev"}}],"response":"null"}}}"#;
+    let mut m = BytesMut::new();
+    HandshakeRequest {
+        client_hash: protocol_md5(text),
+        client_protocol: Some(text.into()),
+        server_hash: FLUME_PROTOCOL_MD5,
+        meta: None,
+    }
+    .encode(&mut m);
+    m.put_u8(0);
+    avro::write_str(&mut m, "appendBatch");
+    avro::write_long(&mut m, 100_000_000);
+    m.put_slice(&[0, 0]);
+    let mut s = ServerSession::new(ProtocolCache::new());
+    match s.on_request(m.freeze()) {
+        ServerAction::Reject { error, .. } => assert!(
+            matches!(
+                &error,
+                WireError::BadParams {
+                    source: ParamsError::Resolve(msg),
+                    ..
+                } if msg.contains("more than 1000000")
+            ),
+            "{error}"
+        ),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn malformed_aliases_in_a_client_protocol_do_not_panic() {
+    // Fuzzer finding: apache-avro 0.21 unwraps alias names; the aliases are dropped first.
+    let text = r#"{"protocol":"AvroSourceProtocol","namespace":"org.apache.flume.source.avro","types":[{"type":"enum","name":"Status","aliases":["F[ILED"],"symbols":["OK","FAILED","UNKNOWN"]},{"type":"record","name":"AvroFlumeEvent","fields":[{"name":"headers","type":{"type":"map","values":"string"}},{"name":"body","type":"bytes"}]}],"messages":{"append":{"request":[{"name":"event","type":"AvroFlumeEvent"}],"response":"Status"}}}"#;
+    let p = sluicegate::wire::RemoteProtocol::parse(text).unwrap();
+    assert!(p.message("append").unwrap().response_schema().is_ok());
+}

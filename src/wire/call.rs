@@ -16,7 +16,7 @@ use super::handshake::{
     ClientHandshake, HandshakeMatch, HandshakeStep, ProtocolCache, ServerHandshake,
 };
 use super::protocol::{FlumeMessage, Md5, Status, FLUME_PROTOCOL_TEXT};
-use super::schema::{ParamsPlan, RemoteProtocol, LOCAL_REQUESTS};
+use super::schema::{prevalidate, ParamsPlan, RemoteProtocol, LOCAL_REQUESTS};
 use super::{java_decode_error_text, WireError};
 use crate::event::Event;
 use std::sync::Arc;
@@ -374,7 +374,10 @@ impl ServerSession {
                 decode_append(&message, &mut pos).map(|e| vec![e])
             }
             ParamsPlan::Resolve { local, writer } => {
-                decode_resolved(*local, writer, &message[pos..], max)
+                match prevalidate(rm.request_json(), &message, pos) {
+                    Ok(_) => decode_resolved(*local, writer, &message[pos..], max),
+                    Err(e) => Err(ParamsError::Resolve(e)),
+                }
             }
             ParamsPlan::Unusable(reason) => Err(ParamsError::Resolve(reason.clone())),
         };

@@ -336,6 +336,9 @@ impl Inliner<'_> {
                             return Ok(Value::String(full));
                         }
                         let mut out = o.clone();
+                        // Aliases play no part in resolving to Flume's schema, and apache-avro
+                        // 0.21 panics on malformed ones (found by fuzzing): drop them.
+                        out.remove("aliases");
                         let short = full.rsplit('.').next().unwrap_or(&full).to_string();
                         out.insert("name".into(), Value::String(short));
                         match &space {
@@ -349,6 +352,7 @@ impl Inliner<'_> {
                             let mut new_fields = Vec::with_capacity(fields.len());
                             for f in fields {
                                 let mut f = f.as_object().ok_or("field is not an object")?.clone();
+                                f.remove("aliases");
                                 let ft = f.get("type").ok_or("field without \"type\"")?.clone();
                                 f.insert("type".into(), self.inline(&ft, space.as_deref())?);
                                 new_fields.push(Value::Object(f));
@@ -411,6 +415,7 @@ fn parse_message(
             .clone();
         let t = inliner.inline(&t, ns).map_err(|e| bad(&e))?;
         f.insert("type".into(), t);
+        f.remove("aliases");
         fields.push(Value::Object(f));
     }
     let request_json = serde_json::json!({
@@ -424,12 +429,8 @@ fn parse_message(
         defined: HashSet::new(),
     };
     let response_json = inliner.inline(&response, ns).map_err(|e| bad(&e))?;
-    let request_schema = Schema::parse(&request_json)
-        .map(Arc::new)
-        .map_err(|e| e.to_string());
-    let response_schema = Schema::parse(&response_json)
-        .map(Arc::new)
-        .map_err(|e| e.to_string());
+    let request_schema = parse_schema(&request_json);
+    let response_schema = parse_schema(&response_json);
     let plan = match FlumeMessage::from_name(name.as_bytes()) {
         None => ParamsPlan::Unusable(format!("no local message named {name}")),
         Some(local) if is_flume_request(local, &request_json) => ParamsPlan::Fast(local),
@@ -450,6 +451,16 @@ fn parse_message(
         response_schema,
         plan,
     })
+}
+
+/// `Schema::parse` on client-supplied JSON, with a panic inside `apache-avro` turned into an
+/// error (it has panicked on malformed input before).
+fn parse_schema(json: &Value) -> Result<Arc<Schema>, String> {
+    match std::panic::catch_unwind(|| Schema::parse(json)) {
+        Ok(Ok(s)) => Ok(Arc::new(s)),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("apache-avro panicked while parsing the schema".to_string()),
+    }
 }
 
 fn is_prim(v: &Value, p: &str) -> bool {
@@ -497,6 +508,165 @@ fn is_flume_request(local: FlumeMessage, request: &Value) -> bool {
             t.get("type").and_then(Value::as_str) == Some("array")
                 && t.get("items").is_some_and(is_flume_event)
         }),
+    }
+}
+
+/// Most array/map items (summed over the whole datum) the slow path lets `apache-avro` decode.
+pub const SLOW_PATH_MAX_ITEMS: u64 = 1_000_000;
+/// Deepest nesting the slow path accepts.
+const SLOW_PATH_MAX_DEPTH: u32 = 64;
+
+/// Walks Avro data written with a self-contained schema (as built by [`RemoteMessage`]) without
+/// allocating, proving every count and length is backed by bytes, nesting stays shallow and the
+/// item total stays under [`SLOW_PATH_MAX_ITEMS`] — so the `apache-avro` decode that follows
+/// cannot be made to allocate gigabytes or recurse without bound by a forged count (found by
+/// fuzzing). Returns the offset after the datum.
+pub(crate) fn prevalidate(schema: &Value, buf: &[u8], pos: usize) -> Result<usize, String> {
+    let mut v = Validator {
+        buf,
+        pos,
+        names: HashMap::new(),
+        budget: SLOW_PATH_MAX_ITEMS,
+    };
+    register(schema, &mut v.names, 0);
+    v.skip(schema, 0)?;
+    Ok(v.pos)
+}
+
+/// Registers every named definition of a self-contained schema (including ones inside union
+/// branches or arrays the data may never reach) by full name.
+fn register<'a>(s: &'a Value, names: &mut HashMap<String, &'a Value>, depth: u32) {
+    if depth > SLOW_PATH_MAX_DEPTH {
+        return;
+    }
+    match s {
+        Value::Array(branches) => branches.iter().for_each(|b| register(b, names, depth + 1)),
+        Value::Object(o) => {
+            let Some(t) = o.get("type") else { return };
+            match t.as_str() {
+                Some(k) if is_named_kind(k) => {
+                    let name = o.get("name").and_then(Value::as_str).unwrap_or("");
+                    let full = match o.get("namespace").and_then(Value::as_str) {
+                        Some(ns) if !ns.is_empty() && !name.contains('.') => format!("{ns}.{name}"),
+                        _ => name.to_string(),
+                    };
+                    names.entry(full).or_insert(s);
+                    let fields = o.get("fields").and_then(Value::as_array);
+                    for f in fields.into_iter().flatten() {
+                        if let Some(ft) = f.get("type") {
+                            register(ft, names, depth + 1);
+                        }
+                    }
+                }
+                Some("array") => o
+                    .get("items")
+                    .iter()
+                    .for_each(|i| register(i, names, depth + 1)),
+                Some("map") => o
+                    .get("values")
+                    .iter()
+                    .for_each(|i| register(i, names, depth + 1)),
+                Some(_) => {}
+                None => register(t, names, depth + 1),
+            }
+        }
+        _ => {}
+    }
+}
+
+struct Validator<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    names: HashMap<String, &'a Value>,
+    budget: u64,
+}
+
+impl<'a> Validator<'a> {
+    fn items(&mut self, n: u64) -> Result<(), String> {
+        self.budget = self.budget.checked_sub(n).ok_or_else(|| {
+            format!("more than {SLOW_PATH_MAX_ITEMS} array/map items in one request")
+        })?;
+        Ok(())
+    }
+
+    fn skip(&mut self, s: &'a Value, depth: u32) -> Result<(), String> {
+        use super::avro;
+        if depth > SLOW_PATH_MAX_DEPTH {
+            return Err(format!("data nested deeper than {SLOW_PATH_MAX_DEPTH}"));
+        }
+        let e = |e: super::avro::AvroDecodeError| e.to_string();
+        let (buf, pos) = (self.buf, &mut self.pos);
+        match s {
+            Value::String(t) => match t.as_str() {
+                "null" => Ok(()),
+                "boolean" => avro::read_bool(buf, pos).map(drop).map_err(e),
+                "int" => avro::read_int(buf, pos).map(drop).map_err(e),
+                "long" => avro::read_long(buf, pos).map(drop).map_err(e),
+                "float" => avro::read_fixed(buf, pos, 4).map(drop).map_err(e),
+                "double" => avro::read_fixed(buf, pos, 8).map(drop).map_err(e),
+                "bytes" | "string" => avro::read_bytes_range(buf, pos).map(drop).map_err(e),
+                name => {
+                    let def = *self
+                        .names
+                        .get(name)
+                        .ok_or_else(|| format!("unknown type {name}"))?;
+                    self.skip(def, depth + 1)
+                }
+            },
+            Value::Array(branches) => {
+                let at = *pos;
+                let i = avro::read_long(buf, pos).map_err(e)?;
+                let b = usize::try_from(i)
+                    .ok()
+                    .and_then(|i| branches.get(i))
+                    .ok_or_else(|| format!("union branch {i} out of range at offset {at}"))?;
+                self.skip(b, depth + 1)
+            }
+            Value::Object(o) => {
+                let t = o.get("type").ok_or("schema without type")?;
+                let Some(kind) = t.as_str() else {
+                    return self.skip(t, depth + 1);
+                };
+                match kind {
+                    "record" | "error" | "enum" | "fixed" => match kind {
+                        "enum" => avro::read_int(buf, pos).map(drop).map_err(e),
+                        "fixed" => {
+                            let n = o.get("size").and_then(Value::as_u64).unwrap_or(0);
+                            avro::read_fixed(buf, pos, n as usize).map(drop).map_err(e)
+                        }
+                        _ => {
+                            let fields = o.get("fields").and_then(Value::as_array);
+                            for f in fields.into_iter().flatten() {
+                                let ft = f.get("type").ok_or("field without type")?;
+                                self.skip(ft, depth + 1)?;
+                            }
+                            Ok(())
+                        }
+                    },
+                    "array" | "map" => {
+                        let (inner, is_map) = match kind {
+                            "array" => (o.get("items").ok_or("array without items")?, false),
+                            _ => (o.get("values").ok_or("map without values")?, true),
+                        };
+                        loop {
+                            let n = avro::read_block_count(self.buf, &mut self.pos).map_err(e)?;
+                            if n == 0 {
+                                return Ok(());
+                            }
+                            self.items(n)?;
+                            for _ in 0..n {
+                                if is_map {
+                                    avro::read_bytes_range(self.buf, &mut self.pos).map_err(e)?;
+                                }
+                                self.skip(inner, depth + 1)?;
+                            }
+                        }
+                    }
+                    _ => self.skip(t, depth + 1),
+                }
+            }
+            other => Err(format!("not a schema: {other}")),
+        }
     }
 }
 
