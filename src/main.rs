@@ -105,6 +105,9 @@ struct BenchArgs {
     /// file channel in --dir, Avro sink) -> hop B (Avro source, memory channel), verified.
     #[arg(long = "relay")]
     relay: bool,
+    /// With --relay: Avro sinks draining hop A's channel (order is checked only with 1).
+    #[arg(long = "sinks", default_value_t = 1)]
+    sinks: usize,
     /// With --relay: where hop A's file channel lives (default: a fresh temporary directory).
     #[arg(long = "dir")]
     dir: Option<PathBuf>,
@@ -285,6 +288,7 @@ fn main() -> ExitCode {
                 body_size: b.body_size,
                 batch_size: b.batch_size.max(1),
                 connections: b.connections.max(1),
+                sinks: b.sinks.max(1),
                 dir: dir.clone(),
                 deadline: Duration::from_secs(600),
             };

@@ -14,6 +14,7 @@ fn a_million_events_cross_two_hops_exactly_once_and_in_order() {
         body_size: 64,
         batch_size: 1000,
         connections: 4,
+        sinks: 1,
         dir: dir.path().to_path_buf(),
         deadline: Duration::from_secs(240),
     };
