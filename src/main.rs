@@ -116,22 +116,44 @@ struct BenchArgs {
     set: Vec<String>,
 }
 
+/// The options `flume-ng agent` and `sluicegate check` share.
 #[derive(Args, Debug)]
-struct AgentArgs {
+struct ConfArgs {
     /// The agent name: which `<name>.*` keys of the file to run.
     #[arg(short = 'n', long = "name")]
     name: String,
     /// The configuration file (Java properties, Flume naming).
     #[arg(short = 'f', long = "conf-file")]
     conf_file: PathBuf,
-    /// The configuration directory (accepted for compatibility with flume-ng; relative
-    /// --conf-file paths are resolved against it when the file is not found as given).
+    /// The configuration directory (accepted for compatibility with flume-ng; a relative
+    /// --conf-file that is not found as given is looked up in it).
     #[arg(short = 'c', long = "conf")]
     conf_dir: Option<PathBuf>,
     /// Java-style system properties: -Dflume.root.logger=DEBUG,console,
     /// -Dflume.monitoring.type=http, -Dflume.monitoring.port=N, -Djavax.net.ssl.keyStore=...
     #[arg(short = 'D', value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
     defines: Vec<String>,
+}
+
+impl ConfArgs {
+    fn props(&self) -> sluicegate::rpc::tls::SystemProps {
+        parse_defines(self.defines.iter().map(String::as_str))
+    }
+
+    fn path(&self) -> PathBuf {
+        match &self.conf_dir {
+            Some(dir) if self.conf_file.is_relative() && !self.conf_file.exists() => {
+                dir.join(&self.conf_file)
+            }
+            _ => self.conf_file.clone(),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct AgentArgs {
+    #[command(flatten)]
+    conf: ConfArgs,
     /// Do not re-read the configuration file when it changes.
     #[arg(long = "no-reload-conf")]
     no_reload_conf: bool,
@@ -142,18 +164,8 @@ struct AgentArgs {
 
 #[derive(Args, Debug)]
 struct CheckArgs {
-    /// The agent name.
-    #[arg(short = 'n', long = "name")]
-    name: String,
-    /// The configuration file.
-    #[arg(short = 'f', long = "conf-file")]
-    conf_file: PathBuf,
-    /// The configuration directory (see `agent --help`).
-    #[arg(short = 'c', long = "conf")]
-    conf_dir: Option<PathBuf>,
-    /// Java-style system properties (-Dkey=value).
-    #[arg(short = 'D', value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
-    defines: Vec<String>,
+    #[command(flatten)]
+    conf: ConfArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -163,13 +175,6 @@ enum ChannelCommand {
         /// The channel's data directory (`dataDirs`) or checkpoint directory.
         dir: PathBuf,
     },
-}
-
-fn resolve(conf_file: PathBuf, conf_dir: Option<PathBuf>) -> PathBuf {
-    match conf_dir {
-        Some(dir) if conf_file.is_relative() && !conf_file.exists() => dir.join(conf_file),
-        _ => conf_file,
-    }
 }
 
 fn init_logging(filter: &str) {
@@ -214,11 +219,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Agent(a) => {
-            let props = parse_defines(a.defines.iter().map(String::as_str));
+            let props = a.conf.props();
             init_logging(&log_filter(&props));
             let opts = RunOptions {
-                conf_file: resolve(a.conf_file, a.conf_dir),
-                name: a.name,
+                conf_file: a.conf.path(),
+                name: a.conf.name.clone(),
                 props,
                 reload_interval: (!a.no_reload_conf)
                     .then(|| Duration::from_secs(a.reload_interval.max(1))),
@@ -231,11 +236,10 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Check(c) => {
-            let props = parse_defines(c.defines.iter().map(String::as_str));
+        Command::Check(CheckArgs { conf }) => {
             init_logging("warn");
-            let path = resolve(c.conf_file, c.conf_dir);
-            match check(&path, &c.name, &props) {
+            let path = conf.path();
+            match check(&path, &conf.name, &conf.props()) {
                 Ok(cfg) => {
                     println!(
                         "{}: agent {} is valid: {} source(s), {} channel(s), {} sink(s), {} sink group(s)",
@@ -282,7 +286,9 @@ fn main() -> ExitCode {
         }
         Command::Bench(b) if b.relay => {
             init_logging("warn");
-            let dir = b.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("sluicegate-relay-{}", std::process::id())));
+            let dir = b.dir.clone().unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("sluicegate-relay-{}", std::process::id()))
+            });
             let opts = sluicegate::tools::relay::RelayOptions {
                 events: b.events,
                 body_size: b.body_size,
@@ -299,7 +305,10 @@ fn main() -> ExitCode {
             match result {
                 Ok(r) => {
                     println!("{r}");
-                    if r.received == r.sent && r.out_of_order == 0 && r.sent_checksum == r.received_checksum {
+                    if r.received == r.sent
+                        && r.out_of_order == 0
+                        && r.sent_checksum == r.received_checksum
+                    {
                         ExitCode::SUCCESS
                     } else {
                         ExitCode::from(2)

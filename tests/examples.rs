@@ -11,11 +11,20 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_sluicegate");
 
 fn example(rel: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(rel)).unwrap()
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(rel),
+    )
+    .unwrap()
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Agent(Child);
@@ -54,9 +63,20 @@ impl Drop for Agent {
 }
 
 fn lines(dir: &Path) -> Vec<String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).map(|r| r.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|r| r.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
     files.sort();
-    files.iter().flat_map(|f| std::fs::read_to_string(f).unwrap_or_default().lines().map(str::to_string).collect::<Vec<_>>()).collect()
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 fn wait_lines(dir: &Path, n: usize, limit: Duration) -> Vec<String> {
@@ -83,12 +103,23 @@ fn wait_port(port: u16) {
 
 fn avro_client(port: u16, input: &Path, extra: &[&str]) {
     let out = Command::new(BIN)
-        .args(["avro-client", "-H", "127.0.0.1", "-p", &port.to_string(), "-F"])
+        .args([
+            "avro-client",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-F",
+        ])
         .arg(input)
         .args(extra)
         .output()
         .unwrap();
-    assert!(out.status.success(), "avro-client failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "avro-client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -106,17 +137,37 @@ fn the_embedded_default_hop_delivers_generated_and_pushed_events() {
     let agent = Agent::start(&path, "a1");
     wait_port(port);
     let input = d.join("lines.txt");
-    std::fs::write(&input, (0..500).map(|i| format!("client-{i}\n")).collect::<String>()).unwrap();
+    std::fs::write(
+        &input,
+        (0..500)
+            .map(|i| format!("client-{i}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
     avro_client(port, &input, &["--batch", "50"]);
     let got = wait_lines(&d.join("out"), 3500, Duration::from_secs(60));
-    assert!(agent.sigterm_and_wait(), "the agent must stop cleanly on SIGTERM");
-    let got = lines(&d.join("out")).into_iter().chain(std::iter::empty()).collect::<Vec<_>>();
+    assert!(
+        agent.sigterm_and_wait(),
+        "the agent must stop cleanly on SIGTERM"
+    );
+    let got = lines(&d.join("out"))
+        .into_iter()
+        .chain(std::iter::empty())
+        .collect::<Vec<_>>();
     let mut seq: Vec<u64> = got.iter().filter_map(|l| l.parse().ok()).collect();
     let client: Vec<&String> = got.iter().filter(|l| l.starts_with("client-")).collect();
     seq.sort_unstable();
-    assert_eq!(seq, (0..3000).collect::<Vec<_>>(), "every generated event exactly once");
+    assert_eq!(
+        seq,
+        (0..3000).collect::<Vec<_>>(),
+        "every generated event exactly once"
+    );
     let expected: Vec<String> = (0..500).map(|i| format!("client-{i}")).collect();
-    assert_eq!(client.iter().map(|s| s.as_str()).collect::<Vec<_>>(), expected, "pushed lines in order");
+    assert_eq!(
+        client.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        expected,
+        "pushed lines in order"
+    );
 }
 
 #[test]
@@ -128,11 +179,20 @@ fn the_migration_collector_runs_unchanged_behind_deflating_upstreams_and_fails_o
     let conf = example("migration/collector-sluicegate.conf")
         .replace("/var/lib/sluicegate", &d.display().to_string())
         .replace("0.0.0.0", "127.0.0.1")
-        .replace("collector.sources.in.port = 4141", &format!("collector.sources.in.port = {in_port}"))
+        .replace(
+            "collector.sources.in.port = 4141",
+            &format!("collector.sources.in.port = {in_port}"),
+        )
         .replace("store-a.example.internal", "127.0.0.1")
         .replace("store-b.example.internal", "127.0.0.1")
-        .replace("collector.sinks.out1.port = 4545", &format!("collector.sinks.out1.port = {store_a}"))
-        .replace("collector.sinks.out2.port = 4545", &format!("collector.sinks.out2.port = {store_b}"));
+        .replace(
+            "collector.sinks.out1.port = 4545",
+            &format!("collector.sinks.out1.port = {store_a}"),
+        )
+        .replace(
+            "collector.sinks.out2.port = 4545",
+            &format!("collector.sinks.out2.port = {store_b}"),
+        );
     let collector_conf = d.join("collector.conf");
     std::fs::write(&collector_conf, &conf).unwrap();
     // Only store B runs: the failover group must route around the dead, higher-priority A.
@@ -154,7 +214,13 @@ fn the_migration_collector_runs_unchanged_behind_deflating_upstreams_and_fails_o
     let collector = Agent::start(&collector_conf, "collector");
     wait_port(in_port);
     let input = d.join("access.log");
-    std::fs::write(&input, (0..2000).map(|i| format!("GET /page/{i}\n")).collect::<String>()).unwrap();
+    std::fs::write(
+        &input,
+        (0..2000)
+            .map(|i| format!("GET /page/{i}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
     avro_client(in_port, &input, &["--batch", "100", "--deflate"]);
     let got = wait_lines(&d.join("storeb/out"), 2000, Duration::from_secs(60));
     assert!(collector.sigterm_and_wait());
@@ -162,5 +228,8 @@ fn the_migration_collector_runs_unchanged_behind_deflating_upstreams_and_fails_o
     let expected: Vec<String> = (0..2000).map(|i| format!("GET /page/{i}")).collect();
     let mut got_sorted = got.clone();
     got_sorted.dedup();
-    assert_eq!(got_sorted, expected, "every access-log line reached store B once, in order");
+    assert_eq!(
+        got_sorted, expected,
+        "every access-log line reached store B once, in order"
+    );
 }

@@ -84,7 +84,9 @@ impl std::fmt::Display for RelayReport {
 fn mix(conn: u64, seq: u64, body: &[u8]) -> u64 {
     let c = crc32c::crc32c(body) as u64;
     // A 64-bit mix of the triple; summed (wrapping) so the total is order independent.
-    let mut x = conn.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seq.wrapping_mul(0xC2B2_AE3D_27D4_EB4F) ^ (c << 17);
+    let mut x = conn.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ seq.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+        ^ (c << 17);
     x ^= x >> 31;
     x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x ^ (x >> 29)
@@ -94,7 +96,14 @@ fn make_event(conn: u64, seq: u64, body_size: usize) -> Event {
     let mut body = vec![b'x'; body_size.max(16)];
     let tag = format!("{conn}:{seq}:");
     body[..tag.len()].copy_from_slice(tag.as_bytes());
-    Event::new([("conn", conn.to_string()), ("seq", seq.to_string()), ("host", "relay".to_string())], body)
+    Event::new(
+        [
+            ("conn", conn.to_string()),
+            ("seq", seq.to_string()),
+            ("host", "relay".to_string()),
+        ],
+        body,
+    )
 }
 
 fn parse_u64(v: Option<std::borrow::Cow<'_, str>>) -> Option<u64> {
@@ -112,12 +121,21 @@ pub fn run_relay(opts: &RelayOptions) -> Result<RelayReport, String> {
         .enable_all()
         .build()
         .map_err(|e| err("runtime", e))?;
-    let local = |name: &str| Context::from_pairs(format!("relay.sources.{name}"), [("bind", "127.0.0.1"), ("port", "0")]);
+    let local = |name: &str| {
+        Context::from_pairs(
+            format!("relay.sources.{name}"),
+            [("bind", "127.0.0.1"), ("port", "0")],
+        )
+    };
 
     // Hop B: source -> memory channel -> verifying consumer.
     let chan_b = Arc::new(MemoryChannel::new(
         "b",
-        MemoryChannelConfig { capacity: 200_000, transaction_capacity: 20_000, ..Default::default() },
+        MemoryChannelConfig {
+            capacity: 200_000,
+            transaction_capacity: 20_000,
+            ..Default::default()
+        },
     ));
     let mut src_b = AvroSource::from_context(
         "hopB",
@@ -140,15 +158,20 @@ pub fn run_relay(opts: &RelayOptions) -> Result<RelayReport, String> {
         let (chan, stop, verdict) = (chan_b.clone(), stop.clone(), verdict.clone());
         std::thread::spawn(move || {
             let mut next = vec![0u64; connections as usize];
-            let mut seen: Vec<Vec<bool>> = vec![vec![false; per_conn as usize]; connections as usize];
+            let mut seen: Vec<Vec<bool>> =
+                vec![vec![false; per_conn as usize]; connections as usize];
             while !stop.load(Ordering::Relaxed) {
-                let Ok(batch) = chan.take_batch(20_000, Duration::from_millis(20)) else { continue };
+                let Ok(batch) = chan.take_batch(20_000, Duration::from_millis(20)) else {
+                    continue;
+                };
                 if batch.is_empty() {
                     continue;
                 }
                 let mut v = verdict.lock().unwrap_or_else(|e| e.into_inner());
                 for e in batch.events() {
-                    let (Some(c), Some(s)) = (parse_u64(e.header("conn")), parse_u64(e.header("seq"))) else {
+                    let (Some(c), Some(s)) =
+                        (parse_u64(e.header("conn")), parse_u64(e.header("seq")))
+                    else {
                         v.1 += 1;
                         continue;
                     };
@@ -181,7 +204,8 @@ pub fn run_relay(opts: &RelayOptions) -> Result<RelayReport, String> {
     let mut fc = FileChannelConfig::in_dir(&opts.dir);
     fc.transaction_capacity = opts.batch_size.max(1) * 2;
     fc.minimum_required_space = 1 << 20;
-    let chan_a: Arc<dyn Channel> = Arc::new(FileChannel::open("a", fc).map_err(|e| err("hop A file channel", e))?);
+    let chan_a: Arc<dyn Channel> =
+        Arc::new(FileChannel::open("a", fc).map_err(|e| err("hop A file channel", e))?);
     let mut src_a = AvroSource::from_context(
         "hopA",
         &local("hopA"),
@@ -196,14 +220,24 @@ pub fn run_relay(opts: &RelayOptions) -> Result<RelayReport, String> {
     let batch = opts.batch_size.to_string();
     let sink_ctx = Context::from_pairs(
         "relay.sinks.k1",
-        [("hostname", "127.0.0.1"), ("port", port_b.as_str()), ("batch-size", batch.as_str())],
+        [
+            ("hostname", "127.0.0.1"),
+            ("port", port_b.as_str()),
+            ("batch-size", batch.as_str()),
+        ],
     );
     let mut runners = Vec::new();
     for k in 0..opts.sinks.max(1) {
         let name = format!("k{k}");
         let sink: Box<dyn Sink> = Box::new(
-            AvroSink::from_context(&name, &sink_ctx, &props, chan_a.clone(), rt.handle().clone())
-                .map_err(|e| err("hop A sink", e))?,
+            AvroSink::from_context(
+                &name,
+                &sink_ctx,
+                &props,
+                chan_a.clone(),
+                rt.handle().clone(),
+            )
+            .map_err(|e| err("hop A sink", e))?,
         );
         let mut runner = SinkRunner::new(name, Box::new(DefaultSinkProcessor::new(sink)))
             .with_backoff(Duration::from_millis(10), Duration::from_millis(100));
@@ -220,7 +254,9 @@ pub fn run_relay(opts: &RelayOptions) -> Result<RelayReport, String> {
         let mut seq = 0;
         while seq < per_conn {
             let n = (opts.batch_size as u64).min(per_conn - seq);
-            let b: Vec<Event> = (seq..seq + n).map(|s| make_event(c, s, opts.body_size)).collect();
+            let b: Vec<Event> = (seq..seq + n)
+                .map(|s| make_event(c, s, opts.body_size))
+                .collect();
             for (i, e) in b.iter().enumerate() {
                 sent_checksum = sent_checksum.wrapping_add(mix(c, seq + i as u64, e.body()));
             }
@@ -239,10 +275,15 @@ pub fn run_relay(opts: &RelayOptions) -> Result<RelayReport, String> {
         for batches in batches_per_conn {
             let cfg = client_cfg.clone();
             tasks.push(tokio::spawn(async move {
-                let client = NettyAvroClient::connect(&cfg).await.map_err(|e| err("upstream connect", e))?;
+                let client = NettyAvroClient::connect(&cfg)
+                    .await
+                    .map_err(|e| err("upstream connect", e))?;
                 let mut n = 0u64;
                 for b in &batches {
-                    client.append_batch(b).await.map_err(|e| err("upstream appendBatch", e))?;
+                    client
+                        .append_batch(b)
+                        .await
+                        .map_err(|e| err("upstream appendBatch", e))?;
                     n += b.len() as u64;
                 }
                 client.close().await;

@@ -180,7 +180,10 @@ impl Ledger {
         let existing = std::fs::read(&path)?;
         // A ledger created just now has no slots yet: nothing is damaged.
         let state = if existing.is_empty() {
-            LedgerState { newest: None, problems: Vec::new() }
+            LedgerState {
+                newest: None,
+                problems: Vec::new(),
+            }
         } else {
             read_slots(&existing)
         };
