@@ -172,8 +172,13 @@ struct CheckArgs {
 enum ChannelCommand {
     /// Print segments, positions and sizes, and verify every record's CRC.
     Inspect {
-        /// The channel's data directory (`dataDirs`) or checkpoint directory.
+        /// The channel's data directory (its `dataDirs`), or a directory holding
+        /// `checkpoint/` and `data/`.
         dir: PathBuf,
+        /// The channel's `checkpointDir`, where its ledger lives (when it is not `DIR` itself
+        /// or `DIR/checkpoint`).
+        #[arg(long = "checkpoint-dir")]
+        checkpoint_dir: Option<PathBuf>,
     },
 }
 
@@ -334,10 +339,18 @@ fn main() -> ExitCode {
             }
         }
         Command::Channel {
-            command: ChannelCommand::Inspect { dir },
+            command:
+                ChannelCommand::Inspect {
+                    dir,
+                    checkpoint_dir,
+                },
         } => {
             init_logging("warn");
-            match sluicegate::channel::file::inspect(&dir) {
+            let report = match &checkpoint_dir {
+                Some(ck) => sluicegate::channel::file::inspect_dirs(ck, &dir),
+                None => sluicegate::channel::file::inspect(&dir),
+            };
+            match report {
                 Ok(report) => {
                     print!("{report}");
                     if report.is_clean() {

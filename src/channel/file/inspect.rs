@@ -91,8 +91,8 @@ impl InspectReport {
     }
 }
 
-/// Inspects `dir`: either a directory holding `checkpoint/` and `data/`, or a data directory
-/// (then `checkpoint` is looked for beside it), or one directory holding both.
+/// Inspects `dir`: either a directory holding `checkpoint/` and `data/`, or one directory
+/// holding both the ledger and the segments. For other layouts use [`inspect_dirs`].
 pub fn inspect(dir: &Path) -> Result<InspectReport, InspectError> {
     let (ck_dir, data_dir) = if dir.join("checkpoint").is_dir() && dir.join("data").is_dir() {
         (dir.join("checkpoint"), dir.join("data"))
@@ -101,24 +101,36 @@ pub fn inspect(dir: &Path) -> Result<InspectReport, InspectError> {
     } else {
         return Err(InspectError::NotAChannel(dir.to_path_buf()));
     };
+    inspect_dirs(&ck_dir, &data_dir)
+}
+
+/// Inspects a channel whose `checkpointDir` and (first) `dataDirs` entry are given separately.
+pub fn inspect_dirs(ck_dir: &Path, data_dir: &Path) -> Result<InspectReport, InspectError> {
     let ledger_path = ck_dir.join(LEDGER_FILE);
-    let ids = list_segments(&data_dir).map_err(|source| InspectError::Io {
-        path: data_dir.clone(),
+    let ids = list_segments(data_dir).map_err(|source| InspectError::Io {
+        path: data_dir.to_path_buf(),
         source,
     })?;
     if ids.is_empty() && !ledger_path.exists() {
-        return Err(InspectError::NotAChannel(dir.to_path_buf()));
+        return Err(InspectError::NotAChannel(data_dir.to_path_buf()));
     }
     let (checkpoint, ledger_problems) = match std::fs::read(&ledger_path) {
         Ok(b) => {
             let st = read_slots(&b);
             (st.newest.map(|(_, c)| c), st.problems)
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+            None,
+            vec![format!(
+                "no ledger here: {e} (the ledger lives in the channel's checkpointDir; \
+                 pass it with --checkpoint-dir)"
+            )],
+        ),
         Err(e) => (None, vec![format!("cannot read: {e}")]),
     };
     let segments = ids
         .into_iter()
-        .map(|id| inspect_segment(&segment_path(&data_dir, id), id))
+        .map(|id| inspect_segment(&segment_path(data_dir, id), id))
         .collect();
     Ok(InspectReport {
         ledger_path,

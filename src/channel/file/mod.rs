@@ -157,5 +157,5 @@ mod writer;
 pub use channel::FileChannel;
 pub use config::{FileChannelConfig, IGNORED_KEYS, MIN_REQUIRED_SPACE_FLOOR, MIN_SEGMENT_SIZE};
 pub use format::FORMAT_VERSION;
-pub use inspect::{inspect, BadRecord, InspectError, InspectReport, SegmentReport};
+pub use inspect::{inspect, inspect_dirs, BadRecord, InspectError, InspectReport, SegmentReport};
 pub use ledger::Checkpoint;
