@@ -6,7 +6,8 @@
 //!
 //! ## Layout
 //!
-//! Events flow `wire → rpc → source → channel → sink`; imports only point down.
+//! Events flow `wire → rpc → source → channel → sink`; imports only point down
+//! (`tools`/`agent` → `source`/`sink`/`pipeline` → `rpc`/`channel` → `wire`/`metrics`/`config`/`event`).
 //!
 //! | module | job |
 //! |---|---|
@@ -19,7 +20,8 @@
 //! | [`source`] | sources and the channel processor |
 //! | [`sink`] | sinks and sink processors |
 //! | [`pipeline`] | the micro-batch stream processor |
-//! | [`agent`] | `flume.conf` loading, topology wiring, lifecycle |
+//! | [`agent`] | `flume.conf` loading, topology wiring, lifecycle, reload |
+//! | [`tools`] | the CLI's tools as functions: `avro-client`, `bench`, the verified relay |
 //! | [`tools`] | the `avro-client` and `bench` command-line tools as functions |
 
 pub mod agent;
