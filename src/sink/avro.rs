@@ -282,7 +282,13 @@ impl Sink for AvroSink {
 
     fn process(&mut self) -> Result<SinkStatus, SinkError> {
         self.verify_connection()?;
-        let batch = match self.channel.take_batch(self.cfg.batch_size, Duration::ZERO) {
+        // Wait briefly on the channel for the first event rather than reporting Backoff at
+        // once: a Backoff puts the runner to sleep for a second or more, which would stall a
+        // hop whose channel is only momentarily empty.
+        let batch = match self
+            .channel
+            .take_batch(self.cfg.batch_size, crate::sink::null::TAKE_WAIT)
+        {
             Ok(b) => b,
             Err(e) => {
                 SinkCounter::add(&self.counter.channel_read_fail, 1);
