@@ -313,7 +313,7 @@ pub fn run_relay(opts: &RelayOptions) -> Result<RelayReport, String> {
     stop.store(true, Ordering::Relaxed);
     let _ = consumer.join();
     let _ = chan_a.close();
-    let v = verdict.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let v = *verdict.lock().unwrap_or_else(|e| e.into_inner());
     Ok(RelayReport {
         sent,
         received: v.0,
