@@ -501,6 +501,22 @@ impl fmt::Debug for ClientTransport {
     }
 }
 
+/// Reads a Flume RPC timeout in milliseconds (`connect-timeout`, `request-timeout`). As the
+/// Flume SDK does, a value below 1000 ms falls back to `default` with a warning.
+pub fn flume_timeout(ctx: &Context, key: &str, default: Duration) -> Result<Duration, ConfigError> {
+    let t = ctx.get_millis(key, default.as_millis() as u64)?;
+    if t < MIN_CONNECT_TIMEOUT {
+        tracing::warn!(
+            key = %ctx.full_key(key),
+            value_ms = t.as_millis() as u64,
+            default_ms = default.as_millis() as u64,
+            "{key} below 1000 ms; using the default (as Flume does)"
+        );
+        return Ok(default);
+    }
+    Ok(t)
+}
+
 impl ClientTransport {
     /// A client transport from its parts.
     pub fn new(
@@ -524,18 +540,7 @@ impl ClientTransport {
     ) -> Result<ClientTransport, ConfigError> {
         let settings = TransportSettings::from_context(ctx)?;
         let tls = TlsClientSettings::from_context(ctx, props)?;
-        let mut connect_timeout = ctx.get_millis(
-            "connect-timeout",
-            DEFAULT_CONNECT_TIMEOUT.as_millis() as u64,
-        )?;
-        if connect_timeout < MIN_CONNECT_TIMEOUT {
-            tracing::warn!(
-                key = %ctx.full_key("connect-timeout"),
-                value_ms = connect_timeout.as_millis() as u64,
-                "connect-timeout below 1000 ms; using the default 20000 ms (as Flume does)"
-            );
-            connect_timeout = DEFAULT_CONNECT_TIMEOUT;
-        }
+        let connect_timeout = flume_timeout(ctx, "connect-timeout", DEFAULT_CONNECT_TIMEOUT)?;
         Ok(ClientTransport::new(settings, tls, connect_timeout))
     }
 

@@ -209,18 +209,8 @@ impl RpcClientConfig {
             }
         };
         let transport = ClientTransport::from_context(ctx, props)?;
-        let mut request_timeout = ctx.get_millis(
-            "request-timeout",
-            DEFAULT_REQUEST_TIMEOUT.as_millis() as u64,
-        )?;
-        if request_timeout < MIN_REQUEST_TIMEOUT {
-            tracing::warn!(
-                key = %ctx.full_key("request-timeout"),
-                value_ms = request_timeout.as_millis() as u64,
-                "request-timeout below 1000 ms; using the default 20000 ms (as Flume does)"
-            );
-            request_timeout = DEFAULT_REQUEST_TIMEOUT;
-        }
+        let request_timeout =
+            crate::rpc::transport::flume_timeout(ctx, "request-timeout", DEFAULT_REQUEST_TIMEOUT)?;
         let selector = match ctx
             .get("host-selector")
             .map(|s| s.trim().to_ascii_lowercase())
