@@ -42,20 +42,7 @@ impl MemoryChannelConfig {
     /// `byteCapacityBufferPercentage` and `keep-alive` (seconds).
     pub fn from_context(ctx: &Context) -> Result<Self, ConfigError> {
         let d = MemoryChannelConfig::default();
-        let capacity = ctx.get_u64("capacity", d.capacity)?;
-        if capacity == 0 {
-            return Err(ctx.error("capacity", "must be at least 1"));
-        }
-        let tx = ctx.get_u64("transactionCapacity", d.transaction_capacity as u64)?;
-        if tx == 0 {
-            return Err(ctx.error("transactionCapacity", "must be at least 1"));
-        }
-        if tx > capacity {
-            return Err(ctx.error(
-                "transactionCapacity",
-                &format!("({tx}) must not exceed capacity ({capacity})"),
-            ));
-        }
+        let (capacity, tx) = super::read_capacities(ctx, d.capacity, d.transaction_capacity)?;
         let buffer_pct = ctx.get_u64("byteCapacityBufferPercentage", 20)?.min(100);
         let byte_capacity = ctx
             .parse::<u64>("byteCapacity", "a byte count")?
@@ -64,7 +51,7 @@ impl MemoryChannelConfig {
         let keep_alive = ctx.get_secs("keep-alive", 3)?;
         Ok(MemoryChannelConfig {
             capacity,
-            transaction_capacity: tx as usize,
+            transaction_capacity: tx,
             byte_capacity,
             keep_alive,
         })

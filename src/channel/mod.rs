@@ -27,8 +27,33 @@ pub mod memory;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::{ConfigError, Context};
 use crate::event::Event;
 use crate::metrics::ChannelCounter;
+
+/// Reads Flume's `capacity` and `transactionCapacity` (both at least 1, the second no larger
+/// than the first), as every channel type does. Returns `(capacity, transactionCapacity)`.
+pub fn read_capacities(
+    ctx: &Context,
+    default_capacity: u64,
+    default_transaction_capacity: usize,
+) -> Result<(u64, usize), ConfigError> {
+    let capacity = ctx.get_u64("capacity", default_capacity)?;
+    if capacity == 0 {
+        return Err(ctx.error("capacity", "must be at least 1"));
+    }
+    let tx = ctx.get_u64("transactionCapacity", default_transaction_capacity as u64)?;
+    if tx == 0 {
+        return Err(ctx.error("transactionCapacity", "must be at least 1"));
+    }
+    if tx > capacity {
+        return Err(ctx.error(
+            "transactionCapacity",
+            &format!("({tx}) must not exceed capacity ({capacity})"),
+        ));
+    }
+    Ok((capacity, tx as usize))
+}
 
 /// Why a channel refused a put or a take. Every variant is something an operator can act on.
 #[derive(Debug, thiserror::Error)]

@@ -127,20 +127,8 @@ impl FileChannelConfig {
                 "must differ from checkpointDir (give each its own directory)",
             ));
         }
-        let capacity = ctx.get_u64("capacity", d.capacity)?;
-        if capacity == 0 {
-            return Err(ctx.error("capacity", "must be at least 1"));
-        }
-        let tx = ctx.get_u64("transactionCapacity", d.transaction_capacity as u64)?;
-        if tx == 0 {
-            return Err(ctx.error("transactionCapacity", "must be at least 1"));
-        }
-        if tx > capacity {
-            return Err(ctx.error(
-                "transactionCapacity",
-                &format!("({tx}) must not exceed capacity ({capacity})"),
-            ));
-        }
+        let (capacity, tx) =
+            crate::channel::read_capacities(ctx, d.capacity, d.transaction_capacity)?;
         let byte_capacity = ctx
             .parse::<u64>("byteCapacity", "a byte count")?
             .filter(|b| *b > 0);
@@ -198,7 +186,7 @@ impl FileChannelConfig {
             checkpoint_dir,
             data_dirs,
             capacity,
-            transaction_capacity: tx as usize,
+            transaction_capacity: tx,
             byte_capacity,
             checkpoint_interval: Duration::from_millis(ckpt_ms),
             segment_size,
