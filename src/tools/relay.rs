@@ -57,6 +57,11 @@ pub struct RelayReport {
     pub received_checksum: u64,
     /// From the first send to the last arrival.
     pub elapsed: Duration,
+    /// From the first send to the last upstream `OK` (hop A's ingest alone).
+    pub upstream_elapsed: Duration,
+    /// CPU time (user + system) the whole process used from the first send until the last
+    /// arrival: both hops, the upstream clients and the verifier.
+    pub cpu: Duration,
 }
 
 impl RelayReport {
@@ -70,13 +75,17 @@ impl std::fmt::Display for RelayReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "relay: sent {} received {} out-of-order {} checksums {} in {:.3} s: {:.0} events/s end to end",
+            "relay: sent {} received {} out-of-order {} checksums {} in {:.3} s: {:.0} events/s end to end \
+             (upstream done after {:.3} s; {:.2} CPU-s, {:.2} cores busy)",
             self.sent,
             self.received,
             self.out_of_order,
             if self.sent_checksum == self.received_checksum { "equal" } else { "DIFFER" },
             self.elapsed.as_secs_f64(),
-            self.events_per_sec()
+            self.events_per_sec(),
+            self.upstream_elapsed.as_secs_f64(),
+            self.cpu.as_secs_f64(),
+            self.cpu.as_secs_f64() / self.elapsed.as_secs_f64().max(1e-9),
         )
     }
 }
@@ -156,48 +165,51 @@ pub fn run_relay(opts: &RelayOptions) -> Result<RelayReport, String> {
     let verdict = Arc::new(Mutex::new((0u64, 0u64, 0u64, None::<Instant>))); // received, out_of_order, checksum, last
     let consumer = {
         let (chan, stop, verdict) = (chan_b.clone(), stop.clone(), verdict.clone());
-        std::thread::spawn(move || {
-            let mut next = vec![0u64; connections as usize];
-            let mut seen: Vec<Vec<bool>> =
-                vec![vec![false; per_conn as usize]; connections as usize];
-            while !stop.load(Ordering::Relaxed) {
-                let Ok(batch) = chan.take_batch(20_000, Duration::from_millis(20)) else {
-                    continue;
-                };
-                if batch.is_empty() {
-                    continue;
-                }
-                let mut v = verdict.lock().unwrap_or_else(|e| e.into_inner());
-                for e in batch.events() {
-                    let (Some(c), Some(s)) =
-                        (parse_u64(e.header("conn")), parse_u64(e.header("seq")))
-                    else {
-                        v.1 += 1;
+        std::thread::Builder::new()
+            .name("relay-verify".into())
+            .spawn(move || {
+                let mut next = vec![0u64; connections as usize];
+                let mut seen: Vec<Vec<bool>> =
+                    vec![vec![false; per_conn as usize]; connections as usize];
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(batch) = chan.take_batch(20_000, Duration::from_millis(20)) else {
                         continue;
                     };
-                    let fresh = seen
-                        .get_mut(c as usize)
-                        .and_then(|v| v.get_mut(s as usize))
-                        .map(|slot| !std::mem::replace(slot, true))
-                        .unwrap_or(false);
-                    let in_order = match next.get_mut(c as usize) {
-                        Some(n) if *n == s => {
-                            *n += 1;
-                            true
-                        }
-                        _ => false,
-                    };
-                    if !fresh || (single_sink && !in_order) {
-                        v.1 += 1;
+                    if batch.is_empty() {
+                        continue;
                     }
-                    v.0 += 1;
-                    v.2 = v.2.wrapping_add(mix(c, s, e.body()));
+                    let mut v = verdict.lock().unwrap_or_else(|e| e.into_inner());
+                    for e in batch.events() {
+                        let (Some(c), Some(s)) =
+                            (parse_u64(e.header("conn")), parse_u64(e.header("seq")))
+                        else {
+                            v.1 += 1;
+                            continue;
+                        };
+                        let fresh = seen
+                            .get_mut(c as usize)
+                            .and_then(|v| v.get_mut(s as usize))
+                            .map(|slot| !std::mem::replace(slot, true))
+                            .unwrap_or(false);
+                        let in_order = match next.get_mut(c as usize) {
+                            Some(n) if *n == s => {
+                                *n += 1;
+                                true
+                            }
+                            _ => false,
+                        };
+                        if !fresh || (single_sink && !in_order) {
+                            v.1 += 1;
+                        }
+                        v.0 += 1;
+                        v.2 = v.2.wrapping_add(mix(c, s, e.body()));
+                    }
+                    v.3 = Some(Instant::now());
+                    drop(v);
+                    let _ = batch.commit();
                 }
-                v.3 = Some(Instant::now());
-                drop(v);
-                let _ = batch.commit();
-            }
-        })
+            })
+            .map_err(|e| err("verifier thread", e))?
     };
 
     // Hop A: source -> file channel -> avro sink -> hop B.
@@ -245,8 +257,8 @@ pub fn run_relay(opts: &RelayOptions) -> Result<RelayReport, String> {
         runners.push(runner);
     }
 
-    // Upstream: one client per connection, sequential calls, events pre-built.
-    let start = Instant::now();
+    // Upstream: one client per connection, sequential calls, events pre-built (before the clock
+    // starts: building them is the test harness's work, not the relay's).
     let mut sent_checksum = 0u64;
     let mut batches_per_conn = Vec::new();
     for c in 0..connections {
@@ -270,6 +282,8 @@ pub fn run_relay(opts: &RelayOptions) -> Result<RelayReport, String> {
         c.batch_size = opts.batch_size.max(1);
         c
     };
+    let cpu0 = cpu_time();
+    let start = Instant::now();
     let sent = rt.block_on(async {
         let mut tasks = Vec::new();
         for batches in batches_per_conn {
@@ -287,15 +301,22 @@ pub fn run_relay(opts: &RelayOptions) -> Result<RelayReport, String> {
                     n += b.len() as u64;
                 }
                 client.close().await;
-                Ok::<u64, String>(n)
+                // Hand the events back: freeing a million of them is the harness's work and
+                // must not compete with the relay inside the measured window.
+                Ok::<_, String>((n, batches))
             }));
         }
         let mut sent = 0;
+        let mut keep = Vec::new();
         for t in tasks {
-            sent += t.await.map_err(|e| err("upstream task", e))??;
+            let (n, batches) = t.await.map_err(|e| err("upstream task", e))??;
+            sent += n;
+            keep.push(batches);
         }
-        Ok::<u64, String>(sent)
+        Ok::<_, String>((sent, keep))
     })?;
+    let (sent, sent_events) = sent;
+    let upstream_done = start.elapsed();
 
     // Wait until hop B has everything (or the deadline passes).
     let end = Instant::now() + opts.deadline;
@@ -305,6 +326,8 @@ pub fn run_relay(opts: &RelayOptions) -> Result<RelayReport, String> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    let cpu = cpu_time().saturating_sub(cpu0);
+    drop(sent_events);
     for mut r in runners {
         r.stop();
     }
@@ -321,5 +344,21 @@ pub fn run_relay(opts: &RelayOptions) -> Result<RelayReport, String> {
         sent_checksum,
         received_checksum: v.2,
         elapsed: v.3.unwrap_or_else(Instant::now).duration_since(start),
+        upstream_elapsed: upstream_done,
+        cpu,
     })
+}
+
+/// User + system CPU time of this process so far (zero if the kernel will not say).
+fn cpu_time() -> Duration {
+    // SAFETY: `rusage` is plain data, valid when zeroed; getrusage only writes into it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a live `rusage` for the call's duration.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+    };
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
