@@ -19,6 +19,7 @@ use super::format::{Pos, EVENT_FRAME_LEN, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN}
 use super::ledger::{Checkpoint, Ledger, MAX_RANGES};
 use super::reader::ReadState;
 use super::recovery::recover;
+use super::spare::Spares;
 use super::writer::{serialize_put, AppendError, LogState, SegmentMap};
 
 struct Bg {
@@ -38,6 +39,8 @@ struct Shared {
     /// Signalled when events become visible or room appears.
     changed: Condvar,
     segs: SegmentMap,
+    /// Consumed segment files kept for reuse (shared with the writer).
+    spares: Arc<Spares>,
     ledger: Mutex<LedgerState>,
     bg: Mutex<Bg>,
     bg_cv: Condvar,
@@ -93,6 +96,7 @@ impl FileChannel {
         let mut rs = ReadState::new(reader_seg, r.ack_pos, r.acks, end, r.next_seq);
         rs.bytes = r.held_bytes;
         counter.channel_size.store(rs.size(), Ordering::Relaxed);
+        let spares = Arc::new(Spares::open(cfg.data_dir(), cfg.segment_size));
         let log = LogState {
             cur: r.cur,
             off: r.off,
@@ -106,6 +110,7 @@ impl FileChannel {
             dir: cfg.data_dir().to_path_buf(),
             segment_size: cfg.segment_size,
             min_free: cfg.minimum_required_space,
+            spares: spares.clone(),
         };
         let shared = Arc::new(Shared {
             name,
@@ -116,6 +121,7 @@ impl FileChannel {
             queue: Mutex::new(rs),
             changed: Condvar::new(),
             segs: std::sync::RwLock::new(r.segs),
+            spares,
             ledger: Mutex::new(LedgerState {
                 ledger: r.ledger,
                 generation: r.generation,
@@ -426,16 +432,7 @@ impl Shared {
             let ids: Vec<u64> = segs.range(..keep_from).map(|(id, _)| *id).collect();
             ids.into_iter().filter_map(|id| segs.remove(&id)).collect()
         };
-        if !dead.is_empty() {
-            for s in &dead {
-                tracing::debug!(channel = %self.name, file = %s.path.display(), "deleting a consumed segment");
-                if let Err(e) = std::fs::remove_file(&s.path) {
-                    tracing::warn!(channel = %self.name, file = %s.path.display(), error = %e,
-                        "could not delete a consumed segment");
-                }
-            }
-            let _ = super::segment::sync_dir(self.cfg.data_dir());
-        }
+        self.spares.retire(dead);
         Ok(())
     }
 
@@ -476,6 +473,8 @@ impl Shared {
                 if let Err(e) = self.checkpoint() {
                     tracing::error!(channel = %self.name, error = %e, "checkpoint failed");
                 }
+            } else if self.spares.has_waiting() {
+                self.spares.tick();
             }
         }
     }

@@ -152,6 +152,7 @@ mod ledger;
 mod reader;
 mod recovery;
 mod segment;
+mod spare;
 mod writer;
 
 pub use channel::FileChannel;

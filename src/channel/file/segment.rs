@@ -11,6 +11,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use memmap2::Mmap;
@@ -81,6 +82,9 @@ pub struct Segment {
     pub file: File,
     /// The whole file, mapped read-only and shared (owner of every event slice handed out).
     pub data: Bytes,
+    /// Alive while the mapping is: held by the mapping's owner, which lives as long as `data`
+    /// or any slice of it.
+    mapped: Weak<()>,
 }
 
 impl Segment {
@@ -121,13 +125,74 @@ impl Segment {
             let _ = std::fs::remove_file(&path);
             return Err(e);
         }
-        let data = map(&file)?;
+        let (data, mapped) = map(&file)?;
         Ok(Segment {
             header,
             path,
             file,
             data,
+            mapped,
         })
+    }
+
+    /// Turns a spare file (see [`super::spare`]) into segment `id`: header, sync (which also
+    /// makes the spare's zeroing durable), then the rename into the log and a directory sync.
+    /// On failure the spare is handed back when it is still intact.
+    pub fn from_spare(
+        spare: super::spare::SpareFile,
+        dir: &Path,
+        id: u64,
+        first_seq: u64,
+        size: u64,
+    ) -> Result<Segment, (io::Error, Option<super::spare::SpareFile>)> {
+        let path = segment_path(dir, id);
+        if path.exists() {
+            let e = io::Error::new(io::ErrorKind::AlreadyExists, "segment file already exists");
+            return Err((e, Some(spare)));
+        }
+        let header = SegmentHeader {
+            id,
+            first_seq,
+            size,
+        };
+        let prepared = (|| {
+            spare.file.write_all_at(&header.encode(), 0)?;
+            spare.file.sync_all()
+        })();
+        if let Err(e) = prepared {
+            // The header may be half written: this spare is no longer known to be zero.
+            let _ = std::fs::remove_file(&spare.path);
+            return Err((e, None));
+        }
+        if let Err(e) = std::fs::rename(&spare.path, &path) {
+            let _ = std::fs::remove_file(&spare.path);
+            return Err((e, None));
+        }
+        let file = spare.file;
+        let res = sync_dir(dir).and_then(|()| map(&file));
+        match res {
+            Ok((data, mapped)) => Ok(Segment {
+                header,
+                path,
+                file,
+                data,
+                mapped,
+            }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                Err((e, None))
+            }
+        }
+    }
+
+    /// Gives up this handle's mapping. What remains can tell whether event slices elsewhere
+    /// still keep the mapping alive (then the file's contents must not be touched).
+    pub fn unmap(self) -> Unmapped {
+        let Segment {
+            file, data, mapped, ..
+        } = self;
+        drop(data);
+        Unmapped { file, mapped }
     }
 
     /// Opens an existing segment, checking its header. A file shorter than its recorded size
@@ -161,12 +226,13 @@ impl Segment {
             file.set_len(header.size)
                 .map_err(|e| format!("cannot extend: {e}"))?;
         }
-        let data = map(&file).map_err(|e| format!("cannot map: {e}"))?;
+        let (data, mapped) = map(&file).map_err(|e| format!("cannot map: {e}"))?;
         Ok(Segment {
             header,
             path: path.to_path_buf(),
             file,
             data,
+            mapped,
         })
     }
 
@@ -203,11 +269,41 @@ impl Segment {
     }
 }
 
-fn map(file: &File) -> io::Result<Bytes> {
+/// A segment file whose own mapping handle is gone (see [`Segment::unmap`]).
+#[derive(Debug)]
+pub struct Unmapped {
+    /// Opened read-write.
+    pub file: File,
+    mapped: Weak<()>,
+}
+
+impl Unmapped {
+    /// True while event slices of the old mapping are still alive somewhere.
+    pub fn still_mapped(&self) -> bool {
+        self.mapped.strong_count() > 0
+    }
+}
+
+/// Owns a segment's mapping for `Bytes`; its token tells when the last slice is gone.
+struct MapOwner {
+    map: Mmap,
+    _token: Arc<()>,
+}
+
+impl AsRef<[u8]> for MapOwner {
+    fn as_ref(&self) -> &[u8] {
+        &self.map
+    }
+}
+
+fn map(file: &File) -> io::Result<(Bytes, Weak<()>)> {
     // SAFETY: the file is never shortened while mapped (see the module docs), and the map is
-    // read-only; bytes being appended beyond what readers look at is fine.
-    let mmap = unsafe { Mmap::map(file)? };
-    Ok(Bytes::from_owner(mmap))
+    // read-only; bytes being appended beyond what readers look at is fine. A spare is only
+    // zeroed once no slice of its old mapping is left (`Segment::unmap`).
+    let map = unsafe { Mmap::map(file)? };
+    let token = Arc::new(());
+    let mapped = Arc::downgrade(&token);
+    Ok((Bytes::from_owner(MapOwner { map, _token: token }), mapped))
 }
 
 fn read_up_to(file: &File, buf: &mut [u8]) -> io::Result<usize> {

@@ -17,6 +17,7 @@ use super::format::{
     RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
 };
 use super::segment::Segment;
+use super::spare::Spares;
 
 /// The segments currently open, by id (shared with readers).
 pub type SegmentMap = RwLock<BTreeMap<u64, Arc<Segment>>>;
@@ -57,6 +58,8 @@ pub struct LogState {
     pub segment_size: u64,
     /// Free space a new segment for puts must leave behind.
     pub min_free: u64,
+    /// Consumed segment files kept for reuse (see [`super::spare`]).
+    pub spares: Arc<Spares>,
 }
 
 impl LogState {
@@ -80,9 +83,26 @@ impl LogState {
         Ok(())
     }
 
-    /// Starts segment `cur + 1`. `for_puts` enforces the free-space floor; ACK records may dip
-    /// into it so consumers can always drain a full disk.
+    /// Starts segment `cur + 1`, from a spare file when one is ready (its space is already
+    /// reserved, so only a fresh file is checked against the free-space floor). `for_puts`
+    /// enforces that floor; ACK records may dip into it so consumers can always drain a full
+    /// disk.
     fn roll(&mut self, segs: &SegmentMap, for_puts: bool) -> Result<(), AppendError> {
+        let id = self.cur.id() + 1;
+        if let Some(spare) = self.spares.take() {
+            match Segment::from_spare(spare, &self.dir, id, self.next_seq, self.segment_size) {
+                Ok(seg) => {
+                    self.install(segs, Arc::new(seg));
+                    return Ok(());
+                }
+                Err((e, back)) => {
+                    tracing::warn!(segment = id, error = %e, "could not reuse a spare segment file; creating a new one");
+                    if let Some(spare) = back {
+                        self.spares.give_back(spare);
+                    }
+                }
+            }
+        }
         if for_puts {
             let available = super::disk::available_bytes(&self.dir)
                 .map_err(|e| AppendError::Io("checking free space", e))?;
@@ -94,7 +114,6 @@ impl LogState {
                 });
             }
         }
-        let id = self.cur.id() + 1;
         let seg = match Segment::create(&self.dir, id, self.next_seq, self.segment_size) {
             Ok(s) => Arc::new(s),
             Err(e) if super::disk::is_no_space(&e) => {
@@ -106,18 +125,23 @@ impl LogState {
             }
             Err(e) => return Err(AppendError::Io("creating a segment", e)),
         };
+        self.install(segs, seg);
+        Ok(())
+    }
+
+    /// Makes `seg` the segment appends go to.
+    fn install(&mut self, segs: &SegmentMap, seg: Arc<Segment>) {
         tracing::debug!(
-            segment = id,
+            segment = seg.id(),
             first_seq = self.next_seq,
             "rolled to a new segment"
         );
         segs.write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id, seg.clone());
+            .insert(seg.id(), seg.clone());
         let old = std::mem::replace(&mut self.cur, seg);
         self.unsynced.push(old);
         self.off = SEGMENT_HEADER_LEN;
-        Ok(())
     }
 
     /// Appends one put transaction. `buf` holds a record pre-serialized by [`serialize_put`]
