@@ -72,8 +72,9 @@
 //!    position (ACK appends and their in-memory effect happen under one lock hold).
 //! 4. The ack position is at or before the first record holding an unacknowledged event; the
 //!    reader restarts there and skips acknowledged seqs.
-//! 5. A segment is deleted only after a persisted checkpoint has both its write position and
-//!    its ack position in a later segment. Hence every event in a deleted segment was taken,
+//! 5. A segment is retired (renamed out of the log, then reused or deleted; see `spare.rs`) only
+//!    after a persisted checkpoint has both its write position and its ack position in a later
+//!    segment. Hence every event in a deleted segment was taken,
 //!    and every ACK record for a live event lies in a live segment — which is why replaying
 //!    all live segments (the fallback when the ledger is unreadable) is exact.
 //! 6. A mapped file is never shortened; bytes after the recovered end are zeroed at open.
@@ -100,6 +101,10 @@
 //!   mapped only at their full preallocated length (a short file is extended first), never
 //!   shortened while mapped, and recovery's tail truncation punches a hole with
 //!   `FALLOC_FL_KEEP_SIZE` (or writes zeros) instead of `ftruncate`.
+//! * **Segments are recycled, not deleted.** Freeing a segment's blocks (and trimming them on a
+//!   `discard` mount) stalls every concurrent `fdatasync` behind one journal transaction for a
+//!   large fraction of a second; `spare.rs` keeps consumed segments, zeroed in place, for the
+//!   writer's next rollover.
 //! * **fsync errors poison.** After a failed `fdatasync` the kernel may have dropped the dirty
 //!   pages and marked them clean, so a retry can "succeed" without the data ("fsyncgate",
 //!   Rebello et al., ATC'20). The channel therefore stops: every call returns
