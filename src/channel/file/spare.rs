@@ -23,12 +23,15 @@
 //! after committing it, so a spare still in use is retried on every maintenance tick
 //! ([`Spares::tick`]) for up to [`WAIT_TICKS`] ticks, then simply unlinked (which is safe while
 //! mapped: the file lives until its last mapping goes). When the pool already holds
-//! [`MAX_SPARES`], or the filesystem cannot zero a range, a consumed segment is deleted — in
+//! its limit (see [`spare_limit`]), or the filesystem cannot zero a range, a consumed segment is
+//! deleted — in
 //! small steps (see [`remove_gently`]). Spares found at open are zeroed again and adopted, or
 //! deleted if they do not fit.
 //!
-//! Spares keep their disk space reserved: at most `MAX_SPARES × maxFileSize` bytes beyond the
-//! backlog, in exchange for never paying for allocation or deletion on the commit path.
+//! Spares keep their disk space reserved beyond the backlog — at most [`MAX_SPARE_BYTES`]
+//! (two default 128 MiB segments; none at all for segments larger than that, such as Flume's
+//! 2 GB `maxFileSize` default copied into a configuration: those are always deleted gently) —
+//! in exchange for never paying for allocation or deletion on the commit path.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -42,6 +45,14 @@ use super::segment::{sync_dir, Segment, Unmapped};
 
 /// Most spare files kept.
 pub const MAX_SPARES: usize = 2;
+
+/// Most disk space spare files may hold together.
+pub const MAX_SPARE_BYTES: u64 = 256 << 20;
+
+/// How many spares a channel with `segment_size` segments keeps.
+pub fn spare_limit(segment_size: u64) -> usize {
+    (MAX_SPARE_BYTES / segment_size.max(1)).min(MAX_SPARES as u64) as usize
+}
 
 /// Maintenance ticks (200 ms each) a consumed segment still in use is waited for before it is
 /// unlinked instead of reused.
@@ -73,6 +84,8 @@ pub struct Spares {
     /// Held while retiring, so concurrent callers cannot overfill the pool.
     busy: Mutex<()>,
     next_name: AtomicU64,
+    /// Spares kept at most ([`spare_limit`]).
+    max: usize,
     /// Cleared when the filesystem cannot zero a range; from then on segments are deleted.
     enabled: AtomicBool,
 }
@@ -88,6 +101,7 @@ impl Spares {
             waiting: Mutex::new(Vec::new()),
             busy: Mutex::new(()),
             next_name: AtomicU64::new(0),
+            max: spare_limit(segment_size),
             enabled: AtomicBool::new(true),
         };
         let mut found = list(dir);
@@ -95,7 +109,7 @@ impl Spares {
         let mut pool = Vec::new();
         for (n, path) in found {
             spares.next_name.fetch_max(n + 1, Ordering::Relaxed);
-            let adopted = pool.len() < MAX_SPARES
+            let adopted = pool.len() < spares.max
                 && spares.enabled.load(Ordering::Relaxed)
                 && OpenOptions::new()
                     .read(true)
@@ -192,7 +206,7 @@ impl Spares {
             }
         }
         lock(&self.waiting).extend(still);
-        let room = MAX_SPARES.saturating_sub(self.ready());
+        let room = self.max.saturating_sub(self.ready());
         let mut shrink = Vec::new();
         for (i, spare) in free.into_iter().enumerate() {
             let fits = spare.file.metadata().is_ok_and(|m| m.len() == self.size);
@@ -438,6 +452,21 @@ mod tests {
         let left = names(dir.path());
         assert_eq!(left.len(), MAX_SPARES, "{left:?}");
         assert!(left.iter().all(|n| n.starts_with("spare-")));
+    }
+
+    #[test]
+    fn large_segments_are_never_kept() {
+        assert_eq!(spare_limit(128 << 20), 2);
+        assert_eq!(spare_limit(64 << 10), MAX_SPARES);
+        assert_eq!(spare_limit(200 << 20), 1);
+        assert_eq!(spare_limit(2_146_435_071), 0);
+        let dir = tempfile::tempdir().unwrap();
+        let size = 512 << 20;
+        let spares = Spares::open(dir.path(), size);
+        let seg = Segment::create(dir.path(), 1, 0, size).unwrap();
+        spares.retire(vec![Arc::new(seg)]);
+        assert_eq!(spares.ready(), 0);
+        assert!(names(dir.path()).is_empty(), "deleted (gently)");
     }
 
     #[test]
