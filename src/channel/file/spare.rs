@@ -109,30 +109,26 @@ impl Spares {
         let mut pool = Vec::new();
         for (n, path) in found {
             spares.next_name.fetch_max(n + 1, Ordering::Relaxed);
-            let adopted = pool.len() < spares.max
-                && spares.enabled.load(Ordering::Relaxed)
-                && OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open(&path)
-                    .and_then(|file| {
-                        if file.metadata()?.len() != segment_size {
-                            return Err(io::Error::other("size differs from maxFileSize"));
-                        }
-                        spares.zero(&file)?;
-                        pool.push(SpareFile {
-                            path: path.clone(),
-                            file,
-                        });
-                        Ok(())
-                    })
-                    .is_ok();
-            if !adopted {
-                remove(&path, "a spare segment that does not fit");
+            match (pool.len() < spares.max).then(|| spares.adopt(&path)) {
+                Some(Ok(spare)) => pool.push(spare),
+                _ => remove(&path, "a spare segment that does not fit"),
             }
         }
         *lock(&spares.free) = pool;
         spares
+    }
+
+    /// Opens a spare a previous run left and zeroes it again (its state is unknown).
+    fn adopt(&self, path: &Path) -> io::Result<SpareFile> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        if file.metadata()?.len() != self.size {
+            return Err(io::Error::other("size differs from maxFileSize"));
+        }
+        self.zero(&file)?;
+        Ok(SpareFile {
+            path: path.to_path_buf(),
+            file,
+        })
     }
 
     /// Spare files ready for use.
@@ -156,7 +152,8 @@ impl Spares {
     /// module docs for the order of operations.
     pub fn retire(&self, dead: Vec<Arc<Segment>>) {
         if dead.is_empty() {
-            return;
+            // Still a chance to release the ones waiting.
+            return self.tick();
         }
         let _busy = lock(&self.busy);
         let mut moved = Vec::new();
