@@ -51,7 +51,10 @@ fn server(tls: bool, deflate: bool, extra: &[(&str, &str)]) -> ServerTransport {
 /// A sink-side transport in `order` (TLS trusting the fixture CA).
 fn client(tls: bool, deflate: bool, order: &str) -> ClientTransport {
     let ca = fx("ca.pem");
-    let mut pairs = vec![("compression-layer-order", order), ("connect-timeout", "10000")];
+    let mut pairs = vec![
+        ("compression-layer-order", order),
+        ("connect-timeout", "10000"),
+    ];
     if tls {
         pairs.extend([
             ("ssl", "true"),
@@ -188,7 +191,10 @@ async fn one_auto_port_serves_both_layer_orders() {
 
 #[tokio::test]
 async fn explicit_orders_still_pin_the_port() {
-    for (pinned, other) in [("tls-outside", "zlib-outside"), ("zlib-outside", "tls-outside")] {
+    for (pinned, other) in [
+        ("tls-outside", "zlib-outside"),
+        ("zlib-outside", "tls-outside"),
+    ] {
         let t = server(true, true, &[("compression-layer-order", pinned)]);
         let (addr, mut accepted) = echo_server(t, 2).await;
         let mut s = client(true, true, pinned)
