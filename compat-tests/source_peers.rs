@@ -2,7 +2,9 @@
 //!
 //! * npm `avsc@5.7.9` (`peers/avsc_client.js`, a stateful Netty-framed client: handshake ping,
 //!   then calls without handshakes) — `append` and `appendBatch`, plain, deflate, TLS, and
-//!   deflate+TLS in both layer orders (Flume ≥ 1.10 `zlib-outside`, Flume ≤ 1.9 `tls-outside`);
+//!   deflate+TLS in both layer orders (Flume ≥ 1.10 `zlib-outside`, Flume ≤ 1.9 `tls-outside`),
+//!   each against a source pinned to that order and both against one source left on the default
+//!   `auto` (which also closes a connection whose first byte is neither TLS nor zlib);
 //! * PyPI `avro` (`peers/py_client.py`, Apache's Python `Requestor`, a fresh connection per
 //!   call): its protocol hash differs from Java's, so the first call gets `NONE` and is re-sent
 //!   with the protocol text; later connections are answered `BOTH` straight from the server's
@@ -196,6 +198,75 @@ fn avsc_tls_deflate_tls_outside() {
         3,
         1,
     );
+}
+
+/// Flume ≤ 1.9 and ≥ 1.10 senders (TLS outside / zlib outside) on one port: the source has no
+/// `compression-layer-order`, i.e. `auto`, and decides per connection. A sender with neither
+/// layer in front (a plain Netty frame: its first byte is `00`) is closed at once, and the port
+/// keeps serving.
+#[test]
+fn avsc_tls_deflate_both_orders_on_one_auto_source() {
+    let ca = tls_dir().join("ca.pem").to_string_lossy().into_owned();
+    let mut s = tls_settings();
+    s.push(("compression-type", "deflate".into()));
+    let pairs: Vec<(&str, &str)> = s.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let h = Harness::start(&pairs, channel_config(10_000));
+    let mut total = 0;
+    for (i, order) in ["tls-outside", "zlib-outside", "tls-outside", "zlib-outside"]
+        .into_iter()
+        .enumerate()
+    {
+        if i == 2 {
+            garbage_is_closed(&h);
+        }
+        let lines = run_avsc(
+            &h,
+            &[
+                "--calls",
+                "2",
+                "--batch",
+                "3",
+                "--tls",
+                "--deflate",
+                "--order",
+                order,
+                "--ca",
+                &ca,
+            ],
+        );
+        let summary = all_ok(&lines, 2);
+        assert_eq!(summary["events"], 6, "{order}");
+        check_events(&h, 6, "avsc", "avsc", 0);
+        total += 6;
+    }
+    assert_eq!(h.count(|c| &c.events_accepted), total);
+    assert_eq!(h.count(|c| &c.append_batch_accepted), 8);
+    assert_eq!(h.count(|c| &c.event_read_fail), 0);
+}
+
+/// Sends the start of a plain Netty frame and expects the server to close the connection well
+/// before its 10 s TLS handshake deadline (the first byte decides), and to release it.
+fn garbage_is_closed(h: &Harness) {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(h.addr()).expect("connect");
+    tcp.write_all(&[0x00, 0x00, 0x00, 0x01]).expect("write");
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut buf = [0u8; 64];
+    match tcp.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("expected the server to close the connection, got {other:?}"),
+    }
+    // The connection slot is released (poll every 5 ms, up to 30 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while h.source.open_connections() != Some(0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "connection still open after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn python_case(calls: usize, batch: usize) {

@@ -4,7 +4,7 @@
 //!
 //! | module | job |
 //! |---|---|
-//! | [`transport`] | [`ServerTransport`] (acceptor) / [`ClientTransport`] (connector): socket options, connect timeout, and the TLS/zlib stack in the configured [`LayerOrder`], yielding an [`RpcStream`] |
+//! | [`transport`] | [`ServerTransport`] (acceptor) / [`ClientTransport`] (connector): socket options, connect timeout, and the TLS/zlib stack in the configured [`LayerOrder`] (a server detects it per connection by default: [`ServerLayerOrder::Auto`]), yielding an [`RpcStream`] |
 //! | [`zlib`] | [`ZlibStream`]: `compression-type = deflate` — one zlib stream per direction, `Z_SYNC_FLUSH` per flush, bomb-safe inflate |
 //! | [`tls`] | rustls configs from Flume's `ssl`/`keystore*`/`truststore*`/filter keys and the `javax.net.ssl.*` / `FLUME_SSL_*` globals |
 //! | [`client`] | the RPC clients (`default`, `default_loadbalance`, `default_failover`) the Avro sink uses |
@@ -32,7 +32,7 @@ pub use tls::{
     TlsServerSettings, TrustMode,
 };
 pub use transport::{
-    bind_listener, ClientTransport, LayerOrder, RpcStream, ServerTransport, TransportError,
-    TransportSettings,
+    bind_listener, ClientTransport, LayerOrder, Replay, RpcStream, ServerLayerOrder,
+    ServerTransport, TransportError, TransportSettings,
 };
 pub use zlib::ZlibStream;

@@ -32,7 +32,8 @@
 //! |---|---|
 //! | request undecodable after a good frame (bad handshake, bad call header, unknown message, bad params, more events than `max-batch-events`) | Avro system error, connection kept, `EventReadFail` + 1 |
 //! | frame over `max-frame-bytes` (well-formed; Java would have taken it) | Avro system error for its serial as soon as its size is known; the rest of the frame is discarded unbuffered; `EventReadFail` + 1; connection kept — except on a connection whose handshake is not done yet: its handshake was in the discarded bytes, so the error is sent after a `BOTH` handshake response (so Java clients can read it) and the connection is closed |
-//! | broken framing (`count` ≤ 0 or over the buffer cap, negative length), TLS failure, IP filter refusal | connection closed (as Netty/Java close it), logged |
+//! | broken framing (`count` ≤ 0 or over the buffer cap, negative length), TLS failure, IP filter refusal, first bytes neither TLS nor zlib (TLS + deflate with `compression-layer-order = auto`) | connection closed (as Netty/Java close it), logged |
+//! | (TLS + deflate, `auto`) connection closed before its first bytes showed the layer order (health checks, port scans) | connection closed, logged at DEBUG (INFO when some bytes came) |
 //! | stream ends inside a frame; no new byte of a started frame for `read-timeout`; no frame at all for `idle-timeout` (if set); reply not taken by the client within `read-timeout` | connection closed, logged |
 //!
 //! # Shutdown
@@ -57,7 +58,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::codec::Decoder;
 
-use super::transport::{bind_listener, RpcStream, ServerTransport};
+use super::transport::{bind_listener, RpcStream, ServerTransport, TransportError};
 use crate::config::{ConfigError, Context};
 use crate::event::Event;
 use crate::metrics::SourceCounter;
@@ -264,8 +265,9 @@ impl RpcServer {
         tracing::info!(
             server = %shared.config.name,
             %local_addr,
-            layers = ?shared.transport.settings(),
+            compression_level = ?shared.transport.settings().compression_level,
             tls = shared.transport.is_tls(),
+            layer_order = %shared.transport.layer_order(),
             "Avro RPC server listening"
         );
         let task = tokio::spawn(accept_loop(shared.clone(), listener, stop_rx, done_tx));
@@ -488,6 +490,15 @@ async fn connection(
         _ = stopped(&mut stop) => return,
         s = shared.transport.accept(tcp, peer) => match s {
             Ok(s) => s,
+            // Health checks and port scans connect and close: not worth a warning.
+            Err(e @ TransportError::ClosedEarly { .. }) => {
+                if matches!(&e, TransportError::ClosedEarly { seen, .. } if seen.is_empty()) {
+                    tracing::debug!(server = %name, %peer, "connection closed: {e}");
+                } else {
+                    tracing::info!(server = %name, %peer, "connection closed: {e}");
+                }
+                return;
+            }
             Err(e) => {
                 tracing::warn!(server = %name, %peer, "connection closed: {e}");
                 return;

@@ -18,6 +18,11 @@
 //! `compression-level`, `compression-layer-order`, `keystore-key`, `max-connections`,
 //! `idle-timeout`, `read-timeout`, `max-frame-bytes`, `max-batch-events`, `shutdown-timeout`.
 //!
+//! `compression-layer-order` defaults to `auto` here: with `ssl` and deflate both on, each
+//! connection's first bytes decide whether TLS (Flume ≤ 1.9) or zlib (Flume ≥ 1.10) is outside,
+//! so both families share one port ([`crate::rpc::transport`] has the rules); `tls-outside` /
+//! `zlib-outside` pin one order. The Avro sink cannot detect and keeps its explicit setting.
+//!
 //! Counters (Flume's names): `AppendReceivedCount`/`AppendBatchReceivedCount` and
 //! `EventReceivedCount` when a call is decoded; `AppendAcceptedCount`/`AppendBatchAcceptedCount`
 //! and `EventAcceptedCount` after the channels committed; `ChannelWriteFail` for every `FAILED`;
