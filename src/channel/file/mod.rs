@@ -151,6 +151,7 @@ mod acks;
 mod channel;
 mod config;
 mod disk;
+mod fault;
 mod format;
 mod inspect;
 mod ledger;
@@ -162,6 +163,8 @@ mod writer;
 
 pub use channel::FileChannel;
 pub use config::{FileChannelConfig, IGNORED_KEYS, MIN_REQUIRED_SPACE_FLOOR, MIN_SEGMENT_SIZE};
+#[doc(hidden)]
+pub use fault::{Faults, FileOp};
 pub use format::FORMAT_VERSION;
 pub use inspect::{inspect, inspect_dirs, BadRecord, InspectError, InspectReport, SegmentReport};
 pub use ledger::Checkpoint;

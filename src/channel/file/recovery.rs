@@ -7,13 +7,14 @@ use std::sync::Arc;
 use super::acks::AckSet;
 use super::config::FileChannelConfig;
 use super::disk::DirLock;
+use super::fault::Faults;
 use super::format::{
     ack_ranges, record_span, Pos, Probe, RecordHeader, FLAG_END_OF_TXN, KIND_ACK, RECORD_ALIGN,
     RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
 };
 use super::ledger::{Checkpoint, Ledger};
 use super::reader::find_next_valid;
-use super::segment::{list_segments, segment_path, sync_dir, Segment};
+use super::segment::{list_segments, segment_path, sync_dir, Segment, SegmentError};
 use crate::channel::ChannelError;
 
 /// What open found and rebuilt.
@@ -57,8 +58,37 @@ fn corrupt(name: &str, file: &std::path::Path, offset: u64, reason: String) -> C
     }
 }
 
-/// Opens (or creates) the channel's directories and rebuilds its state.
-pub fn recover(cfg: &FileChannelConfig, name: &str) -> Result<Recovered, ChannelError> {
+/// Why recovery could not open a segment, as a channel error naming the file and the cause.
+/// Nothing was removed: the operator fixes the cause (file limits, permissions, memory, the
+/// disk) and restarts, or moves a damaged file aside deliberately.
+fn open_failed(name: &str, e: SegmentError) -> ChannelError {
+    let file = e.path().to_path_buf();
+    match e {
+        SegmentError::Io { op, path, source } => io_err(
+            name,
+            format!(
+                "recovery stopped, nothing was removed: {op} segment {} failed \
+                 (fix the cause and restart)",
+                path.display()
+            ),
+            source,
+        ),
+        other => corrupt(
+            name,
+            &file,
+            0,
+            format!("recovery stopped, nothing was removed: {other}"),
+        ),
+    }
+}
+
+/// Opens (or creates) the channel's directories and rebuilds its state. `faults` injects
+/// file-operation failures (tests only; `None` in production).
+pub fn recover(
+    cfg: &FileChannelConfig,
+    name: &str,
+    faults: Option<&Faults>,
+) -> Result<Recovered, ChannelError> {
     let data_dir = cfg.data_dir().to_path_buf();
     let mut locks = Vec::new();
     for dir in [&cfg.checkpoint_dir, &data_dir] {
@@ -105,46 +135,7 @@ pub fn recover(cfg: &FileChannelConfig, name: &str) -> Result<Recovered, Channel
         );
     }
     if ids.is_empty() {
-        if let Some(c) = &ck {
-            let held = c.next_seq - c.ack_lo - c.ranges.iter().map(|(a, b)| b - a).sum::<u64>();
-            if held > 0 {
-                return Err(corrupt(
-                    name,
-                    &data_dir,
-                    0,
-                    format!(
-                        "the ledger says {held} events are held but the data directory has no \
-                         segments (wrong dataDirs, or files were deleted)"
-                    ),
-                ));
-            }
-        }
-        let first_seq = ck.as_ref().map_or(0, |c| c.next_seq);
-        let id = ck.as_ref().map_or(1, |c| c.write.seg + 1);
-        let seg = Arc::new(
-            Segment::create(&data_dir, id, first_seq, cfg.segment_size).map_err(|e| {
-                io_err(
-                    name,
-                    format!("creating {}", segment_path(&data_dir, id).display()),
-                    e,
-                )
-            })?,
-        );
-        let mut segs = BTreeMap::new();
-        segs.insert(id, seg.clone());
-        let start = Pos::new(id, SEGMENT_HEADER_LEN);
-        return Ok(Recovered {
-            locks,
-            ledger,
-            generation: ck.map_or(0, |c| c.generation),
-            segs,
-            cur: seg,
-            off: SEGMENT_HEADER_LEN,
-            next_seq: first_seq,
-            acks: AckSet::new(first_seq, &[]),
-            ack_pos: start,
-            held_bytes: 0,
-        });
+        return start_empty(cfg, name, locks, ledger, ck);
     }
 
     // Where the log we need starts.
@@ -163,7 +154,7 @@ pub fn recover(cfg: &FileChannelConfig, name: &str) -> Result<Recovered, Channel
             }
             continue;
         }
-        match Segment::open(&path, true) {
+        match Segment::open(&path, true, faults) {
             Ok(s) if s.header.id == id => {
                 segs.insert(id, Arc::new(s));
             }
@@ -175,20 +166,25 @@ pub fn recover(cfg: &FileChannelConfig, name: &str) -> Result<Recovered, Channel
                     format!("header names segment {}", s.header.id),
                 ));
             }
-            Err(e)
-                if id == last_id
-                    && ck.as_ref().is_none_or(|c| id > c.write.seg)
-                    && id > start_id =>
+            // Only a file that provably holds nothing (every byte zero: see the module docs for
+            // what a cut-short creation leaves), and only the newest one, beyond everything the
+            // checkpoint refers to. Any other failure says nothing about the contents: stop.
+            Err(SegmentError::Unwritten { len, .. })
+                if id == last_id && ck.as_ref().is_none_or(|c| id > c.write.seg) =>
             {
-                tracing::warn!(channel = name, file = %path.display(), error = %e,
-                    "removing a segment whose creation was cut short");
+                tracing::warn!(channel = name, file = %path.display(), len,
+                    "removing a segment whose creation was cut short (no header, every byte zero)");
                 std::fs::remove_file(&path)
                     .map_err(|e| io_err(name, format!("removing {}", path.display()), e))?;
             }
-            Err(e) => return Err(corrupt(name, &path, 0, e)),
+            Err(e) => return Err(open_failed(name, e)),
         }
     }
     let _ = sync_dir(&data_dir);
+    if segs.is_empty() {
+        // The one segment there was had never been written.
+        return start_empty(cfg, name, locks, ledger, ck);
+    }
     for id in start_id..=segs.keys().next_back().copied().unwrap_or(start_id) {
         if !segs.contains_key(&id) {
             return Err(corrupt(
@@ -344,5 +340,57 @@ pub fn recover(cfg: &FileChannelConfig, name: &str) -> Result<Recovered, Channel
         acks,
         ack_pos: ck.ack_pos,
         held_bytes,
+    })
+}
+
+/// A data directory without segments: checks the ledger agrees it held nothing, then creates
+/// the first segment.
+fn start_empty(
+    cfg: &FileChannelConfig,
+    name: &str,
+    locks: Vec<DirLock>,
+    ledger: Ledger,
+    ck: Option<Checkpoint>,
+) -> Result<Recovered, ChannelError> {
+    let data_dir = cfg.data_dir();
+    if let Some(c) = &ck {
+        let held = c.next_seq - c.ack_lo - c.ranges.iter().map(|(a, b)| b - a).sum::<u64>();
+        if held > 0 {
+            return Err(corrupt(
+                name,
+                data_dir,
+                0,
+                format!(
+                    "the ledger says {held} events are held but the data directory has no \
+                     segments (wrong dataDirs, or files were deleted)"
+                ),
+            ));
+        }
+    }
+    let first_seq = ck.as_ref().map_or(0, |c| c.next_seq);
+    let id = ck.as_ref().map_or(1, |c| c.write.seg + 1);
+    let seg = Arc::new(
+        Segment::create(data_dir, id, first_seq, cfg.segment_size).map_err(|e| {
+            io_err(
+                name,
+                format!("creating {}", segment_path(data_dir, id).display()),
+                e,
+            )
+        })?,
+    );
+    let mut segs = BTreeMap::new();
+    segs.insert(id, seg.clone());
+    let start = Pos::new(id, SEGMENT_HEADER_LEN);
+    Ok(Recovered {
+        locks,
+        ledger,
+        generation: ck.map_or(0, |c| c.generation),
+        segs,
+        cur: seg,
+        off: SEGMENT_HEADER_LEN,
+        next_seq: first_seq,
+        acks: AckSet::new(first_seq, &[]),
+        ack_pos: start,
+        held_bytes: 0,
     })
 }

@@ -384,7 +384,7 @@ mod tests {
         assert_eq!(names(dir.path()), vec!["log-00000000000000000007.sgseg"]);
         drop(seg);
         let path = super::super::segment::segment_path(dir.path(), 7);
-        let reopened = Segment::open(&path, false).unwrap();
+        let reopened = Segment::open(&path, false, None).unwrap();
         assert_eq!((reopened.id(), reopened.header.first_seq), (7, 700));
         assert!(reopened.data[64..].iter().all(|&b| b == 0));
     }
