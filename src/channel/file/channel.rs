@@ -220,6 +220,7 @@ impl FileChannel {
     pub fn segment_count(&self) -> usize {
         match self.shared.segs.read() {
             Ok(m) => m.len(),
+            // Poison: the channel turns Unhealthy; a count is still a count.
             Err(e) => {
                 self.shared.lock_poisoned("segment map");
                 e.into_inner().len()

@@ -277,6 +277,8 @@ impl Waiting {
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Poison: spares hold no events; a panic can at worst leak a spare file, which the next
+    // open adopts or deletes.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
