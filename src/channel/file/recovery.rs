@@ -1,5 +1,33 @@
 //! Opening a channel: take the directory locks, trust the ledger, and validate only the log
 //! written after its checkpoint (at most about one segment), truncating a torn tail.
+//!
+//! # What recovery may delete, and what stops it
+//!
+//! Recovery removes files in exactly three cases, each decided from what the files provably
+//! hold, never from an operation failing:
+//!
+//! 1. segments wholly before the checkpoint's positions (every event in them was taken and the
+//!    checkpoint saying so is durable: invariant 5 of the [module essay](super));
+//! 2. segments after the recovered end of the log, which hold only the records of a put
+//!    transaction that never completed (its records are contiguous, invariant 1);
+//! 3. the newest segment, when it lies beyond everything the checkpoint refers to and **every
+//!    byte of it is zero**: a segment creation cut short by a crash.
+//!
+//! Case 3 follows from the writer's creation sequence. [`Segment::create`] does
+//! `open(O_CREAT|O_EXCL)` → `fallocate` (or a sparse `set_len`) → `pwrite` of the 64-byte
+//! header → `fsync` of the file → `fsync` of the directory, and nothing is appended before it
+//! returns. A crash inside it therefore leaves an empty file, or the preallocated length reading
+//! as zeros, or a complete segment (the header lies in one sector, and nothing else was written).
+//! [`Segment::from_spare`] writes and syncs the header into an already-zeroed spare *before*
+//! renaming it to `log-*`, so it never leaves a header-less `log-*` file at all. A file whose
+//! header is zero but which holds data elsewhere was not produced by either, and is refused.
+//!
+//! Every other failure to open a segment — `open` refused (EMFILE, EACCES, EPERM on an immutable
+//! file), a read error on the header, `mmap` failing with ENOMEM, a bad or foreign header, a
+//! blank segment the checkpoint still refers to — stops recovery with
+//! [`ChannelError::Io`] (the operation, the file and the OS error) or [`ChannelError::Corrupt`]
+//! (the file and what is wrong), and leaves every byte on disk: the operator fixes the cause and
+//! restarts. Tests inject those failures through [`Faults`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
