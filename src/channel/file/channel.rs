@@ -854,8 +854,11 @@ impl FileChannel {
         let res = self.append_and_commit(events);
         sh.release(n, if res.is_ok() { 0 } else { bytes });
         if res.is_ok() {
-            let q = sh.lock(&sh.queue, "queue")?;
-            sh.counter.channel_size.store(q.size(), Ordering::Relaxed);
+            // The put is committed even if the queue lock is poisoned now (the channel then
+            // refuses the next call).
+            if let Ok(q) = sh.lock(&sh.queue, "queue") {
+                sh.counter.channel_size.store(q.size(), Ordering::Relaxed);
+            }
         }
         res
     }
