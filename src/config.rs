@@ -113,6 +113,7 @@ impl Context {
     }
 
     fn mark_used(&self, key: &str) {
+        // Poison (both): the set of keys read, used only for "unknown key" warnings.
         self.used
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -116,7 +116,9 @@ pub enum ChannelError {
         #[source]
         source: std::io::Error,
     },
-    /// Durability can no longer be promised (e.g. an fsync failed); the channel refuses work.
+    /// Durability or correctness can no longer be promised (an fsync or ledger write failed, or
+    /// a panic inside the channel left its state untrustworthy); the channel refuses work until
+    /// restarted, and a restart recovers from disk.
     #[error("channel {channel} is unhealthy and refuses work until restarted: {reason}")]
     Unhealthy { channel: String, reason: String },
     /// Data on disk failed validation.

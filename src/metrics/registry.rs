@@ -18,6 +18,7 @@ impl MetricsRegistry {
 
     /// Adds a group (a component being started).
     pub fn register(&self, group: Arc<dyn CounterGroup>) {
+        // Poison (all three): a list of counter groups, whole after any push/retain/clone.
         self.groups
             .lock()
             .unwrap_or_else(|e| e.into_inner())

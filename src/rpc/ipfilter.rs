@@ -251,6 +251,7 @@ impl IpFilter {
     /// Java's `getHostName()`: the confirmed reverse name, or the address text.
     async fn host_name(&self, ip: IpAddr) -> String {
         let now = Instant::now();
+        // Poison (both): a name cache with a TTL; each insert/clear leaves it whole.
         if let Some((n, at)) = self
             .cache
             .lock()

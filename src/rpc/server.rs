@@ -448,6 +448,7 @@ async fn accept_loop(
 
 fn refuse(shared: &Shared, peer: SocketAddr) {
     let n = shared.refused.fetch_add(1, Ordering::Relaxed) + 1;
+    // Poison: one timestamp rate-limiting a log line.
     let mut last = shared
         .last_refusal_log
         .lock()

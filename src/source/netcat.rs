@@ -166,6 +166,7 @@ fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 let spawned = std::thread::Builder::new()
                     .name(format!("netcat-handler-{}", shared.name))
                     .spawn(move || handle_connection(s, stream, peer));
+                // Poison: a list of thread handles; retain/push leave it whole.
                 let mut hs = shared.handlers.lock().unwrap_or_else(|e| e.into_inner());
                 hs.retain(|h| !h.is_finished());
                 match spawned {
@@ -323,6 +324,7 @@ impl Source for NetcatSource {
         };
         self.shared.stop.store(true, Ordering::Release);
         let _ = t.join();
+        // Poison: a list of thread handles; joining what is there is all stop needs.
         let handlers: Vec<JoinHandle<()>> = std::mem::take(
             &mut *self
                 .shared

@@ -178,6 +178,8 @@ pub fn run_relay(opts: &RelayOptions) -> Result<RelayReport, String> {
                     if batch.is_empty() {
                         continue;
                     }
+                    // Poison: only this thread writes the verdict (the readers below cannot
+                    // panic under the lock), so it can only be poisoned by this thread itself.
                     let mut v = verdict.lock().unwrap_or_else(|e| e.into_inner());
                     for e in batch.events() {
                         let (Some(c), Some(s)) =
@@ -321,8 +323,10 @@ pub fn run_relay(opts: &RelayOptions) -> Result<RelayReport, String> {
     // Wait until hop B has everything (or the deadline passes).
     let end = Instant::now() + opts.deadline;
     while Instant::now() < end {
-        if verdict.lock().unwrap_or_else(|e| e.into_inner()).0 >= total {
-            break;
+        // A poisoned verdict means the consumer panicked: stop waiting, reported below.
+        match verdict.lock() {
+            Ok(v) if v.0 < total => {}
+            _ => break,
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -336,7 +340,10 @@ pub fn run_relay(opts: &RelayOptions) -> Result<RelayReport, String> {
     stop.store(true, Ordering::Relaxed);
     let _ = consumer.join();
     let _ = chan_a.close();
-    let v = *verdict.lock().unwrap_or_else(|e| e.into_inner());
+    // The consumer panicked mid-count: its verdict would be a wrong measurement.
+    let v = *verdict
+        .lock()
+        .map_err(|_| "the consumer thread panicked; no verdict".to_string())?;
     Ok(RelayReport {
         sent,
         received: v.0,

@@ -2,10 +2,23 @@
 //! checkpoints and the background maintenance thread together.
 //!
 //! Lock order (never taken the other way round): `log` → `queue`; `segs` and `ledger` are leaves.
+//!
+//! # Panics while a lock is held
+//!
+//! A thread that panics while holding `log`, `queue`, `ledger` or `segs` may leave the state
+//! that lock guards half-updated (a write position advanced without its sequence number, a
+//! reader moved past events it never handed out). Serving from such state risks handing out or
+//! acknowledging the wrong events, so a poisoned lock is treated like a failed fsync: the channel
+//! records why, turns Unhealthy, and every later call fails with [`ChannelError::Unhealthy`]
+//! telling the operator to restart; recovery then rebuilds the state from what is on disk. A
+//! panic of the maintenance thread does the same (otherwise checkpoints and, without
+//! `fsyncPerTransaction`, the periodic sync would silently stop). The remaining locks guard
+//! state a panic cannot leave inconsistent (two wake-up flags, the directory locks, the
+//! maintenance thread's handle) and are used through [`lock_plain`].
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -15,6 +28,7 @@ use crate::metrics::{ChannelCounter, ChannelHealth};
 
 use super::config::FileChannelConfig;
 use super::disk::{self, DirLock};
+use super::fault::Faults;
 use super::format::{Pos, EVENT_FRAME_LEN, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 use super::ledger::{Checkpoint, Ledger, MAX_RANGES};
 use super::reader::ReadState;
@@ -46,6 +60,9 @@ struct Shared {
     bg_cv: Condvar,
     locks: Mutex<Vec<DirLock>>,
     closed: AtomicBool,
+    /// Why the channel is unhealthy (set once: a failed fsync or ledger write, a poisoned lock,
+    /// a panicked maintenance thread). Mirrored by `health.unhealthy`.
+    fault: OnceLock<String>,
     /// Test hook: make the next fdatasync fail as if the disk returned EIO.
     fail_next_sync: AtomicBool,
 }
@@ -71,7 +88,10 @@ impl std::fmt::Debug for FileChannel {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Takes a lock whose state a panic cannot leave half-updated (see the module docs), so a
+/// poisoned one is simply used.
+fn lock_plain<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Poison: only for `bg` (two flags), `locks` (cleared at close) and the thread handle.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -85,8 +105,26 @@ impl FileChannel {
         name: impl Into<String>,
         cfg: FileChannelConfig,
     ) -> Result<FileChannel, ChannelError> {
-        let name = name.into();
-        let r = recover(&cfg, &name)?;
+        Self::open_inner(name.into(), cfg, None)
+    }
+
+    /// Test hook: opens like [`FileChannel::open`], with file-operation failures injected into
+    /// recovery (see [`Faults`]).
+    #[doc(hidden)]
+    pub fn open_with_faults(
+        name: impl Into<String>,
+        cfg: FileChannelConfig,
+        faults: &Faults,
+    ) -> Result<FileChannel, ChannelError> {
+        Self::open_inner(name.into(), cfg, Some(faults))
+    }
+
+    fn open_inner(
+        name: String,
+        cfg: FileChannelConfig,
+        faults: Option<&Faults>,
+    ) -> Result<FileChannel, ChannelError> {
+        let r = recover(&cfg, &name, faults)?;
         let counter = Arc::new(ChannelCounter::new(name.clone()));
         ChannelCounter::add(&counter.capacity, cfg.capacity);
         let health = Arc::new(ChannelHealth::default());
@@ -104,7 +142,6 @@ impl FileChannel {
             unsynced: Vec::new(),
             durable: (end, r.next_seq),
             syncing: false,
-            poisoned: None,
             since_checkpoint: 0,
             ack_buf: Vec::new(),
             dir: cfg.data_dir().to_path_buf(),
@@ -134,6 +171,7 @@ impl FileChannel {
             bg_cv: Condvar::new(),
             locks: Mutex::new(r.locks),
             closed: AtomicBool::new(false),
+            fault: OnceLock::new(),
             fail_next_sync: AtomicBool::new(false),
             cfg,
         });
@@ -144,7 +182,17 @@ impl FileChannel {
         let bg_shared = shared.clone();
         let handle = std::thread::Builder::new()
             .name(format!("filechan-{}", shared.name))
-            .spawn(move || bg_shared.maintenance())
+            .spawn(move || {
+                let sh = bg_shared.clone();
+                let run = std::panic::AssertUnwindSafe(move || bg_shared.maintenance());
+                if std::panic::catch_unwind(run).is_err() {
+                    sh.poison(
+                        "the maintenance thread panicked, so checkpoints (and periodic syncs) \
+                         stopped; restart to recover from what is on disk"
+                            .into(),
+                    );
+                }
+            })
             .map_err(|e| shared.io("starting the maintenance thread", e))?;
         Ok(FileChannel {
             shared,
@@ -170,17 +218,27 @@ impl FileChannel {
 
     /// Number of segment files currently in use.
     pub fn segment_count(&self) -> usize {
-        self.shared
-            .segs
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        match self.shared.segs.read() {
+            Ok(m) => m.len(),
+            // Poison: the channel turns Unhealthy; a count is still a count.
+            Err(e) => {
+                self.shared.lock_poisoned("segment map");
+                e.into_inner().len()
+            }
+        }
     }
 
     /// Log position up to which everything is durable (`(segment, offset)`; for tests/tools).
     #[doc(hidden)]
     pub fn durable_position(&self) -> (u64, u64) {
-        let p = lock(&self.shared.log).durable.0;
+        // Poison: a read-out for tests and tools; the channel is Unhealthy by then anyway.
+        let p = self
+            .shared
+            .log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .durable
+            .0;
         (p.seg, p.off)
     }
 
@@ -188,6 +246,34 @@ impl FileChannel {
     #[doc(hidden)]
     pub fn inject_sync_failure(&self) {
         self.shared.fail_next_sync.store(true, Ordering::SeqCst);
+    }
+
+    /// Test hook: a thread takes the named lock (`"log"`, `"queue"`, `"ledger"` or
+    /// `"segments"`) and panics while holding it, as a bug inside the channel would.
+    #[doc(hidden)]
+    pub fn inject_panic_holding(&self, which: &str) {
+        let sh = self.shared.clone();
+        let which = which.to_string();
+        let t = std::thread::spawn(move || match which.as_str() {
+            "log" => {
+                let _g = sh.log.lock();
+                panic!("injected panic while holding the log lock");
+            }
+            "queue" => {
+                let _g = sh.queue.lock();
+                panic!("injected panic while holding the queue lock");
+            }
+            "ledger" => {
+                let _g = sh.ledger.lock();
+                panic!("injected panic while holding the ledger lock");
+            }
+            "segments" => {
+                let _g = sh.segs.write();
+                panic!("injected panic while holding the segment map lock");
+            }
+            other => panic!("no lock named {other}"),
+        });
+        assert!(t.join().is_err(), "the injected panic happened");
     }
 
     /// Test hook simulating `kill -9` in the middle of a put: appends the first `keep` bytes of
@@ -200,7 +286,8 @@ impl FileChannel {
         let sh = self.shared.clone();
         let mut complete;
         {
-            let log = lock(&sh.log);
+            // Poison: a crash simulation for tests; nothing is kept running afterwards.
+            let log = sh.log.lock().unwrap_or_else(|e| e.into_inner());
             let mut buf = Vec::new();
             let crc = serialize_put(&mut buf, events);
             let payload_len = events
@@ -230,7 +317,7 @@ impl FileChannel {
             let _ = log.cur.file.write_all_at(&buf, log.off);
         }
         sh.stop_background(&self.bg);
-        lock(&sh.locks).clear();
+        lock_plain(&sh.locks).clear();
         sh.closed.store(true, Ordering::SeqCst);
         drop(self);
         complete
@@ -256,10 +343,23 @@ impl Shared {
         }
     }
 
-    fn unhealthy(&self, reason: &str) -> ChannelError {
+    /// The error every call returns once the channel is unhealthy.
+    fn refusal(&self) -> ChannelError {
         ChannelError::Unhealthy {
             channel: self.name.clone(),
-            reason: reason.to_string(),
+            reason: self
+                .fault
+                .get()
+                .cloned()
+                .unwrap_or_else(|| "an earlier failure".into()),
+        }
+    }
+
+    /// `Err(refusal)` once the channel is unhealthy.
+    fn check_fault(&self) -> Result<(), ChannelError> {
+        match self.fault.get() {
+            Some(_) => Err(self.refusal()),
+            None => Ok(()),
         }
     }
 
@@ -269,14 +369,47 @@ impl Shared {
                 channel: self.name.clone(),
             });
         }
-        if self.health.unhealthy.load(Ordering::Acquire) != 0 {
-            let reason = lock(&self.log)
-                .poisoned
-                .clone()
-                .unwrap_or_else(|| "an earlier failure".into());
-            return Err(self.unhealthy(&reason));
+        // A panic under any state lock refuses every call at once, not only those that happen
+        // to take that lock (four atomic loads).
+        for (poisoned, what) in [
+            (self.log.is_poisoned(), "log"),
+            (self.queue.is_poisoned(), "queue"),
+            (self.ledger.is_poisoned(), "ledger"),
+            (self.segs.is_poisoned(), "segment map"),
+        ] {
+            if poisoned {
+                return Err(self.lock_poisoned(what));
+            }
         }
-        Ok(())
+        self.check_fault()
+    }
+
+    /// Takes one of the state locks (`log`, `queue`, `ledger`); a poisoned one turns the
+    /// channel Unhealthy (see the module docs).
+    fn lock<'a, T>(&self, m: &'a Mutex<T>, what: &str) -> Result<MutexGuard<'a, T>, ChannelError> {
+        m.lock().map_err(|_| self.lock_poisoned(what))
+    }
+
+    /// Waits on `cv` with a state lock; a lock poisoned meanwhile turns the channel Unhealthy.
+    fn wait_timeout<'a, T>(
+        &self,
+        cv: &Condvar,
+        g: MutexGuard<'a, T>,
+        dur: Duration,
+        what: &str,
+    ) -> Result<MutexGuard<'a, T>, ChannelError> {
+        cv.wait_timeout(g, dur)
+            .map(|(g, _)| g)
+            .map_err(|_| self.lock_poisoned(what))
+    }
+
+    /// Turns the channel Unhealthy because the `what` lock was poisoned; returns the refusal.
+    fn lock_poisoned(&self, what: &str) -> ChannelError {
+        self.poison(format!(
+            "a thread panicked while holding the channel's {what} lock, so its in-memory state \
+             may be half-updated; restart to recover from what is on disk"
+        ));
+        self.refusal()
     }
 
     fn append_error(&self, e: AppendError) -> ChannelError {
@@ -304,32 +437,37 @@ impl Shared {
                 .tap_log(what)
             }
             AppendError::Io(what, source) => self.io(what, source),
+            AppendError::Poisoned => self.lock_poisoned("segment map"),
         }
     }
 
-    fn poison(&self, log: &mut LogState, reason: String) {
-        tracing::error!(channel = %self.name, %reason,
-            "fsync failed: durability can no longer be promised; the channel refuses work until restarted");
-        log.poisoned = Some(reason);
+    /// Turns the channel Unhealthy for good (until a restart); the first reason is kept.
+    fn poison(&self, reason: String) {
+        if self.fault.set(reason.clone()).is_ok() {
+            tracing::error!(channel = %self.name, %reason,
+                "the channel can no longer promise correct, durable data and refuses work until restarted");
+        }
         self.health.unhealthy.store(1, Ordering::Release);
     }
 
     /// Makes everything up to `target` durable, sharing one fdatasync among every committer
     /// waiting at the same time (group commit).
     fn sync_to(&self, target: Pos) -> Result<(), ChannelError> {
-        let mut log = lock(&self.log);
+        let mut log = self.lock(&self.log, "log")?;
         loop {
-            if let Some(r) = &log.poisoned {
-                return Err(self.unhealthy(r));
-            }
+            self.check_fault()?;
             if log.durable.0 >= target {
                 return Ok(());
             }
             if log.syncing {
-                log = self.synced.wait(log).unwrap_or_else(|e| e.into_inner());
+                log = self
+                    .synced
+                    .wait(log)
+                    .map_err(|_| self.lock_poisoned("log"))?;
                 continue;
             }
             // Become the leader: sync everything written so far, for everyone.
+            let _wake = WakeOnUnwind(self);
             log.syncing = true;
             let goal = (log.written(), log.next_seq);
             let mut files = std::mem::take(&mut log.unsynced);
@@ -340,7 +478,13 @@ impl Shared {
             } else {
                 files.iter().try_for_each(|s| s.file.sync_data())
             };
-            log = lock(&self.log);
+            log = match self.lock(&self.log, "log") {
+                Ok(l) => l,
+                Err(e) => {
+                    self.synced.notify_all();
+                    return Err(e);
+                }
+            };
             log.syncing = false;
             match res {
                 Ok(()) => {
@@ -348,13 +492,14 @@ impl Shared {
                         log.durable = goal;
                     }
                     if self.cfg.fsync_per_transaction {
-                        self.publish(goal.0, goal.1);
+                        // On failure the channel is unhealthy: the loop returns the refusal.
+                        let _ = self.publish(goal.0, goal.1);
                     }
                 }
                 Err(e) => {
                     let reason =
                         format!("fdatasync of {} failed: {e}", self.cfg.data_dir().display());
-                    self.poison(&mut log, reason);
+                    self.poison(reason);
                 }
             }
             self.synced.notify_all();
@@ -362,8 +507,8 @@ impl Shared {
     }
 
     /// Lets readers see the log up to `end` (called with the log lock held).
-    fn publish(&self, end: Pos, seq: u64) {
-        let mut q = lock(&self.queue);
+    fn publish(&self, end: Pos, seq: u64) -> Result<(), ChannelError> {
+        let mut q = self.lock(&self.queue, "queue")?;
         if end > q.visible {
             q.visible = end;
         }
@@ -373,10 +518,11 @@ impl Shared {
         self.counter.channel_size.store(q.size(), Ordering::Relaxed);
         drop(q);
         self.changed.notify_all();
+        Ok(())
     }
 
     fn kick(&self) {
-        lock(&self.bg).kick = true;
+        lock_plain(&self.bg).kick = true;
         self.bg_cv.notify_all();
     }
 
@@ -387,14 +533,12 @@ impl Shared {
     }
 
     fn checkpoint(&self) -> Result<(), ChannelError> {
-        let mut led = lock(&self.ledger);
+        let mut led = self.lock(&self.ledger, "ledger")?;
         let (mut ck, write) = {
-            let mut log = lock(&self.log);
-            if let Some(r) = &log.poisoned {
-                return Err(self.unhealthy(r));
-            }
+            let mut log = self.lock(&self.log, "log")?;
+            self.check_fault()?;
             log.since_checkpoint = 0;
-            let mut q = lock(&self.queue);
+            let mut q = self.lock(&self.queue, "queue")?;
             let ack_pos = q.ack_pos();
             let ck = Checkpoint {
                 generation: 0,
@@ -415,12 +559,11 @@ impl Shared {
         ck.generation = led.generation + 1;
         if let Err(e) = led.ledger.write(&ck) {
             ChannelCounter::add(&self.counter.checkpoint_write_error, 1);
-            let mut log = lock(&self.log);
-            self.poison(
-                &mut log,
-                format!("writing the ledger {}: {e}", led.ledger.path().display()),
-            );
-            return Err(self.unhealthy("the ledger could not be written"));
+            self.poison(format!(
+                "writing the ledger {}: {e}",
+                led.ledger.path().display()
+            ));
+            return Err(self.refusal());
         }
         led.generation = ck.generation;
         led.last = Instant::now();
@@ -428,7 +571,10 @@ impl Shared {
         // Delete segments everything has moved past.
         let keep_from = ck.ack_pos.seg.min(ck.write.seg);
         let dead: Vec<_> = {
-            let mut segs = self.segs.write().unwrap_or_else(|e| e.into_inner());
+            let mut segs = self
+                .segs
+                .write()
+                .map_err(|_| self.lock_poisoned("segment map"))?;
             let ids: Vec<u64> = segs.range(..keep_from).map(|(id, _)| *id).collect();
             ids.into_iter().filter_map(|id| segs.remove(&id)).collect()
         };
@@ -441,8 +587,9 @@ impl Shared {
         let mut last_sync = Instant::now();
         loop {
             {
-                let mut bg = lock(&self.bg);
+                let mut bg = lock_plain(&self.bg);
                 if !bg.shutdown && !bg.kick {
+                    // Poison: `bg` is two flags (see `lock_plain`).
                     bg = self
                         .bg_cv
                         .wait_timeout(bg, tick)
@@ -457,57 +604,87 @@ impl Shared {
             if self.health.unhealthy.load(Ordering::Acquire) != 0 {
                 continue;
             }
-            if !self.cfg.fsync_per_transaction && last_sync.elapsed() >= self.cfg.fsync_interval {
-                last_sync = Instant::now();
-                let w = lock(&self.log).written();
-                if let Err(e) = self.sync_to(w) {
-                    tracing::error!(channel = %self.name, error = %e, "periodic sync failed");
-                }
-            }
-            let due = {
-                let led = lock(&self.ledger);
-                led.last.elapsed() >= self.cfg.checkpoint_interval
-            } || lock(&self.log).since_checkpoint >= self.cfg.segment_size.min(256 << 20)
-                || self.has_dead_segments();
-            if due {
-                if let Err(e) = self.checkpoint() {
-                    tracing::error!(channel = %self.name, error = %e, "checkpoint failed");
-                }
-            } else if self.spares.has_waiting() {
-                self.spares.tick();
-            }
+            // A lock error has already made the channel unhealthy (and said so).
+            let _ = self.maintenance_step(&mut last_sync);
         }
     }
 
+    fn maintenance_step(&self, last_sync: &mut Instant) -> Result<(), ChannelError> {
+        if !self.cfg.fsync_per_transaction && last_sync.elapsed() >= self.cfg.fsync_interval {
+            *last_sync = Instant::now();
+            let w = self.lock(&self.log, "log")?.written();
+            if let Err(e) = self.sync_to(w) {
+                tracing::error!(channel = %self.name, error = %e, "periodic sync failed");
+            }
+        }
+        let due = {
+            let led = self.lock(&self.ledger, "ledger")?;
+            led.last.elapsed() >= self.cfg.checkpoint_interval
+        } || self.lock(&self.log, "log")?.since_checkpoint
+            >= self.cfg.segment_size.min(256 << 20)
+            || self.has_dead_segments();
+        if due {
+            if let Err(e) = self.checkpoint() {
+                tracing::error!(channel = %self.name, error = %e, "checkpoint failed");
+            }
+        } else if self.spares.has_waiting() {
+            self.spares.tick();
+        }
+        Ok(())
+    }
+
+    /// True when a checkpoint could release segments. False (and the channel unhealthy) when a
+    /// lock is poisoned.
     fn has_dead_segments(&self) -> bool {
-        let oldest = match self
-            .segs
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .next()
-        {
-            Some(id) => *id,
-            None => return false,
+        let oldest = match self.segs.read() {
+            Ok(m) => match m.keys().next() {
+                Some(id) => *id,
+                None => return false,
+            },
+            Err(_) => {
+                self.lock_poisoned("segment map");
+                return false;
+            }
         };
-        let mut q = lock(&self.queue);
-        q.ack_pos().seg > oldest
+        match self.lock(&self.queue, "queue") {
+            Ok(mut q) => q.ack_pos().seg > oldest,
+            Err(_) => false,
+        }
     }
 
     fn stop_background(&self, handle: &Mutex<Option<JoinHandle<()>>>) {
-        lock(&self.bg).shutdown = true;
+        lock_plain(&self.bg).shutdown = true;
         self.bg_cv.notify_all();
-        if let Some(h) = lock(handle).take() {
+        if let Some(h) = lock_plain(handle).take() {
             let _ = h.join();
         }
     }
 
+    /// Returns a put's reservation (all of it; the bytes too when the put failed).
     fn release(&self, n: usize, bytes: u64) {
-        let mut q = lock(&self.queue);
-        q.reserved -= n as u64;
-        q.bytes = q.bytes.saturating_sub(bytes);
-        drop(q);
+        // A poisoned queue has made the channel unhealthy: nothing left to release into.
+        if let Ok(mut q) = self.lock(&self.queue, "queue") {
+            q.reserved -= n as u64;
+            q.bytes = q.bytes.saturating_sub(bytes);
+        }
         self.changed.notify_all();
+    }
+}
+
+/// Held by a group-commit leader: if it unwinds, the followers waiting for its sync would wait
+/// forever, so the channel turns Unhealthy and they are woken to see that.
+struct WakeOnUnwind<'a>(&'a Shared);
+
+impl Drop for WakeOnUnwind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.poison(
+                "a thread panicked while leading a group commit; restart to recover from what \
+                 is on disk"
+                    .into(),
+            );
+            self.0.synced.notify_all();
+        }
     }
 }
 
@@ -543,13 +720,14 @@ impl Channel for FileChannel {
         sh.check_usable()?;
         let max = max.min(sh.cfg.transaction_capacity).max(1);
         let deadline = Instant::now() + wait;
-        let mut q = lock(&sh.queue);
+        let mut q = sh.lock(&sh.queue, "queue")?;
         loop {
             if q.closed {
                 return Err(ChannelError::Closed {
                     channel: sh.name.clone(),
                 });
             }
+            sh.check_fault()?;
             if q.has_ready() {
                 break;
             }
@@ -558,11 +736,7 @@ impl Channel for FileChannel {
                 ChannelCounter::add(&sh.counter.take_attempt, 1);
                 return Ok(TakeBatch::empty());
             }
-            q = sh
-                .changed
-                .wait_timeout(q, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            q = sh.wait_timeout(&sh.changed, q, deadline - now, "queue")?;
         }
         let mut events = Vec::with_capacity(max.min(1024));
         let mut seqs = Vec::with_capacity(max.min(1024));
@@ -577,6 +751,10 @@ impl Channel for FileChannel {
         }
         sh.counter.channel_size.store(q.size(), Ordering::Relaxed);
         drop(q);
+        if sh.segs.is_poisoned() {
+            // The reader may have stopped short; what it took stays on disk for the restart.
+            return Err(sh.lock_poisoned("segment map"));
+        }
         ChannelCounter::add(&sh.counter.take_attempt, events.len().max(1) as u64);
         if events.is_empty() {
             return Ok(TakeBatch::empty());
@@ -591,7 +769,11 @@ impl Channel for FileChannel {
     }
 
     fn size(&self) -> u64 {
-        lock(&self.shared.queue).size()
+        match self.shared.lock(&self.shared.queue, "queue") {
+            Ok(q) => q.size(),
+            // Unhealthy now: report the last size published.
+            Err(_) => self.shared.counter.channel_size.load(Ordering::Relaxed),
+        }
     }
 
     fn capacity(&self) -> u64 {
@@ -617,11 +799,12 @@ impl Channel for FileChannel {
         } else {
             Ok(())
         };
-        lock(&sh.queue).closed = true;
+        // Poison: only sets the flag that wakes and stops waiters; nothing is read.
+        sh.queue.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
         sh.changed.notify_all();
         sh.health.open.store(0, Ordering::Relaxed);
         sh.counter.stop();
-        lock(&sh.locks).clear();
+        lock_plain(&sh.locks).clear();
         res
     }
 }
@@ -671,9 +854,11 @@ impl FileChannel {
         let res = self.append_and_commit(events);
         sh.release(n, if res.is_ok() { 0 } else { bytes });
         if res.is_ok() {
-            sh.counter
-                .channel_size
-                .store(lock(&sh.queue).size(), Ordering::Relaxed);
+            // The put is committed even if the queue lock is poisoned now (the channel then
+            // refuses the next call).
+            if let Ok(q) = sh.lock(&sh.queue, "queue") {
+                sh.counter.channel_size.store(q.size(), Ordering::Relaxed);
+            }
         }
         res
     }
@@ -682,7 +867,7 @@ impl FileChannel {
     fn reserve(&self, n: usize, bytes: u64) -> Result<(), ChannelError> {
         let sh = &self.shared;
         let deadline = Instant::now() + sh.cfg.keep_alive;
-        let mut q = lock(&sh.queue);
+        let mut q = sh.lock(&sh.queue, "queue")?;
         if let Some(cap) = sh.cfg.byte_capacity {
             if bytes > cap {
                 return Err(ChannelError::ByteCapacity {
@@ -725,11 +910,8 @@ impl FileChannel {
                     wanted: bytes,
                 });
             }
-            q = sh
-                .changed
-                .wait_timeout(q, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            q = sh.wait_timeout(&sh.changed, q, deadline - now, "queue")?;
+            sh.check_fault()?;
         }
     }
 
@@ -743,16 +925,14 @@ impl FileChannel {
                 .iter()
                 .map(|e| EVENT_FRAME_LEN + e.encoded_len())
                 .sum::<usize>();
-            let mut log = lock(&sh.log);
-            if let Some(r) = &log.poisoned {
-                return Err(sh.unhealthy(r));
-            }
+            let mut log = sh.lock(&sh.log, "log")?;
+            sh.check_fault()?;
             let end = log
                 .append_put(&sh.segs, events, &mut buf, payload_len, crc)
                 .map_err(|e| sh.append_error(e))?;
             if !sh.cfg.fsync_per_transaction {
                 let seq = log.next_seq;
-                sh.publish(end, seq);
+                sh.publish(end, seq)?;
             }
             if buf.capacity() > (8 << 20) {
                 *buf = Vec::new();
@@ -800,7 +980,10 @@ impl TakeCompletion for FileTake {
         let mut sorted = self.seqs.clone();
         let ranges = ranges_of(&mut sorted);
         let (end, since) = {
-            let mut log = lock(&sh.log);
+            let mut log = match sh.lock(&sh.log, "log") {
+                Ok(log) => log,
+                Err(e) => return fail(self, e),
+            };
             let end = match log.append_ack(&sh.segs, &ranges) {
                 Ok(end) => end,
                 Err(e) => {
@@ -809,7 +992,15 @@ impl TakeCompletion for FileTake {
                     return fail(self, e);
                 }
             };
-            let mut q = lock(&sh.queue);
+            let mut q = match sh.lock(&sh.queue, "queue") {
+                Ok(q) => q,
+                Err(e) => {
+                    // Unhealthy now; whether this acknowledgement survives is up to the disk,
+                    // and a restart replays whatever it holds.
+                    ChannelCounter::add(&sh.counter.take_error, n);
+                    return Err(e);
+                }
+            };
             for (a, b) in &ranges {
                 q.ack(*a, *b);
             }
@@ -836,7 +1027,11 @@ impl TakeCompletion for FileTake {
 
     fn rollback(self: Box<Self>, events: Vec<Event>) {
         let sh = &self.shared;
-        let mut q = lock(&sh.queue);
+        // With the queue poisoned the channel is unhealthy: the events stay unacknowledged on
+        // disk and come back after the restart.
+        let Ok(mut q) = sh.lock(&sh.queue, "queue") else {
+            return;
+        };
         for (seq, e) in self.seqs.iter().copied().zip(events).rev() {
             q.requeued.push_front((seq, e));
         }

@@ -94,22 +94,24 @@ impl SegmentHeader {
     }
 
     /// Decodes and checks a header; the error says what is wrong.
-    pub fn decode(b: &[u8]) -> Result<SegmentHeader, String> {
-        if b.len() < SEGMENT_HEADER_LEN as usize {
-            return Err(format!("file too short for a header ({} bytes)", b.len()));
+    pub fn decode(b: &[u8]) -> Result<SegmentHeader, HeaderError> {
+        let n = b.len().min(SEGMENT_HEADER_LEN as usize);
+        if b[..n].iter().all(|&x| x == 0) {
+            return Err(HeaderError::Absent { len: n });
+        }
+        if n < SEGMENT_HEADER_LEN as usize {
+            return Err(HeaderError::Short { len: n });
         }
         if b[0..8] != SEGMENT_MAGIC {
-            return Err("bad magic (not a sluicegate segment)".into());
+            return Err(HeaderError::BadMagic);
         }
         let version = le32(b, 8);
         if version != FORMAT_VERSION {
-            return Err(format!(
-                "format version {version}, this build reads {FORMAT_VERSION}"
-            ));
+            return Err(HeaderError::Version { found: version });
         }
         let crc = le32(b, 60);
         if crc32c::crc32c(&b[0..60]) != crc {
-            return Err("header checksum mismatch".into());
+            return Err(HeaderError::Checksum);
         }
         Ok(SegmentHeader {
             id: le64(b, 16),
@@ -117,6 +119,27 @@ impl SegmentHeader {
             size: le64(b, 32),
         })
     }
+}
+
+/// Why a segment header did not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// Every header byte present is zero (`len` of them; fewer than 64 when the file is that
+    /// short): no header was ever written here.
+    #[error("no header: the first {len} bytes are all zero")]
+    Absent { len: usize },
+    /// Shorter than a header, and not all zeros.
+    #[error("file too short for a header ({len} bytes)")]
+    Short { len: usize },
+    /// Not a sluicegate segment.
+    #[error("bad magic (not a sluicegate segment)")]
+    BadMagic,
+    /// Written by another format version.
+    #[error("format version {found}, this build reads {FORMAT_VERSION}")]
+    Version { found: u32 },
+    /// The header's CRC does not match.
+    #[error("header checksum mismatch")]
+    Checksum,
 }
 
 /// A decoded record header (its checksum not yet verified against the payload).
@@ -286,7 +309,21 @@ mod tests {
         let mut b = h.encode();
         assert_eq!(SegmentHeader::decode(&b).unwrap(), h);
         b[30] ^= 1;
-        assert!(SegmentHeader::decode(&b).unwrap_err().contains("checksum"));
+        assert_eq!(SegmentHeader::decode(&b), Err(HeaderError::Checksum));
+        assert_eq!(
+            SegmentHeader::decode(&[0u8; 64]),
+            Err(HeaderError::Absent { len: 64 })
+        );
+        assert_eq!(
+            SegmentHeader::decode(&[0u8; 10]),
+            Err(HeaderError::Absent { len: 10 })
+        );
+        assert_eq!(
+            SegmentHeader::decode(&b[..10]),
+            Err(HeaderError::Short { len: 10 })
+        );
+        b[0] = b'X';
+        assert_eq!(SegmentHeader::decode(&b), Err(HeaderError::BadMagic));
     }
 
     #[test]

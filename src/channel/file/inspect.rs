@@ -154,10 +154,10 @@ fn inspect_segment(path: &Path, id: u64) -> SegmentReport {
         seq_range: None,
         bad: Vec::new(),
     };
-    let seg = match Segment::open(path, false) {
+    let seg = match Segment::open(path, false, None) {
         Ok(s) => s,
         Err(e) => {
-            r.header_error = Some(e);
+            r.header_error = Some(e.to_string());
             return r;
         }
     };

@@ -72,32 +72,30 @@ impl Checkpoint {
     }
 
     /// Decodes one slot image, checking magic, version and checksum.
-    pub fn decode(slot: &[u8]) -> Result<Checkpoint, String> {
+    pub fn decode(slot: &[u8]) -> Result<Checkpoint, CheckpointError> {
         if slot.len() < SLOT_FIXED + 4 {
-            return Err("slot truncated".into());
+            return Err(CheckpointError::Truncated);
         }
         if slot.iter().take(SLOT_FIXED).all(|b| *b == 0) {
-            return Err("slot empty".into());
+            return Err(CheckpointError::Empty);
         }
         if slot[0..8] != LEDGER_MAGIC {
-            return Err("bad magic".into());
+            return Err(CheckpointError::BadMagic);
         }
         let version = le32(slot, 8);
         if version != FORMAT_VERSION {
-            return Err(format!(
-                "format version {version}, this build reads {FORMAT_VERSION}"
-            ));
+            return Err(CheckpointError::Version { found: version });
         }
         let n = le32(slot, 12) as usize;
         if n > MAX_RANGES {
-            return Err(format!("range count {n} out of bounds"));
+            return Err(CheckpointError::RangeCount { n });
         }
         let end = SLOT_FIXED + 16 * n;
         if slot.len() < end + 4 {
-            return Err("slot truncated".into());
+            return Err(CheckpointError::Truncated);
         }
         if crc32c::crc32c(&slot[..end]) != le32(slot, end) {
-            return Err("checksum mismatch".into());
+            return Err(CheckpointError::Checksum);
         }
         let f = |i: usize| le64(slot, 16 + 8 * i);
         let ranges = (0..n)
@@ -117,6 +115,29 @@ impl Checkpoint {
             ranges,
         })
     }
+}
+
+/// Why a ledger slot holds no usable checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CheckpointError {
+    /// Never written (all zeros).
+    #[error("slot empty")]
+    Empty,
+    /// The file ends inside the slot.
+    #[error("slot truncated")]
+    Truncated,
+    /// Not a ledger slot.
+    #[error("bad magic")]
+    BadMagic,
+    /// Written by another format version.
+    #[error("format version {found}, this build reads {FORMAT_VERSION}")]
+    Version { found: u32 },
+    /// More ranges than a slot can hold.
+    #[error("range count {n} out of bounds")]
+    RangeCount { n: usize },
+    /// The slot's CRC does not match.
+    #[error("checksum mismatch")]
+    Checksum,
 }
 
 /// What reading a ledger found: the newest valid checkpoint and a note per bad slot.
@@ -144,7 +165,7 @@ pub fn read_slots(bytes: &[u8]) -> LedgerState {
                     newest = Some((slot, c));
                 }
             }
-            Err(e) if e == "slot empty" && bytes.len() >= end && end > start => {}
+            Err(CheckpointError::Empty) if bytes.len() >= end && end > start => {}
             Err(e) => problems.push(format!("slot {}: {e}", ["A", "B"][slot])),
         }
     }

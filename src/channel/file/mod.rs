@@ -109,7 +109,9 @@
 //!   pages and marked them clean, so a retry can "succeed" without the data ("fsyncgate",
 //!   Rebello et al., ATC'20). The channel therefore stops: every call returns
 //!   [`ChannelError::Unhealthy`] and [`FileChannel::health`] reports `Unhealthy = 1` until the
-//!   process restarts and recovery re-reads what is really on disk.
+//!   process restarts and recovery re-reads what is really on disk. A failed ledger write, a
+//!   thread panicking while it holds one of the channel's state locks (the in-memory state may
+//!   be half-updated), and a panic of the maintenance thread stop the channel the same way.
 //!
 //! The ledger alone is written through a map (it is tiny, preallocated, and written with one
 //! `msync` per checkpoint into the slot not holding the newest checkpoint, so a torn write can
@@ -128,15 +130,21 @@
 //! # Recovery
 //!
 //! Open takes an exclusive `flock` on `in_use.lock` in both directories, reads the ledger's
-//! newest valid slot, deletes segments wholly before it, and replays only the records after its
-//! write position (at most about one segment, because a checkpoint is forced after every
-//! segment's worth of writes): PUTs advance the seq, ACKs update the acknowledgement set.
-//! The first record that does not validate ends the log *unless* an intact record follows it
-//! (then it is a corrupt record in the middle: logged with file and offset, the intact records
-//! kept, the lost seqs logged and counted as gone). A put transaction with no END record is
-//! discarded (its commit never returned). Everything after the end is zeroed. Corruption before
-//! the checkpoint position is found lazily by the reader, which verifies every record's CRC
-//! before handing out its events and resynchronises on the next intact record the same way.
+//! newest valid slot, deletes segments wholly before it, opens the rest, and replays only the
+//! records after its write position (at most about one segment, because a checkpoint is forced
+//! after every segment's worth of writes): PUTs advance the seq, ACKs update the
+//! acknowledgement set. The first record that does not validate ends the log *unless* an
+//! intact record follows it (then it is a corrupt record in the middle: logged with file and
+//! offset, the intact records kept, the lost seqs logged and counted as gone). A put
+//! transaction with no END record is discarded (its commit never returned). Everything after
+//! the end is zeroed. Corruption before the checkpoint position is found lazily by the reader,
+//! which verifies every record's CRC before handing out its events and resynchronises on the
+//! next intact record the same way.
+//!
+//! A segment that cannot be opened stops recovery with an error naming the file and the
+//! cause, and nothing is removed. The one exception is the newest segment past the checkpoint
+//! when every byte of it is zero, which is what a crash during its creation leaves
+//! (`recovery.rs` lists exactly what recovery may delete, and why).
 //!
 //! # Disk trouble
 //!
@@ -151,6 +159,7 @@ mod acks;
 mod channel;
 mod config;
 mod disk;
+mod fault;
 mod format;
 mod inspect;
 mod ledger;
@@ -162,6 +171,8 @@ mod writer;
 
 pub use channel::FileChannel;
 pub use config::{FileChannelConfig, IGNORED_KEYS, MIN_REQUIRED_SPACE_FLOOR, MIN_SEGMENT_SIZE};
+#[doc(hidden)]
+pub use fault::{Faults, FileOp};
 pub use format::FORMAT_VERSION;
 pub use inspect::{inspect, inspect_dirs, BadRecord, InspectError, InspectReport, SegmentReport};
 pub use ledger::Checkpoint;

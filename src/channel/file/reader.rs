@@ -254,9 +254,12 @@ impl ReadState {
         if self.seg.id() >= self.visible.seg {
             return false;
         }
-        let next = segs
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
+        // Poison: stop reading here; the channel checks the map after every take and turns
+        // Unhealthy.
+        let Ok(map) = segs.read() else {
+            return false;
+        };
+        let next = map
             .range(self.seg.id() + 1..)
             .next()
             .map(|(_, s)| s.clone());

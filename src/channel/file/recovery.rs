@@ -1,5 +1,33 @@
 //! Opening a channel: take the directory locks, trust the ledger, and validate only the log
 //! written after its checkpoint (at most about one segment), truncating a torn tail.
+//!
+//! # What recovery may delete, and what stops it
+//!
+//! Recovery removes files in exactly three cases, each decided from what the files provably
+//! hold, never from an operation failing:
+//!
+//! 1. segments wholly before the checkpoint's positions (every event in them was taken and the
+//!    checkpoint saying so is durable: invariant 5 of the [module essay](super));
+//! 2. segments after the recovered end of the log, which hold only the records of a put
+//!    transaction that never completed (its records are contiguous, invariant 1);
+//! 3. the newest segment, when it lies beyond everything the checkpoint refers to and **every
+//!    byte of it is zero**: a segment creation cut short by a crash.
+//!
+//! Case 3 follows from the writer's creation sequence. [`Segment::create`] does
+//! `open(O_CREAT|O_EXCL)` → `fallocate` (or a sparse `set_len`) → `pwrite` of the 64-byte
+//! header → `fsync` of the file → `fsync` of the directory, and nothing is appended before it
+//! returns. A crash inside it therefore leaves an empty file, or the preallocated length reading
+//! as zeros, or a complete segment (the header lies in one sector, and nothing else was written).
+//! [`Segment::from_spare`] writes and syncs the header into an already-zeroed spare *before*
+//! renaming it to `log-*`, so it never leaves a header-less `log-*` file at all. A file whose
+//! header is zero but which holds data elsewhere was not produced by either, and is refused.
+//!
+//! Every other failure to open a segment — `open` refused (EMFILE, EACCES, EPERM on an immutable
+//! file), a read error on the header, `mmap` failing with ENOMEM, a bad or foreign header, a
+//! blank segment the checkpoint still refers to — stops recovery with
+//! [`ChannelError::Io`] (the operation, the file and the OS error) or [`ChannelError::Corrupt`]
+//! (the file and what is wrong), and leaves every byte on disk: the operator fixes the cause and
+//! restarts. Tests inject those failures through [`Faults`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,13 +35,14 @@ use std::sync::Arc;
 use super::acks::AckSet;
 use super::config::FileChannelConfig;
 use super::disk::DirLock;
+use super::fault::Faults;
 use super::format::{
     ack_ranges, record_span, Pos, Probe, RecordHeader, FLAG_END_OF_TXN, KIND_ACK, RECORD_ALIGN,
     RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
 };
 use super::ledger::{Checkpoint, Ledger};
 use super::reader::find_next_valid;
-use super::segment::{list_segments, segment_path, sync_dir, Segment};
+use super::segment::{list_segments, segment_path, sync_dir, Segment, SegmentError};
 use crate::channel::ChannelError;
 
 /// What open found and rebuilt.
@@ -57,8 +86,37 @@ fn corrupt(name: &str, file: &std::path::Path, offset: u64, reason: String) -> C
     }
 }
 
-/// Opens (or creates) the channel's directories and rebuilds its state.
-pub fn recover(cfg: &FileChannelConfig, name: &str) -> Result<Recovered, ChannelError> {
+/// Why recovery could not open a segment, as a channel error naming the file and the cause.
+/// Nothing was removed: the operator fixes the cause (file limits, permissions, memory, the
+/// disk) and restarts, or moves a damaged file aside deliberately.
+fn open_failed(name: &str, e: SegmentError) -> ChannelError {
+    let file = e.path().to_path_buf();
+    match e {
+        SegmentError::Io { op, path, source } => io_err(
+            name,
+            format!(
+                "recovery stopped, nothing was removed: {op} segment {} failed \
+                 (fix the cause and restart)",
+                path.display()
+            ),
+            source,
+        ),
+        other => corrupt(
+            name,
+            &file,
+            0,
+            format!("recovery stopped, nothing was removed: {other}"),
+        ),
+    }
+}
+
+/// Opens (or creates) the channel's directories and rebuilds its state. `faults` injects
+/// file-operation failures (tests only; `None` in production).
+pub fn recover(
+    cfg: &FileChannelConfig,
+    name: &str,
+    faults: Option<&Faults>,
+) -> Result<Recovered, ChannelError> {
     let data_dir = cfg.data_dir().to_path_buf();
     let mut locks = Vec::new();
     for dir in [&cfg.checkpoint_dir, &data_dir] {
@@ -105,46 +163,7 @@ pub fn recover(cfg: &FileChannelConfig, name: &str) -> Result<Recovered, Channel
         );
     }
     if ids.is_empty() {
-        if let Some(c) = &ck {
-            let held = c.next_seq - c.ack_lo - c.ranges.iter().map(|(a, b)| b - a).sum::<u64>();
-            if held > 0 {
-                return Err(corrupt(
-                    name,
-                    &data_dir,
-                    0,
-                    format!(
-                        "the ledger says {held} events are held but the data directory has no \
-                         segments (wrong dataDirs, or files were deleted)"
-                    ),
-                ));
-            }
-        }
-        let first_seq = ck.as_ref().map_or(0, |c| c.next_seq);
-        let id = ck.as_ref().map_or(1, |c| c.write.seg + 1);
-        let seg = Arc::new(
-            Segment::create(&data_dir, id, first_seq, cfg.segment_size).map_err(|e| {
-                io_err(
-                    name,
-                    format!("creating {}", segment_path(&data_dir, id).display()),
-                    e,
-                )
-            })?,
-        );
-        let mut segs = BTreeMap::new();
-        segs.insert(id, seg.clone());
-        let start = Pos::new(id, SEGMENT_HEADER_LEN);
-        return Ok(Recovered {
-            locks,
-            ledger,
-            generation: ck.map_or(0, |c| c.generation),
-            segs,
-            cur: seg,
-            off: SEGMENT_HEADER_LEN,
-            next_seq: first_seq,
-            acks: AckSet::new(first_seq, &[]),
-            ack_pos: start,
-            held_bytes: 0,
-        });
+        return start_empty(cfg, name, locks, ledger, ck);
     }
 
     // Where the log we need starts.
@@ -163,7 +182,7 @@ pub fn recover(cfg: &FileChannelConfig, name: &str) -> Result<Recovered, Channel
             }
             continue;
         }
-        match Segment::open(&path, true) {
+        match Segment::open(&path, true, faults) {
             Ok(s) if s.header.id == id => {
                 segs.insert(id, Arc::new(s));
             }
@@ -175,20 +194,25 @@ pub fn recover(cfg: &FileChannelConfig, name: &str) -> Result<Recovered, Channel
                     format!("header names segment {}", s.header.id),
                 ));
             }
-            Err(e)
-                if id == last_id
-                    && ck.as_ref().is_none_or(|c| id > c.write.seg)
-                    && id > start_id =>
+            // Only a file that provably holds nothing (every byte zero: see the module docs for
+            // what a cut-short creation leaves), and only the newest one, beyond everything the
+            // checkpoint refers to. Any other failure says nothing about the contents: stop.
+            Err(SegmentError::Unwritten { len, .. })
+                if id == last_id && ck.as_ref().is_none_or(|c| id > c.write.seg) =>
             {
-                tracing::warn!(channel = name, file = %path.display(), error = %e,
-                    "removing a segment whose creation was cut short");
+                tracing::warn!(channel = name, file = %path.display(), len,
+                    "removing a segment whose creation was cut short (no header, every byte zero)");
                 std::fs::remove_file(&path)
                     .map_err(|e| io_err(name, format!("removing {}", path.display()), e))?;
             }
-            Err(e) => return Err(corrupt(name, &path, 0, e)),
+            Err(e) => return Err(open_failed(name, e)),
         }
     }
     let _ = sync_dir(&data_dir);
+    if segs.is_empty() {
+        // The one segment there was had never been written.
+        return start_empty(cfg, name, locks, ledger, ck);
+    }
     for id in start_id..=segs.keys().next_back().copied().unwrap_or(start_id) {
         if !segs.contains_key(&id) {
             return Err(corrupt(
@@ -344,5 +368,57 @@ pub fn recover(cfg: &FileChannelConfig, name: &str) -> Result<Recovered, Channel
         acks,
         ack_pos: ck.ack_pos,
         held_bytes,
+    })
+}
+
+/// A data directory without segments: checks the ledger agrees it held nothing, then creates
+/// the first segment.
+fn start_empty(
+    cfg: &FileChannelConfig,
+    name: &str,
+    locks: Vec<DirLock>,
+    ledger: Ledger,
+    ck: Option<Checkpoint>,
+) -> Result<Recovered, ChannelError> {
+    let data_dir = cfg.data_dir();
+    if let Some(c) = &ck {
+        let held = c.next_seq - c.ack_lo - c.ranges.iter().map(|(a, b)| b - a).sum::<u64>();
+        if held > 0 {
+            return Err(corrupt(
+                name,
+                data_dir,
+                0,
+                format!(
+                    "the ledger says {held} events are held but the data directory has no \
+                     segments (wrong dataDirs, or files were deleted)"
+                ),
+            ));
+        }
+    }
+    let first_seq = ck.as_ref().map_or(0, |c| c.next_seq);
+    let id = ck.as_ref().map_or(1, |c| c.write.seg + 1);
+    let seg = Arc::new(
+        Segment::create(data_dir, id, first_seq, cfg.segment_size).map_err(|e| {
+            io_err(
+                name,
+                format!("creating {}", segment_path(data_dir, id).display()),
+                e,
+            )
+        })?,
+    );
+    let mut segs = BTreeMap::new();
+    segs.insert(id, seg.clone());
+    let start = Pos::new(id, SEGMENT_HEADER_LEN);
+    Ok(Recovered {
+        locks,
+        ledger,
+        generation: ck.map_or(0, |c| c.generation),
+        segs,
+        cur: seg,
+        off: SEGMENT_HEADER_LEN,
+        next_seq: first_seq,
+        acks: AckSet::new(first_seq, &[]),
+        ack_pos: start,
+        held_bytes: 0,
     })
 }

@@ -16,7 +16,8 @@ use std::sync::{Arc, Weak};
 use bytes::Bytes;
 use memmap2::Mmap;
 
-use super::format::{SegmentHeader, SEGMENT_HEADER_LEN};
+use super::fault::{self, Faults, FileOp};
+use super::format::{HeaderError, SegmentHeader, SEGMENT_HEADER_LEN};
 
 /// File name prefix and suffix of segments: `log-00000000000000000001.sgseg`.
 const PREFIX: &str = "log-";
@@ -196,26 +197,59 @@ impl Segment {
     }
 
     /// Opens an existing segment, checking its header. A file shorter than its recorded size
-    /// (cut by a crash or by hand) is extended with zeros before it is mapped.
-    pub fn open(path: &Path, writable: bool) -> Result<Segment, String> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(writable)
-            .open(path)
-            .map_err(|e| format!("cannot open: {e}"))?;
+    /// (cut by a crash or by hand) is extended with zeros before it is mapped. Every failure
+    /// says which file and why; [`SegmentError::Unwritten`] alone means the file provably holds
+    /// nothing (see its docs). `faults` injects failures (tests; `None` in production).
+    pub fn open(
+        path: &Path,
+        writable: bool,
+        faults: Option<&Faults>,
+    ) -> Result<Segment, SegmentError> {
+        let io_err = |op, source| SegmentError::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = fault::check(faults, FileOp::Open, path)
+            .and_then(|()| OpenOptions::new().read(true).write(writable).open(path))
+            .map_err(|e| io_err(FileOp::Open, e))?;
         let mut hb = [0u8; SEGMENT_HEADER_LEN as usize];
-        let got = read_up_to(&file, &mut hb).map_err(|e| format!("cannot read header: {e}"))?;
-        let header = SegmentHeader::decode(&hb[..got])?;
-        let len = file
-            .metadata()
-            .map_err(|e| format!("cannot stat: {e}"))?
+        let got = fault::check(faults, FileOp::Read, path)
+            .and_then(|()| read_up_to(&file, &mut hb, 0))
+            .map_err(|e| io_err(FileOp::Read, e))?;
+        let header = match SegmentHeader::decode(&hb[..got]) {
+            Ok(h) => h,
+            Err(HeaderError::Absent { .. }) => {
+                let len = file.metadata().map_err(|e| io_err(FileOp::Stat, e))?.len();
+                return Err(match first_written_byte(&file, len, faults, path)? {
+                    None => SegmentError::Unwritten {
+                        path: path.to_path_buf(),
+                        len,
+                    },
+                    Some(at) => SegmentError::HeaderWiped {
+                        path: path.to_path_buf(),
+                        at,
+                    },
+                });
+            }
+            Err(source) => {
+                return Err(SegmentError::BadHeader {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        let len = fault::check(faults, FileOp::Stat, path)
+            .and_then(|()| file.metadata())
+            .map_err(|e| io_err(FileOp::Stat, e))?
             .len();
         if len < header.size {
             if !writable {
-                return Err(format!(
-                    "file is {len} bytes, its header says {} (truncated)",
-                    header.size
-                ));
+                return Err(SegmentError::Truncated {
+                    path: path.to_path_buf(),
+                    len,
+                    size: header.size,
+                });
             }
             tracing::warn!(
                 file = %path.display(),
@@ -223,10 +257,13 @@ impl Segment {
                 size = header.size,
                 "segment file is shorter than its header says; extending it with zeros"
             );
-            file.set_len(header.size)
-                .map_err(|e| format!("cannot extend: {e}"))?;
+            fault::check(faults, FileOp::Extend, path)
+                .and_then(|()| file.set_len(header.size))
+                .map_err(|e| io_err(FileOp::Extend, e))?;
         }
-        let (data, mapped) = map(&file).map_err(|e| format!("cannot map: {e}"))?;
+        let (data, mapped) = fault::check(faults, FileOp::Map, path)
+            .and_then(|()| map(&file))
+            .map_err(|e| io_err(FileOp::Map, e))?;
         Ok(Segment {
             header,
             path: path.to_path_buf(),
@@ -306,10 +343,86 @@ fn map(file: &File) -> io::Result<(Bytes, Weak<()>)> {
     Ok((Bytes::from_owner(MapOwner { map, _token: token }), mapped))
 }
 
-fn read_up_to(file: &File, buf: &mut [u8]) -> io::Result<usize> {
+/// Why a segment could not be opened. Only [`SegmentError::Unwritten`] says anything about
+/// what the file holds (nothing); every other variant leaves that unknown.
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    /// An operation on the file failed (too many open files, permissions, out of memory for the
+    /// map, an I/O error...): the contents are unknown, not necessarily damaged.
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: FileOp,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Every byte of the file is zero (or it is empty): no header was ever written, so nothing
+    /// else was either. This is what a segment creation cut short by a crash leaves.
+    #[error("{path}: no header and nothing written ({len} bytes, all zero)")]
+    Unwritten { path: PathBuf, len: u64 },
+    /// The header bytes are zero but the file holds data at `at`: the header was destroyed
+    /// after the segment was written (never the result of a crash during creation).
+    #[error("{path}: the header is all zeros but the file holds data (first non-zero byte at offset {at})")]
+    HeaderWiped { path: PathBuf, at: u64 },
+    /// The header is present but invalid.
+    #[error("{path}: bad segment header: {source}")]
+    BadHeader {
+        path: PathBuf,
+        #[source]
+        source: HeaderError,
+    },
+    /// Shorter than its header says (only when opened read-only; otherwise it is extended).
+    #[error("{path}: file is {len} bytes, its header says {size} (truncated)")]
+    Truncated { path: PathBuf, len: u64, size: u64 },
+}
+
+impl SegmentError {
+    /// The file concerned.
+    pub fn path(&self) -> &Path {
+        match self {
+            SegmentError::Io { path, .. }
+            | SegmentError::Unwritten { path, .. }
+            | SegmentError::HeaderWiped { path, .. }
+            | SegmentError::BadHeader { path, .. }
+            | SegmentError::Truncated { path, .. } => path,
+        }
+    }
+}
+
+/// The offset of the first non-zero byte of `file` (`len` bytes long), or `None` when every byte
+/// reads as zero. Reads in 1 MiB steps; only used for a file whose header region is zero.
+fn first_written_byte(
+    file: &File,
+    len: u64,
+    faults: Option<&Faults>,
+    path: &Path,
+) -> Result<Option<u64>, SegmentError> {
+    let mut buf = vec![0u8; (1 << 20).min(len as usize)];
+    let mut at = 0u64;
+    while at < len {
+        let want = ((len - at) as usize).min(buf.len());
+        let got = fault::check(faults, FileOp::Read, path)
+            .and_then(|()| read_up_to(file, &mut buf[..want], at))
+            .map_err(|source| SegmentError::Io {
+                op: FileOp::Read,
+                path: path.to_path_buf(),
+                source,
+            })?;
+        if let Some(i) = buf[..got].iter().position(|&b| b != 0) {
+            return Ok(Some(at + i as u64));
+        }
+        if got < want {
+            break; // shrank while we read: what is gone was not data we could lose
+        }
+        at += got as u64;
+    }
+    Ok(None)
+}
+
+fn read_up_to(file: &File, buf: &mut [u8], base: u64) -> io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
-        match file.read_at(&mut buf[got..], got as u64)? {
+        match file.read_at(&mut buf[got..], base + got as u64)? {
             0 => break,
             n => got += n,
         }

@@ -277,6 +277,8 @@ impl Waiting {
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Poison: spares hold no events; a panic can at worst leak a spare file, which the next
+    // open adopts or deletes.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -384,7 +386,7 @@ mod tests {
         assert_eq!(names(dir.path()), vec!["log-00000000000000000007.sgseg"]);
         drop(seg);
         let path = super::super::segment::segment_path(dir.path(), 7);
-        let reopened = Segment::open(&path, false).unwrap();
+        let reopened = Segment::open(&path, false, None).unwrap();
         assert_eq!((reopened.id(), reopened.header.first_seq), (7, 700));
         assert!(reopened.data[64..].iter().all(|&b| b == 0));
     }

@@ -29,6 +29,8 @@ pub enum AppendError {
     NoSpace { available: u64, required: u64 },
     /// A write or a segment creation failed.
     Io(&'static str, io::Error),
+    /// A thread panicked while holding the segment map's lock (the channel turns Unhealthy).
+    Poisoned,
 }
 
 /// Writer state, guarded by the log lock.
@@ -46,8 +48,6 @@ pub struct LogState {
     pub durable: (Pos, u64),
     /// A group-commit leader is inside fdatasync.
     pub syncing: bool,
-    /// Set once an fsync failed; the channel refuses work from then on.
-    pub poisoned: Option<String>,
     /// Bytes appended since the last checkpoint snapshot.
     pub since_checkpoint: u64,
     /// Scratch for ACK records.
@@ -91,10 +91,7 @@ impl LogState {
         let id = self.cur.id() + 1;
         if let Some(spare) = self.spares.take() {
             match Segment::from_spare(spare, &self.dir, id, self.next_seq, self.segment_size) {
-                Ok(seg) => {
-                    self.install(segs, Arc::new(seg));
-                    return Ok(());
-                }
+                Ok(seg) => return self.install(segs, Arc::new(seg)),
                 Err((e, back)) => {
                     tracing::warn!(segment = id, error = %e, "could not reuse a spare segment file; creating a new one");
                     if let Some(spare) = back {
@@ -125,23 +122,23 @@ impl LogState {
             }
             Err(e) => return Err(AppendError::Io("creating a segment", e)),
         };
-        self.install(segs, seg);
-        Ok(())
+        self.install(segs, seg)
     }
 
     /// Makes `seg` the segment appends go to.
-    fn install(&mut self, segs: &SegmentMap, seg: Arc<Segment>) {
+    fn install(&mut self, segs: &SegmentMap, seg: Arc<Segment>) -> Result<(), AppendError> {
         tracing::debug!(
             segment = seg.id(),
             first_seq = self.next_seq,
             "rolled to a new segment"
         );
         segs.write()
-            .unwrap_or_else(|e| e.into_inner())
+            .map_err(|_| AppendError::Poisoned)?
             .insert(seg.id(), seg.clone());
         let old = std::mem::replace(&mut self.cur, seg);
         self.unsynced.push(old);
         self.off = SEGMENT_HEADER_LEN;
+        Ok(())
     }
 
     /// Appends one put transaction. `buf` holds a record pre-serialized by [`serialize_put`]
@@ -192,7 +189,7 @@ impl LogState {
             self.since_checkpoint,
         );
         let unsynced = self.unsynced.len();
-        let res = self.append_split_inner(segs, events);
+        let mut res = self.append_split_inner(segs, events);
         if res.is_err() {
             let old_end = if self.cur.id() == seg.id() {
                 self.off
@@ -203,9 +200,17 @@ impl LogState {
             // was written so no stale record outlives the failed transaction, rewind.
             while self.cur.id() != seg.id() {
                 let dead = std::mem::replace(&mut self.cur, seg.clone());
-                segs.write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&dead.id());
+                match segs.write() {
+                    Ok(mut m) => {
+                        m.remove(&dead.id());
+                    }
+                    // Poison: finish the undo (one removal cannot be half done), but report
+                    // it so the channel turns Unhealthy.
+                    Err(e) => {
+                        e.into_inner().remove(&dead.id());
+                        res = Err(AppendError::Poisoned);
+                    }
+                }
                 if let Err(e) = std::fs::remove_file(&dead.path) {
                     tracing::warn!(file = %dead.path.display(), error = %e,
                         "could not remove the segment of a failed transaction");
