@@ -4,7 +4,7 @@
 //! Lock order (never taken the other way round): `log` → `queue`; `segs` and `ledger` are leaves.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -48,6 +48,8 @@ struct Shared {
     closed: AtomicBool,
     /// Test hook: make the next fdatasync fail as if the disk returned EIO.
     fail_next_sync: AtomicBool,
+    /// Puts parked in [`FileChannel::reserve`] waiting for room (changed under `queue`).
+    puts_waiting: AtomicUsize,
 }
 
 struct LedgerState {
@@ -135,6 +137,7 @@ impl FileChannel {
             locks: Mutex::new(r.locks),
             closed: AtomicBool::new(false),
             fail_next_sync: AtomicBool::new(false),
+            puts_waiting: AtomicUsize::new(0),
             cfg,
         });
         shared.health.open.store(1, Ordering::Relaxed);
@@ -182,6 +185,13 @@ impl FileChannel {
     pub fn durable_position(&self) -> (u64, u64) {
         let p = lock(&self.shared.log).durable.0;
         (p.seg, p.off)
+    }
+
+    /// How many puts are parked waiting for room (up to `keep-alive`). The count rises under
+    /// the queue lock just before a put waits, so once a caller sees it, any take that commits
+    /// afterwards wakes that put.
+    pub fn puts_waiting(&self) -> usize {
+        self.shared.puts_waiting.load(Ordering::SeqCst)
     }
 
     /// Test hook: the next fdatasync fails with EIO.
@@ -725,11 +735,13 @@ impl FileChannel {
                     wanted: bytes,
                 });
             }
+            sh.puts_waiting.fetch_add(1, Ordering::SeqCst);
             q = sh
                 .changed
                 .wait_timeout(q, deadline - now)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+            sh.puts_waiting.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
