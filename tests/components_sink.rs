@@ -512,7 +512,11 @@ fn failover_penalty_doubles_per_failure_up_to_maxpenalty() {
     let (k2, _h2) = probe("k2", &log);
     let ctx = Context::from_pairs(
         "a1.sinkgroups.g1.processor",
-        [("priority.k1", "10"), ("priority.k2", "5"), ("maxpenalty", "5000")],
+        [
+            ("priority.k1", "10"),
+            ("priority.k2", "5"),
+            ("maxpenalty", "5000"),
+        ],
     );
     let clock = ManualClock::new();
     let mut p = FailoverSinkProcessor::from_context("g1", &ctx, vec![k1, k2])

@@ -201,7 +201,10 @@ fn the_embedded_default_hop_delivers_generated_and_pushed_events() {
         )
         .replace("a1.sources.r1.port = 4141", "a1.sources.r1.port = 0")
         .replace("totalEvents = 100000", "totalEvents = 3000");
-    assert!(!conf.contains("port = 4141"), "every port of hop.conf rewritten");
+    assert!(
+        !conf.contains("port = 4141"),
+        "every port of hop.conf rewritten"
+    );
     std::fs::create_dir_all(d.join("out")).unwrap();
     let path = d.join("hop.conf");
     std::fs::write(&path, conf).unwrap();

@@ -220,13 +220,9 @@ async fn failover_attempt_limit_and_no_host() {
     b.stop().await;
 
     let ((_h1, d1), (_h2, d2)) = (dead_port(), dead_port());
-    let mut c = within(RpcClient::connect(&cfg(
-        "default_failover",
-        &[d1, d2],
-        &[],
-    )))
-    .await
-    .unwrap();
+    let mut c = within(RpcClient::connect(&cfg("default_failover", &[d1, d2], &[])))
+        .await
+        .unwrap();
     let e = within(c.append_batch(&numbered("x", 1))).await.unwrap_err();
     assert!(matches!(e, RpcClientError::NoActiveHost { .. }), "{e}");
     assert!(e.is_connect());

@@ -441,7 +441,11 @@ mod tests {
     #[test]
     fn beyond_the_pool_segments_are_deleted() {
         let dir = tempfile::tempdir().unwrap();
-        let kept = if zeroing_works(dir.path()) { MAX_SPARES } else { 0 };
+        let kept = if zeroing_works(dir.path()) {
+            MAX_SPARES
+        } else {
+            0
+        };
         let spares = Spares::open(dir.path(), SIZE);
         let dead: Vec<_> = (1..=MAX_SPARES as u64 + 2)
             .map(|id| segment(dir.path(), id))
