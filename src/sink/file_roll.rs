@@ -43,6 +43,7 @@ use super::{Sink, SinkError, SinkStatus};
 use crate::channel::Channel;
 use crate::config::{ConfigError, Context};
 use crate::event::Event;
+use crate::metrics::clock::Clock;
 use crate::metrics::counters::now_millis;
 use crate::metrics::SinkCounter;
 
@@ -206,6 +207,8 @@ pub struct FileRollSink {
     out: Option<Output>,
     next_roll: Option<Instant>,
     should_rotate: bool,
+    /// What the roll interval is timed with.
+    clock: Clock,
 }
 
 impl FileRollSink {
@@ -235,7 +238,14 @@ impl FileRollSink {
             out: None,
             next_roll: None,
             should_rotate: false,
+            clock: Clock::system(),
         }
+    }
+
+    /// Times the roll interval with `clock` instead of the system clock (tests step it).
+    pub fn with_clock(mut self, clock: Clock) -> FileRollSink {
+        self.clock = clock;
+        self
     }
 
     /// The file currently being written, if one is open.
@@ -338,14 +348,14 @@ impl Sink for FileRollSink {
             )
         })?;
         self.counter.start();
-        self.next_roll = self.cfg.roll_interval.map(|d| Instant::now() + d);
+        self.next_roll = self.cfg.roll_interval.map(|d| self.clock.now() + d);
         tracing::info!(sink = %self.name, dir = %self.cfg.directory.display(), "rolling file sink started");
         Ok(())
     }
 
     fn process(&mut self) -> Result<SinkStatus, SinkError> {
         if let (Some(next), Some(every)) = (self.next_roll, self.cfg.roll_interval) {
-            let now = Instant::now();
+            let now = self.clock.now();
             if now >= next {
                 self.should_rotate = true;
                 let mut n = next;

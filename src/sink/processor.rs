@@ -22,6 +22,7 @@ use rand::seq::SliceRandom;
 
 use super::{Sink, SinkError, SinkStatus};
 use crate::config::{ConfigError, Context};
+use crate::metrics::clock::Clock;
 
 /// Drives one or more sinks; what a [`SinkRunner`](super::runner::SinkRunner) calls.
 pub trait SinkProcessor: Send + 'static {
@@ -141,6 +142,8 @@ pub struct FailoverSinkProcessor {
     live: Vec<usize>,
     failed: Vec<FailedSink>,
     max_penalty: Duration,
+    /// What penalties are timed with.
+    clock: Clock,
 }
 
 impl FailoverSinkProcessor {
@@ -184,12 +187,19 @@ impl FailoverSinkProcessor {
             live: Vec::new(),
             failed: Vec::new(),
             max_penalty,
+            clock: Clock::system(),
         };
         p.live = (0..p.sinks.len())
             .filter(|&i| p.priority[i].is_some())
             .collect();
         p.sort_live();
         Ok(p)
+    }
+
+    /// Times penalties with `clock` instead of the system clock (tests step it).
+    pub fn with_clock(mut self, clock: Clock) -> FailoverSinkProcessor {
+        self.clock = clock;
+        self
     }
 
     fn sort_live(&mut self) {
@@ -216,7 +226,7 @@ impl SinkProcessor for FailoverSinkProcessor {
 
     fn process(&mut self) -> Result<SinkStatus, SinkError> {
         // Retry failed sinks whose penalty has passed (earliest refresh first).
-        let now = Instant::now();
+        let now = self.clock.now();
         loop {
             let due = self
                 .failed
@@ -241,7 +251,7 @@ impl SinkProcessor for FailoverSinkProcessor {
                 }
                 Err(e) => {
                     cur.failures = cur.failures.saturating_add(1);
-                    cur.refresh = Instant::now() + self.penalty(cur.failures);
+                    cur.refresh = self.clock.now() + self.penalty(cur.failures);
                     tracing::debug!(group = %self.group, sink = self.sinks[cur.idx].name(), error = %e, "sink failed again");
                     self.failed.push(cur);
                 }
@@ -258,7 +268,7 @@ impl SinkProcessor for FailoverSinkProcessor {
                     self.live.remove(0);
                     self.failed.push(FailedSink {
                         idx,
-                        refresh: Instant::now() + self.penalty(1),
+                        refresh: self.clock.now() + self.penalty(1),
                         failures: 1,
                     });
                 }
