@@ -25,7 +25,9 @@
 //! | [`tools`] | the `avro-client` and `bench` command-line tools as functions |
 
 pub mod agent;
+pub mod avro;
 pub mod channel;
+pub mod clock;
 pub mod config;
 pub mod event;
 pub mod metrics;

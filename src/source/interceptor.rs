@@ -25,10 +25,10 @@ use std::sync::Arc;
 use bytes::{BufMut, BytesMut};
 use regex::Regex;
 
+use crate::avro;
+use crate::clock::now_millis;
 use crate::config::{ConfigError, Context};
 use crate::event::Event;
-use crate::metrics::counters::now_millis;
-use crate::wire::avro;
 
 /// Rewrites or filters a batch of events. May drop events; must keep the order of the rest.
 pub trait Interceptor: Send + Sync {
