@@ -28,6 +28,7 @@ pub mod agent;
 pub mod avro;
 pub mod channel;
 pub mod clock;
+pub mod component;
 pub mod config;
 pub mod event;
 pub mod metrics;

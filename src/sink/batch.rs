@@ -17,7 +17,7 @@ pub const TAKE_WAIT: Duration = Duration::from_millis(100);
 
 /// Takes up to `max` events from `channel`, counting a channel failure as `ChannelReadFail`
 /// and the outcome as `BatchEmpty`/`BatchUnderflow`/`BatchComplete` + `EventDrainAttempt`.
-pub(crate) fn take_counted(
+pub fn take_counted(
     channel: &dyn Channel,
     counter: &SinkCounter,
     max: usize,
@@ -44,7 +44,7 @@ pub(crate) fn take_counted(
 }
 
 /// Commits `take` (of `n` delivered events), counting `EventDrainSuccess`.
-pub(crate) fn commit_counted(take: TakeBatch, counter: &SinkCounter) -> Result<(), SinkError> {
+pub fn commit_counted(take: TakeBatch, counter: &SinkCounter) -> Result<(), SinkError> {
     let n = take.len() as u64;
     match take.commit() {
         Ok(()) => {
