@@ -164,6 +164,16 @@ impl Context {
             .unwrap_or(default))
     }
 
+    /// A positive integer setting in Java's `int` range (`1..=2^31-1`) with a default, as
+    /// Flume's batch sizes and intervals are.
+    pub fn get_positive_int(&self, key: &str, default: u64) -> Result<usize, ConfigError> {
+        let v = self.get_u64(key, default)?;
+        if v == 0 || v > i32::MAX as u64 {
+            return Err(self.error(key, "must be a positive integer"));
+        }
+        Ok(v as usize)
+    }
+
     /// A signed integer setting with a default.
     pub fn get_i64(&self, key: &str, default: i64) -> Result<i64, ConfigError> {
         Ok(self.parse::<i64>(key, "an integer")?.unwrap_or(default))

@@ -9,7 +9,7 @@ use sluicegate::channel::memory::{MemoryChannel, MemoryChannelConfig};
 use sluicegate::channel::Channel;
 use sluicegate::config::Context;
 use sluicegate::event::Event;
-use sluicegate::metrics::clock::ManualClock;
+use sluicegate::clock::ManualClock;
 use sluicegate::metrics::SinkCounter;
 use sluicegate::sink::file_roll::FileRollSink;
 use sluicegate::sink::logger::{dump_event, LoggerSink};

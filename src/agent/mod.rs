@@ -8,7 +8,9 @@
 //! * [`topology`]: constructing components from a validated config, all errors at once.
 //! * [`lifecycle`]: the running [`lifecycle::Agent`]: ordered start/stop, reload.
 //! * [`run`]: `sluicegate agent` — signals, metrics server, reload polling.
-//! * [`types`]: the supported component types and their Flume aliases / class names.
+//!
+//! The supported component types and their Flume aliases / class names live in
+//! [`crate::component`] (re-exported here), below the sources and sinks that use them too.
 
 pub mod cli;
 pub mod conf;
@@ -16,14 +18,13 @@ pub mod lifecycle;
 pub mod properties;
 pub mod run;
 pub mod topology;
-pub mod types;
 
+pub use crate::component::{
+    ChannelType, ComponentType, InterceptorType, SelectorType, SinkProcessorType, SinkType,
+    SourceType,
+};
 pub use conf::{
     load_file, load_str, AgentConfig, ChannelConfig, ChannelSelection, ConfigErrors, ConfigWarning,
     InterceptorConfig, ProcessorConfig, SelectorConfig, SinkConfig, SinkGroupConfig, SourceConfig,
 };
 pub use properties::{Properties, PropertyEntry};
-pub use types::{
-    ChannelType, ComponentType, InterceptorType, SelectorType, SinkProcessorType, SinkType,
-    SourceType,
-};

@@ -2,12 +2,10 @@
 //! endpoints render.
 //!
 //! * [`counters`]: `SourceCounter`, `ChannelCounter`, `SinkCounter` with Flume's names.
-//! * [`clock`]: the monotonic clock timers read, and a manual one tests advance.
 //! * [`registry`]: the set of live counter groups, rendered as Flume JSON or Prometheus text.
 //! * [`http`]: the HTTP server (`-Dflume.monitoring.type=http`).
 //! * [`prometheus`]: the Prometheus text rendering served at `/metrics/prometheus`.
 
-pub mod clock;
 pub mod counters;
 pub mod http;
 pub mod prometheus;

@@ -376,7 +376,7 @@ impl Sink for AvroSink {
         // hop whose channel is only momentarily empty.
         let batch = match self
             .channel
-            .take_batch(self.cfg.batch_size, crate::sink::null::TAKE_WAIT)
+            .take_batch(self.cfg.batch_size, super::batch::TAKE_WAIT)
         {
             Ok(b) => b,
             Err(e) => {

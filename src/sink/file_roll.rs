@@ -38,13 +38,13 @@ use std::time::{Duration, Instant};
 use apache_avro::types::Value;
 use apache_avro::{Codec, DeflateSettings, Schema, Writer};
 
-use super::null::{commit_counted, positive, take_counted};
+use super::batch::{commit_counted, take_counted};
 use super::{Sink, SinkError, SinkStatus};
 use crate::channel::Channel;
+use crate::clock::now_millis;
 use crate::config::{ConfigError, Context};
 use crate::event::Event;
-use crate::metrics::clock::Clock;
-use crate::metrics::counters::now_millis;
+use crate::clock::Clock;
 use crate::metrics::SinkCounter;
 
 /// Flume's `FlumeEventAvroEventSerializer` schema, as its JSON text.
@@ -93,7 +93,7 @@ impl FileRollSinkConfig {
     pub fn from_context(ctx: &Context) -> Result<Self, ConfigError> {
         let directory = PathBuf::from(ctx.require("sink.directory")?.trim());
         let roll = ctx.get_secs("sink.rollInterval", 30)?;
-        let batch_size = positive(ctx, "sink.batchSize", 100)?;
+        let batch_size = ctx.get_positive_int("sink.batchSize", 100)?;
         let pm = ctx.get_or("sink.pathManager", "DEFAULT").trim().to_string();
         if !pm.eq_ignore_ascii_case("default")
             && pm != "org.apache.flume.formatter.output.DefaultPathManager$Builder"
@@ -128,7 +128,8 @@ impl FileRollSinkConfig {
                 };
                 FileSerializer::AvroEvent {
                     deflate,
-                    sync_interval: positive(ctx, "sink.serializer.syncIntervalBytes", 2_048_000)?,
+                    sync_interval: ctx
+                        .get_positive_int("sink.serializer.syncIntervalBytes", 2_048_000)?,
                 }
             }
             _ => {

@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 use rand::seq::SliceRandom;
 
 use super::{Sink, SinkError, SinkStatus};
+use crate::component::{ComponentType, SinkProcessorType};
 use crate::config::{ConfigError, Context};
-use crate::metrics::clock::Clock;
+use crate::clock::Clock;
 
 /// Drives one or more sinks; what a [`SinkRunner`](super::runner::SinkRunner) calls.
 pub trait SinkProcessor: Send + 'static {
@@ -37,31 +38,36 @@ pub trait SinkProcessor: Send + 'static {
 }
 
 /// Builds a processor from a sink group's context (`processor.type` = `default`, `failover` or
-/// `load_balance`, default `default`) and the group's sinks in configuration order.
+/// `load_balance`, default `default`, resolved through the registry in [`crate::component`])
+/// and the group's sinks in configuration order.
 pub fn sink_processor_from_context(
     group: &str,
     group_ctx: &Context,
     sinks: Vec<Box<dyn Sink>>,
 ) -> Result<Box<dyn SinkProcessor>, ConfigError> {
     let ctx = group_ctx.sub("processor");
-    let ty = ctx.get_or("type", "default").trim().to_ascii_lowercase();
-    Ok(match ty.as_str() {
-        "default" | "org.apache.flume.sink.defaultsinkprocessor" => {
-            Box::new(DefaultSinkProcessor::from_context(group, &ctx, sinks)?)
+    let kind = SinkProcessorType::from_context_or(&ctx, SinkProcessorType::Default)?;
+    build_sink_processor(group, kind, &ctx, sinks)
+}
+
+/// Builds a processor of an already resolved `kind` from its own context (the keys under
+/// `processor.`) and the group's sinks in configuration order.
+pub fn build_sink_processor(
+    group: &str,
+    kind: SinkProcessorType,
+    processor_ctx: &Context,
+    sinks: Vec<Box<dyn Sink>>,
+) -> Result<Box<dyn SinkProcessor>, ConfigError> {
+    let ctx = processor_ctx;
+    Ok(match kind {
+        SinkProcessorType::Default => {
+            Box::new(DefaultSinkProcessor::from_context(group, ctx, sinks)?)
         }
-        "failover" | "org.apache.flume.sink.failoversinkprocessor" => {
-            Box::new(FailoverSinkProcessor::from_context(group, &ctx, sinks)?)
+        SinkProcessorType::Failover => {
+            Box::new(FailoverSinkProcessor::from_context(group, ctx, sinks)?)
         }
-        "load_balance" | "org.apache.flume.sink.loadbalancingsinkprocessor" => Box::new(
-            LoadBalancingSinkProcessor::from_context(group, &ctx, sinks)?,
-        ),
-        other => {
-            return Err(ctx.error(
-                "type",
-                &format!(
-                    "unsupported sink processor '{other}' (use default, failover or load_balance)"
-                ),
-            ))
+        SinkProcessorType::LoadBalance => {
+            Box::new(LoadBalancingSinkProcessor::from_context(group, ctx, sinks)?)
         }
     })
 }

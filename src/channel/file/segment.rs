@@ -136,54 +136,17 @@ impl Segment {
         })
     }
 
-    /// Turns a spare file (see [`super::spare`]) into segment `id`: header, sync (which also
-    /// makes the spare's zeroing durable), then the rename into the log and a directory sync.
-    /// On failure the spare is handed back when it is still intact.
-    pub fn from_spare(
-        spare: super::spare::SpareFile,
-        dir: &Path,
-        id: u64,
-        first_seq: u64,
-        size: u64,
-    ) -> Result<Segment, (io::Error, Option<super::spare::SpareFile>)> {
-        let path = segment_path(dir, id);
-        if path.exists() {
-            let e = io::Error::new(io::ErrorKind::AlreadyExists, "segment file already exists");
-            return Err((e, Some(spare)));
-        }
-        let header = SegmentHeader {
-            id,
-            first_seq,
-            size,
-        };
-        let prepared = (|| {
-            spare.file.write_all_at(&header.encode(), 0)?;
-            spare.file.sync_all()
-        })();
-        if let Err(e) = prepared {
-            // The header may be half written: this spare is no longer known to be zero.
-            let _ = std::fs::remove_file(&spare.path);
-            return Err((e, None));
-        }
-        if let Err(e) = std::fs::rename(&spare.path, &path) {
-            let _ = std::fs::remove_file(&spare.path);
-            return Err((e, None));
-        }
-        let file = spare.file;
-        let res = sync_dir(dir).and_then(|()| map(&file));
-        match res {
-            Ok((data, mapped)) => Ok(Segment {
-                header,
-                path,
-                file,
-                data,
-                mapped,
-            }),
-            Err(e) => {
-                let _ = std::fs::remove_file(&path);
-                Err((e, None))
-            }
-        }
+    /// Wraps a segment file that already holds `header` and its full preallocated length,
+    /// durably (a reused spare, see `spare.rs`): maps it.
+    pub fn from_prepared(header: SegmentHeader, path: PathBuf, file: File) -> io::Result<Segment> {
+        let (data, mapped) = map(&file)?;
+        Ok(Segment {
+            header,
+            path,
+            file,
+            data,
+            mapped,
+        })
     }
 
     /// Gives up this handle's mapping. What remains can tell whether event slices elsewhere

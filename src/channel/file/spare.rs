@@ -41,7 +41,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::segment::{sync_dir, Segment, Unmapped};
+use super::format::SegmentHeader;
+use super::segment::{segment_path, sync_dir, Segment, Unmapped};
 
 /// Most spare files kept.
 pub const MAX_SPARES: usize = 2;
@@ -71,6 +72,49 @@ pub struct SpareFile {
     pub path: PathBuf,
     /// Opened read-write.
     pub file: File,
+}
+
+impl SpareFile {
+    /// Turns this spare into segment `id` of `dir`: header, sync (which also makes the spare's
+    /// zeroing durable), then the rename into the log and a directory sync. On failure the
+    /// spare is handed back when it is still intact.
+    pub fn into_segment(
+        self,
+        dir: &Path,
+        id: u64,
+        first_seq: u64,
+        size: u64,
+    ) -> Result<Segment, (io::Error, Option<SpareFile>)> {
+        let path = segment_path(dir, id);
+        if path.exists() {
+            let e = io::Error::new(io::ErrorKind::AlreadyExists, "segment file already exists");
+            return Err((e, Some(self)));
+        }
+        let header = SegmentHeader {
+            id,
+            first_seq,
+            size,
+        };
+        let prepared = (|| {
+            self.file.write_all_at(&header.encode(), 0)?;
+            self.file.sync_all()
+        })();
+        if let Err(e) = prepared {
+            // The header may be half written: this spare is no longer known to be zero.
+            let _ = std::fs::remove_file(&self.path);
+            return Err((e, None));
+        }
+        if let Err(e) = std::fs::rename(&self.path, &path) {
+            let _ = std::fs::remove_file(&self.path);
+            return Err((e, None));
+        }
+        let res =
+            sync_dir(dir).and_then(|()| Segment::from_prepared(header, path.clone(), self.file));
+        res.map_err(|e| {
+            let _ = std::fs::remove_file(&path);
+            (e, None)
+        })
+    }
 }
 
 /// The pool of spare segment files of one data directory.
@@ -383,10 +427,10 @@ mod tests {
         assert!(all.iter().all(|&b| b == 0), "a spare reads as zeros");
         assert_eq!(spare.file.metadata().unwrap().len(), SIZE, "space kept");
 
-        let seg = Segment::from_spare(spare, dir.path(), 7, 700, SIZE).unwrap();
+        let seg = spare.into_segment(dir.path(), 7, 700, SIZE).unwrap();
         assert_eq!(names(dir.path()), vec!["log-00000000000000000007.sgseg"]);
         drop(seg);
-        let path = super::super::segment::segment_path(dir.path(), 7);
+        let path = segment_path(dir.path(), 7);
         let reopened = Segment::open(&path, false, None).unwrap();
         assert_eq!((reopened.id(), reopened.header.first_seq), (7, 700));
         assert!(reopened.data[64..].iter().all(|&b| b == 0));

@@ -1,3 +1,16 @@
+//! Time sources, at the bottom of the crate (they import nothing from it).
+//!
+//! # Wall clock
+//!
+//! Wall-clock time as Flume reports it: milliseconds since the Unix epoch.
+//!
+//! [`now_millis`] is one function, so that counters
+//! (`StartTime`/`StopTime`), interceptors (the `timestamp` header) and sinks (`file_roll`'s file
+//! names) read the same clock without depending on each other. A clock before 1970 reads as 0
+//! rather than failing: these values label data, they never order it.
+//!
+//! # Monotonic clock
+//!
 //! A monotonic clock that components read their timers from, so tests can move time instead of
 //! sleeping through it.
 //!
@@ -12,7 +25,16 @@
 //! readings behaves as it does on the system clock.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch (Java's `System.currentTimeMillis()`); 0 if the system
+/// clock is set before 1970.
+pub fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
 
 /// Where a component reads "now" from.
 #[derive(Debug, Clone, Default)]
@@ -63,6 +85,15 @@ impl Default for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_system_clock_in_millis() {
+        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let now = now_millis();
+        let after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        assert!(before.as_millis() as u64 <= now && now <= after.as_millis() as u64);
+    }
+
 
     #[test]
     fn a_manual_clock_moves_only_when_advanced_and_all_its_readers_agree() {
