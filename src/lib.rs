@@ -13,7 +13,7 @@
 //! |---|---|
 //! | [`wire`] | pure codecs: Netty frames, Avro primitives, the IPC handshake, Flume's messages |
 //! | [`event`] | the [`Event`] type, kept in its Avro encoding end to end |
-//! | [`config`] | a component's settings ([`config::Context`]) with file/line for every error |
+//! | [`config`] | a component's settings ([`config::Context`]) with file/line for every error; the `-D` system properties ([`config::SystemProps`]) |
 //! | [`metrics`] | Flume's counters, `/metrics` JSON, Prometheus text |
 //! | [`channel`] | the [`channel::Channel`] trait, memory channel, durable file channel |
 //! | [`rpc`] | tokio transport: the server the source runs on, the client the sink uses |

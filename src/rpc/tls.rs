@@ -23,7 +23,6 @@
 //!
 //! See `docs/tls.md` for the user-facing description.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,7 +36,7 @@ use rustls::{
     SignatureScheme, SupportedCipherSuite, SupportedProtocolVersion,
 };
 
-use crate::config::{ConfigError, Context};
+use crate::config::{ConfigError, Context, SystemProps};
 
 /// The command that turns a JKS keystore into PKCS#12, quoted in errors and docs.
 pub const JKS_CONVERSION_HINT: &str =
@@ -135,91 +134,6 @@ impl TlsError {
             TlsError::Rustls(_) => "keystore",
             TlsError::Verifier(_) => "truststore",
         }
-    }
-}
-
-/// The Java system properties (`-Dname=value`) the agent was started with, plus the
-/// `FLUME_SSL_*` environment fallbacks Flume's `SSLUtil.initGlobalSSLParameters` applies.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SystemProps {
-    props: BTreeMap<String, String>,
-}
-
-/// `(system property, environment variable)` pairs, as in Flume's `SSLUtil`.
-pub const GLOBAL_SSL_SETTINGS: [(&str, &str); 10] = [
-    ("javax.net.ssl.keyStore", "FLUME_SSL_KEYSTORE_PATH"),
-    (
-        "javax.net.ssl.keyStorePassword",
-        "FLUME_SSL_KEYSTORE_PASSWORD",
-    ),
-    ("javax.net.ssl.keyStoreType", "FLUME_SSL_KEYSTORE_TYPE"),
-    ("javax.net.ssl.trustStore", "FLUME_SSL_TRUSTSTORE_PATH"),
-    (
-        "javax.net.ssl.trustStorePassword",
-        "FLUME_SSL_TRUSTSTORE_PASSWORD",
-    ),
-    ("javax.net.ssl.trustStoreType", "FLUME_SSL_TRUSTSTORE_TYPE"),
-    ("flume.ssl.include.protocols", "FLUME_SSL_INCLUDE_PROTOCOLS"),
-    ("flume.ssl.exclude.protocols", "FLUME_SSL_EXCLUDE_PROTOCOLS"),
-    (
-        "flume.ssl.include.cipherSuites",
-        "FLUME_SSL_INCLUDE_CIPHERSUITES",
-    ),
-    (
-        "flume.ssl.exclude.cipherSuites",
-        "FLUME_SSL_EXCLUDE_CIPHERSUITES",
-    ),
-];
-
-impl SystemProps {
-    /// No properties.
-    pub fn new() -> SystemProps {
-        SystemProps::default()
-    }
-
-    /// Properties from `(name, value)` pairs (e.g. parsed `-D` options).
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(
-        pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> SystemProps {
-        SystemProps {
-            props: pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        }
-    }
-
-    /// Sets one property.
-    pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.props.insert(name.into(), value.into());
-    }
-
-    /// One property.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.props.get(name).map(String::as_str)
-    }
-
-    /// Every property, sorted by name.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.props.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-
-    /// Fills every unset global SSL property from its `FLUME_SSL_*` variable as looked up by
-    /// `env` (a property that is set wins, as in Flume).
-    pub fn with_env_lookup(mut self, env: impl Fn(&str) -> Option<String>) -> SystemProps {
-        for (prop, var) in GLOBAL_SSL_SETTINGS {
-            if !self.props.contains_key(prop) {
-                if let Some(v) = env(var) {
-                    self.props.insert(prop.to_string(), v);
-                }
-            }
-        }
-        self
-    }
-
-    /// [`with_env_lookup`](Self::with_env_lookup) over the process environment.
-    pub fn with_env(self) -> SystemProps {
-        self.with_env_lookup(|k| std::env::var(k).ok())
     }
 }
 
@@ -1183,19 +1097,6 @@ mod tests {
             ..TlsFilters::default()
         };
         assert!(f.provider_and_versions().is_err());
-    }
-
-    #[test]
-    fn env_fallback_does_not_override_properties() {
-        let p = SystemProps::from_pairs([("javax.net.ssl.keyStore", "/from/prop")])
-            .with_env_lookup(|k| match k {
-                "FLUME_SSL_KEYSTORE_PATH" => Some("/from/env".into()),
-                "FLUME_SSL_KEYSTORE_PASSWORD" => Some("pw".into()),
-                _ => None,
-            });
-        assert_eq!(p.get("javax.net.ssl.keyStore"), Some("/from/prop"));
-        assert_eq!(p.get("javax.net.ssl.keyStorePassword"), Some("pw"));
-        assert_eq!(p.get("javax.net.ssl.trustStore"), None);
     }
 
     #[test]
