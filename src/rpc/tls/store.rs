@@ -3,9 +3,10 @@
 //!
 //! **Formats.** PKCS#12 (`.p12`/`.pfx`, Java's default keystore type since Java 9; opened with
 //! the `*-password`) and PEM (certificates, plus for a keystore a PKCS#8, PKCS#1 or SEC1 private
-//! key, either after the certificates or in the separate `keystore-key` file; PEM sections of
-//! any other kind are skipped). JKS and JCEKS, Java's proprietary formats, cannot be read:
-//! [`StoreType::parse`] accepts their names (many PKCS#12 files are configured as `JKS`, which
+//! key, either after the certificates or in the separate `keystore-key` file). PEM is parsed
+//! by the `pem` module of `rustls-pki-types` (which rustls re-exports); sections of any other
+//! kind are skipped, and a malformed section is an error naming the file. JKS and JCEKS, Java's
+//! proprietary formats, cannot be read: [`StoreType::parse`] accepts their names (many PKCS#12 files are configured as `JKS`, which
 //! Java tolerates), the file is sniffed, and a real JKS/JCEKS file is refused with
 //! [`JKS_CONVERSION_HINT`].
 //!
@@ -21,6 +22,7 @@
 
 use std::path::{Path, PathBuf};
 
+use rustls::pki_types::pem::{PemObject, SectionKind};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::error::TlsError;
@@ -161,6 +163,11 @@ fn p12_error(what: &'static str, path: &Path, e: p12_keystore::error::Error) -> 
     }
 }
 
+/// Why an encrypted PEM key is refused, and what to do instead.
+const ENCRYPTED_KEY: &str = "encrypted PEM private keys are not supported: decrypt with \
+                             `openssl pkcs8 -in key.pem -out plain.pem` or use a PKCS#12 \
+                             keystore with keystore-password";
+
 struct PemItems {
     certs: Vec<CertificateDer<'static>>,
     keys: Vec<PrivateKeyDer<'static>>,
@@ -174,18 +181,23 @@ fn read_pem(what: &'static str, path: &Path, data: &[u8]) -> Result<PemItems, Tl
         encrypted_key: data.windows(19).any(|w| w == b"ENCRYPTED PRIVATE K")
             || data.windows(14).any(|w| w == b"Proc-Type: 4,E"),
     };
-    let mut rd = data;
-    for item in rustls_pemfile::read_all(&mut rd) {
-        let item = item.map_err(|e| TlsError::BadStore {
+    for item in <(SectionKind, Vec<u8>)>::pem_slice_iter(data) {
+        let (kind, der) = item.map_err(|e| TlsError::BadStore {
             what,
             path: path.to_path_buf(),
-            message: format!("bad PEM: {e}"),
+            // A legacy encrypted key (`Proc-Type`/`DEK-Info` headers) is not valid base64:
+            // say what it is rather than that the PEM is broken.
+            message: if items.encrypted_key {
+                ENCRYPTED_KEY.to_string()
+            } else {
+                format!("bad PEM: {e}")
+            },
         })?;
-        match item {
-            rustls_pemfile::Item::X509Certificate(c) => items.certs.push(c),
-            rustls_pemfile::Item::Pkcs1Key(k) => items.keys.push(PrivateKeyDer::Pkcs1(k)),
-            rustls_pemfile::Item::Pkcs8Key(k) => items.keys.push(PrivateKeyDer::Pkcs8(k)),
-            rustls_pemfile::Item::Sec1Key(k) => items.keys.push(PrivateKeyDer::Sec1(k)),
+        match kind {
+            SectionKind::Certificate => items.certs.push(CertificateDer::from(der)),
+            SectionKind::RsaPrivateKey => items.keys.push(PrivateKeyDer::Pkcs1(der.into())),
+            SectionKind::PrivateKey => items.keys.push(PrivateKeyDer::Pkcs8(der.into())),
+            SectionKind::EcPrivateKey => items.keys.push(PrivateKeyDer::Sec1(der.into())),
             _ => {}
         }
     }
@@ -268,10 +280,7 @@ pub fn load_keystore(
                     return Err(TlsError::BadStore {
                         what: key_what,
                         path: key_origin,
-                        message: "encrypted PEM private keys are not supported: decrypt with \
-                                  `openssl pkcs8 -in key.pem -out plain.pem` or use a PKCS#12 \
-                                  keystore with keystore-password"
-                            .into(),
+                        message: ENCRYPTED_KEY.into(),
                     })
                 }
                 None => {
@@ -334,5 +343,107 @@ mod tests {
         assert_eq!(StoreType::parse("keystore", "JKS").unwrap(), None);
         let e = StoreType::parse("truststore", "BKS").unwrap_err();
         assert_eq!(e.key(), "truststore-type");
+    }
+
+    const CERT_PEM: &str = include_str!("../../../tests/fixtures/tls/ca.pem");
+    const KEY_PEM: &str = include_str!("../../../tests/fixtures/tls/server.key");
+
+    /// The base64 body of the first PEM section in `pem`.
+    fn body(pem: &str) -> String {
+        pem.lines()
+            .skip_while(|l| !l.starts_with("-----BEGIN "))
+            .skip(1)
+            .take_while(|l| !l.starts_with("-----END "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn section(label: &str, body: &str) -> String {
+        format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n")
+    }
+
+    fn der(pem: &str) -> Vec<u8> {
+        let (_, d) = <(SectionKind, Vec<u8>)>::from_pem_slice(pem.as_bytes()).unwrap();
+        d
+    }
+
+    #[test]
+    fn pem_sections_map_to_certificates_and_each_key_format() {
+        let key = body(KEY_PEM);
+        let text = format!(
+            "comment before\n{}{}{}{}{}{}",
+            CERT_PEM,
+            section("X509 CRL", &body(CERT_PEM)),
+            section("SOMETHING ELSE", "not even base64 !!"),
+            section("RSA PRIVATE KEY", &key),
+            section("PRIVATE KEY", &key),
+            section("EC PRIVATE KEY", &key),
+        );
+        let items = read_pem("keystore", Path::new("k.pem"), text.as_bytes()).unwrap();
+        assert_eq!(
+            items.certs.len(),
+            1,
+            "the CRL and the unknown section are skipped"
+        );
+        assert_eq!(items.certs[0].as_ref(), der(CERT_PEM).as_slice());
+        assert!(!items.encrypted_key);
+        let kinds: Vec<&str> = items
+            .keys
+            .iter()
+            .map(|k| match k {
+                PrivateKeyDer::Pkcs1(_) => "pkcs1",
+                PrivateKeyDer::Pkcs8(_) => "pkcs8",
+                PrivateKeyDer::Sec1(_) => "sec1",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["pkcs1", "pkcs8", "sec1"]);
+        assert!(items
+            .keys
+            .iter()
+            .all(|k| k.secret_der() == der(KEY_PEM).as_slice()));
+    }
+
+    #[test]
+    fn malformed_pem_is_an_error_naming_the_file() {
+        let bad_base64 = section("CERTIFICATE", "%%%% not base64 %%%%");
+        let e = read_pem("truststore", Path::new("/etc/t.pem"), bad_base64.as_bytes())
+            .err()
+            .expect("bad base64 must fail");
+        assert_eq!(e.key(), "truststore");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("/etc/t.pem") && msg.contains("bad PEM"),
+            "{msg}"
+        );
+        let unterminated = format!("-----BEGIN CERTIFICATE-----\n{}\n", body(CERT_PEM));
+        let e = read_pem("truststore", Path::new("t.pem"), unterminated.as_bytes())
+            .err()
+            .expect("a section without its END line must fail");
+        assert!(e.to_string().contains("bad PEM"), "{e}");
+    }
+
+    #[test]
+    fn encrypted_keys_are_reported_as_encrypted() {
+        // PKCS#8 encrypted: a section kind rustls cannot use, so no key at all.
+        let pkcs8 = format!(
+            "{CERT_PEM}{}",
+            section("ENCRYPTED PRIVATE KEY", &body(KEY_PEM))
+        );
+        let items = read_pem("keystore", Path::new("k.pem"), pkcs8.as_bytes()).unwrap();
+        assert!(items.keys.is_empty() && items.encrypted_key);
+        // Legacy OpenSSL encryption: headers inside the section are not base64.
+        let legacy = section(
+            "RSA PRIVATE KEY",
+            &format!(
+                "Proc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00112233445566778899AABBCCDDEEFF\n\n{}",
+                body(KEY_PEM)
+            ),
+        );
+        let e = read_pem("keystore-key", Path::new("k.key"), legacy.as_bytes())
+            .err()
+            .expect("legacy encrypted key");
+        assert_eq!(e.key(), "keystore-key");
+        assert!(e.to_string().contains("encrypted PEM private keys"), "{e}");
     }
 }
