@@ -24,6 +24,10 @@
 //! | [`tools`] | the CLI's tools as functions: `avro-client`, `bench`, the verified relay |
 //! | [`tools`] | the `avro-client` and `bench` command-line tools as functions |
 
+// Every `unsafe` block (the file channel's mmaps, the libc calls of rpc::ipfilter) must say why
+// it is sound.
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod agent;
 pub mod channel;
 pub mod config;

@@ -43,7 +43,10 @@ impl Agent {
     }
 
     fn sigterm_and_wait(mut self) -> bool {
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_child(&self.0),
+            rustix::process::Signal::TERM,
+        );
         let end = Instant::now() + Duration::from_secs(30);
         while Instant::now() < end {
             if let Some(s) = self.0.try_wait().unwrap() {
