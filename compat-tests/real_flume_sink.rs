@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 
 use sluicegate::channel::memory::{MemoryChannel, MemoryChannelConfig};
 use sluicegate::channel::Channel;
-use sluicegate::config::Context;
+use sluicegate::config::{Context, SystemProps};
 use sluicegate::metrics::SinkCounter;
-use sluicegate::rpc::SystemProps;
 use sluicegate::sink::avro::AvroSink;
 use sluicegate::sink::processor::DefaultSinkProcessor;
 use sluicegate::sink::runner::SinkRunner;

@@ -66,11 +66,8 @@ struct Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        let pgid = self.child.id() as i32;
-        // SAFETY: plain syscalls on the process group this test created.
-        unsafe {
-            libc::kill(-pgid, libc::SIGTERM);
-        }
+        let pgid = rustix::process::Pid::from_child(&self.child);
+        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::TERM);
         let end = Instant::now() + Duration::from_secs(10);
         while Instant::now() < end {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -78,9 +75,7 @@ impl Drop for Agent {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        unsafe {
-            libc::kill(-pgid, libc::SIGKILL);
-        }
+        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
         let _ = self.child.wait();
     }
 }

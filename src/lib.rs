@@ -27,10 +27,14 @@
 //! | 1 | [`component`] | the one registry of component type names (`avro`, `org.apache.flume.…`) |
 //! | 1 | [`metrics`] | Flume's counters, `/metrics` JSON, Prometheus text |
 //! | 0 | [`avro`] | Avro binary primitives (varints, bytes, strings, blocks) |
-//! | 0 | [`config`] | a component's settings ([`config::Context`]) with file/line for every error |
+//! | 0 | [`config`] | a component's settings ([`config::Context`]) with file/line for every error; the `-D` system properties ([`config::SystemProps`]) |
 //! | 0 | [`clock`] | time sources: wall-clock milliseconds as Flume reports them; the monotonic clock timers read, and a manual one tests advance |
 //!
 //! To add a module, give it a layer here and in `LAYERS` in `tests/layering.rs`.
+
+// Every `unsafe` block (the file channel's mmaps, the libc calls of rpc::ipfilter) must say why
+// it is sound.
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod agent;
 pub mod avro;

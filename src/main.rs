@@ -136,7 +136,7 @@ struct ConfArgs {
 }
 
 impl ConfArgs {
-    fn props(&self) -> sluicegate::rpc::tls::SystemProps {
+    fn props(&self) -> sluicegate::config::SystemProps {
         parse_defines(self.defines.iter().map(String::as_str))
     }
 
@@ -194,7 +194,7 @@ fn init_logging(filter: &str) {
 }
 
 fn bench(b: BenchArgs) -> Result<sluicegate::tools::bench::BenchReport, String> {
-    let props = sluicegate::rpc::tls::SystemProps::new();
+    let props = sluicegate::config::SystemProps::new();
     let build = |target| {
         let mut o = sluicegate::tools::bench::BenchOptions::new(target);
         o.events = b.events;

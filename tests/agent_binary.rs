@@ -85,8 +85,11 @@ fn sigterm_mid_stream_loses_no_committed_event_and_a_restart_drains_the_rest() {
     while out_lines(&d.join("out")).len() < 5000 && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let rc = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert_eq!(rc, 0);
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
     let status =
         wait_exit(&mut child, Duration::from_secs(20)).expect("the agent must exit after SIGTERM");
     assert!(status.success(), "exit status {status:?}");
@@ -124,7 +127,10 @@ fn sigterm_mid_stream_loses_no_committed_event_and_a_restart_drains_the_rest() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    );
     assert!(wait_exit(&mut child, Duration::from_secs(20)).is_some_and(|s| s.success()));
     assert_eq!(held("after the restart"), 0, "the channel is drained");
     assert_eq!(out_lines(&d.join("out")).len(), first_run + left);

@@ -117,7 +117,10 @@ impl Agent {
     }
 
     fn sigterm_and_wait(mut self) -> bool {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_child(&self.child),
+            rustix::process::Signal::TERM,
+        );
         let end = Instant::now() + LIMIT;
         while Instant::now() < end {
             if let Some(s) = self.child.try_wait().unwrap() {

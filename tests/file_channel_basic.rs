@@ -133,11 +133,9 @@ fn files_named(dir: &std::path::Path, prefix: &str) -> usize {
 /// Whether the filesystem under `dir` can zero a range in place (tmpfs cannot; then consumed
 /// segments are deleted instead of kept as spares).
 fn zero_range_works(dir: &std::path::Path) -> bool {
-    use std::os::unix::io::AsRawFd;
     let f = std::fs::File::create(dir.join("probe")).unwrap();
     f.set_len(8192).unwrap();
-    // SAFETY: plain syscall on a valid, open descriptor.
-    let ok = unsafe { libc::fallocate(f.as_raw_fd(), libc::FALLOC_FL_ZERO_RANGE, 0, 4096) } == 0;
+    let ok = rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::ZERO_RANGE, 0, 4096).is_ok();
     std::fs::remove_file(dir.join("probe")).unwrap();
     ok
 }

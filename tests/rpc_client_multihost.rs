@@ -6,9 +6,8 @@ mod rpc_client_common;
 use std::time::Duration;
 
 use rpc_client_common::{dead_port, numbered, Mode, TestServer};
-use sluicegate::config::Context;
+use sluicegate::config::{Context, SystemProps};
 use sluicegate::rpc::client::{RpcClient, RpcClientConfig, RpcClientError};
-use sluicegate::rpc::SystemProps;
 
 fn cfg(client_type: &str, ports: &[u16], extra: &[(&str, &str)]) -> RpcClientConfig {
     let aliases: Vec<String> = (0..ports.len()).map(|i| format!("h{i}")).collect();

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluicegate::config::{Context, Origin};
+use sluicegate::config::{Context, Origin, SystemProps};
 use sluicegate::rpc::{
-    ClientTransport, LayerOrder, RpcStream, ServerTransport, StoreSource, SystemProps,
-    TlsClientSettings, TlsFilters, TlsServerSettings, TransportError, TransportSettings, TrustMode,
+    ClientTransport, LayerOrder, RpcStream, ServerTransport, StoreSource, TlsClientSettings,
+    TlsFilters, TlsServerSettings, TransportError, TransportSettings, TrustMode,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;

@@ -25,9 +25,8 @@ use super::topology::{
     BuiltSource,
 };
 use crate::channel::Channel;
-use crate::config::ConfigError;
+use crate::config::{ConfigError, SystemProps};
 use crate::metrics::{CounterGroup, MetricsRegistry};
-use crate::rpc::tls::SystemProps;
 
 /// Why an agent could not start (or reload).
 #[derive(Debug, thiserror::Error)]

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::lifecycle::{Agent, AgentError};
+use crate::config::SystemProps;
 use crate::metrics::http::{monitoring_options, MetricsServer};
 use crate::metrics::MetricsRegistry;
-use crate::rpc::tls::SystemProps;
 
 /// Options of `sluicegate agent`.
 #[derive(Debug, Clone)]

@@ -51,10 +51,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::channel::{Channel, ChannelError, TakeBatch};
-use crate::config::{ConfigError, Context};
+use crate::config::{ConfigError, Context, SystemProps};
 use crate::metrics::SinkCounter;
 use crate::rpc::client::{RpcClient, RpcClientConfig, RpcClientError};
-use crate::rpc::tls::SystemProps;
 
 use super::{Sink, SinkError, SinkStatus};
 

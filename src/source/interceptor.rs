@@ -239,17 +239,10 @@ impl HostInterceptor {
     }
 }
 
-/// The local host name (`gethostname`).
+/// The local host name (`gethostname`, which on Linux is the `nodename` of `uname`).
 pub fn local_hostname() -> Option<String> {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for `buf.len()` bytes; gethostname NUL-terminates on success
-    // when the name fits, and we stop at the first NUL or the buffer end.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return None;
-    }
-    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    let s = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let uname = rustix::system::uname();
+    let s = uname.nodename().to_string_lossy().into_owned();
     (!s.is_empty()).then_some(s)
 }
 

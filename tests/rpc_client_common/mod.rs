@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use futures::StreamExt;
-use sluicegate::config::Context;
-use sluicegate::rpc::{ServerTransport, SystemProps};
+use sluicegate::config::{Context, SystemProps};
+use sluicegate::rpc::ServerTransport;
 use sluicegate::wire::{Frame, FrameCodec, ProtocolCache, ServerAction, ServerSession, Status};
 use sluicegate::Event;
 use tokio::io::AsyncWriteExt;

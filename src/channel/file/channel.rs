@@ -484,7 +484,7 @@ impl Shared {
             files.push(log.cur.clone());
             drop(log);
             let res = if self.fail_next_sync.swap(false, Ordering::SeqCst) {
-                Err(std::io::Error::from_raw_os_error(libc::EIO))
+                Err(std::io::Error::from(rustix::io::Errno::IO))
             } else {
                 files.iter().try_for_each(|s| s.file.sync_data())
             };

@@ -9,7 +9,6 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
@@ -55,20 +54,17 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// Reserves `len` bytes of disk for `file` so later writes inside cannot hit ENOSPC.
 /// Falls back to a sparse `set_len` where the filesystem cannot preallocate.
 pub fn preallocate(file: &File, len: u64) -> io::Result<()> {
-    // SAFETY: plain syscall on a valid, open descriptor.
-    let r = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) };
-    if r == 0 {
-        return Ok(());
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => {
+    use rustix::fs::{fallocate, FallocateFlags};
+    use rustix::io::Errno;
+    match fallocate(file, FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        Err(e) if e == Errno::OPNOTSUPP || e == Errno::NOSYS => {
             if file.metadata()?.len() < len {
                 file.set_len(len)?;
             }
             Ok(())
         }
-        _ => Err(err),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -243,17 +239,10 @@ impl Segment {
         if off >= len {
             return Ok(());
         }
-        let fd = self.file.as_raw_fd();
-        // SAFETY: plain syscall on a valid, open descriptor.
-        let r = unsafe {
-            libc::fallocate(
-                fd,
-                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                off as libc::off_t,
-                (len - off) as libc::off_t,
-            )
-        };
-        if r != 0 {
+        use rustix::fs::FallocateFlags as F;
+        let punched =
+            rustix::fs::fallocate(&self.file, F::PUNCH_HOLE | F::KEEP_SIZE, off, len - off);
+        if punched.is_err() {
             // No hole punching here: overwrite with zeros instead.
             let zeros = vec![0u8; 1 << 16];
             let mut at = off;

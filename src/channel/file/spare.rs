@@ -36,7 +36,6 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -271,18 +270,7 @@ impl Spares {
 
     /// Makes every byte of `file` read as zero again while keeping its blocks allocated.
     fn zero(&self, file: &File) -> io::Result<()> {
-        // SAFETY: plain syscall on a valid, open descriptor.
-        let r = unsafe {
-            libc::fallocate(
-                file.as_raw_fd(),
-                libc::FALLOC_FL_ZERO_RANGE,
-                0,
-                self.size as libc::off_t,
-            )
-        };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        rustix::fs::fallocate(file, rustix::fs::FallocateFlags::ZERO_RANGE, 0, self.size)?;
         // A cheap guard against a filesystem that accepted the call without zeroing.
         let mut probe = [0u8; 64];
         file.read_exact_at(&mut probe, 0)?;
@@ -390,9 +378,7 @@ mod tests {
     fn zeroing_works(dir: &Path) -> bool {
         let f = File::create(dir.join("probe")).unwrap();
         f.set_len(SIZE).unwrap();
-        // SAFETY: plain syscall on a valid, open descriptor.
-        let ok =
-            unsafe { libc::fallocate(f.as_raw_fd(), libc::FALLOC_FL_ZERO_RANGE, 0, 4096) == 0 };
+        let ok = rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::ZERO_RANGE, 0, 4096).is_ok();
         std::fs::remove_file(dir.join("probe")).unwrap();
         ok
     }

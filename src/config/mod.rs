@@ -2,6 +2,9 @@
 //! component (`a1.sources.r1.*` with the prefix removed), each remembering the file and line it
 //! came from so every error can point at it.
 //!
+//! The process-wide `-D` settings (Java system properties, with the `FLUME_SSL_*` environment
+//! fallbacks) are a [`SystemProps`] ([`system_props`]), handed down next to the `Context`s.
+//!
 //! This module sits at the bottom of the crate: sources, sinks and channels read their settings
 //! from a `Context`; the agent's `flume.conf` loader builds them.
 
@@ -11,6 +14,10 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+pub mod system_props;
+
+pub use system_props::{SystemProps, GLOBAL_SSL_SETTINGS};
 
 /// Where a configuration value came from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
