@@ -5,6 +5,17 @@
 //! The process-wide `-D` settings (Java system properties, with the `FLUME_SSL_*` environment
 //! fallbacks) are a [`SystemProps`] ([`system_props`]), handed down next to the `Context`s.
 //!
+//! ## Used keys
+//!
+//! Every getter records the key it asked for, present or not, in a set shared by a context,
+//! its clones and its [`Context::sub`] contexts. The set holds keys relative to the **root**
+//! context (the component's: `selector.header`, `interceptors.i1.key`), whichever context read
+//! them, so a key is "used" exactly when some code asked for it. [`Context::unused_keys`] (keys
+//! set but never asked for) and [`Context::read_keys`] (what was asked for: the keys the
+//! component knows, for a "did you mean …?" from [`suggest`]) answer relative to the context
+//! they are called on. An error about a key that is not set ([`Context::error`], e.g. from
+//! [`Context::require`]) names a set but unread key close to it: the typo that left it unset.
+//!
 //! This module sits at the bottom of the crate: sources, sinks and channels read their settings
 //! from a `Context`; the agent's `flume.conf` loader builds them.
 
@@ -15,6 +26,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub mod suggest;
 pub mod system_props;
 
 pub use system_props::{SystemProps, GLOBAL_SSL_SETTINGS};
@@ -63,6 +75,9 @@ struct Entry {
 #[derive(Debug, Clone, Default)]
 pub struct Context {
     prefix: String,
+    /// This context's place under the root context (`""`, `selector.`, `interceptors.i1.`):
+    /// what `used` keys are relative to.
+    base: String,
     declared_at: Origin,
     entries: BTreeMap<String, Entry>,
     used: Arc<Mutex<std::collections::BTreeSet<String>>>,
@@ -119,12 +134,21 @@ impl Context {
         }
     }
 
+    fn used_set(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<String>> {
+        // Poison: the set of keys read, used only for diagnostics; a panicked reader cannot
+        // leave it inconsistent.
+        self.used.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn mark_used(&self, key: &str) {
-        // Poison (both): the set of keys read, used only for "unknown key" warnings.
-        self.used
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.to_string());
+        let full = format!("{}{key}", self.base);
+        self.used_set().insert(full);
+    }
+
+    /// Marks `key` as dealt with although no getter read it (a warning already names it, or
+    /// it is a Flume key sluicegate accepts and ignores), so it is not reported as unknown.
+    pub fn mark_read(&self, key: &str) {
+        self.mark_used(key);
     }
 
     /// The raw value of `key`, trimmed as Flume's `Context.getString` leaves it.
@@ -210,14 +234,11 @@ impl Context {
         let mut c = Context::new(self.full_key(prefix));
         c.declared_at = self.declared_at.clone();
         c.used = self.used.clone();
+        c.base = format!("{}{p}", self.base);
         for (k, e) in &self.entries {
             if let Some(rest) = k.strip_prefix(&p) {
                 c.entries.insert(rest.to_string(), e.clone());
             }
-        }
-        // Reads through the sub-context mark keys relative to it; record the parent keys too.
-        for k in c.entries.keys() {
-            self.mark_used(&format!("{p}{k}"));
         }
         c
     }
@@ -227,21 +248,47 @@ impl Context {
         self.entries.keys().map(String::as_str)
     }
 
-    /// `(key, value)` pairs, sorted by key.
+    /// `(key, value)` pairs, sorted by key. Reading every value this way marks every key used
+    /// (a selector's `mapping.*` is all meaningful); to look at names only, use [`Context::keys`].
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        for k in self.entries.keys() {
+            self.mark_used(k);
+        }
         self.entries
             .iter()
             .map(|(k, e)| (k.as_str(), e.value.as_str()))
     }
 
-    /// Keys never read by any getter (candidates for an "unknown key" warning).
+    /// Keys set but never asked for by any getter (of this context, a clone, a parent or a
+    /// sub-context): candidates for an "unknown key" diagnostic.
     pub fn unused_keys(&self) -> Vec<String> {
-        let used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        let used = self.used_set();
         self.entries
             .keys()
-            .filter(|k| !used.contains(*k))
+            .filter(|k| !used.contains(&format!("{}{k}", self.base)))
             .cloned()
             .collect()
+    }
+
+    /// Every key some getter asked for under this context, set or not (relative to it,
+    /// sorted): the keys the component knows, to suggest from.
+    pub fn read_keys(&self) -> Vec<String> {
+        self.used_set()
+            .iter()
+            .filter_map(|k| k.strip_prefix(&self.base))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The set key nearest to `key` that no getter has asked for: the likely typo when `key`
+    /// is missing.
+    fn typo_for(&self, key: &str) -> Option<String> {
+        let used = self.used_set();
+        let unread = self
+            .entries
+            .keys()
+            .filter(|k| !used.contains(&format!("{}{k}", self.base)));
+        suggest::suggest(key, unread.map(String::as_str)).map(str::to_string)
     }
 
     /// Where `key` was set (or where the component was declared when it is not).
@@ -252,14 +299,31 @@ impl Context {
             .unwrap_or_else(|| self.declared_at.clone())
     }
 
-    /// An error about `key`, carrying its file and line.
+    /// An error about `key`, carrying its file and line. When `key` is not set and a set,
+    /// unread key is close to it, the message ends `(did you mean 'port'? found 'prot' at
+    /// file:line)`.
     pub fn error(&self, key: &str, message: &str) -> ConfigError {
         let o = self.origin(key);
+        let mut message = message.to_string();
+        if !self.contains(key) {
+            if let Some(typo) = self.typo_for(key) {
+                let at = self.origin(&typo);
+                let place = match &at.file {
+                    Some(f) => format!("{}:{}", f.display(), at.line),
+                    None => format!("line {}", at.line),
+                };
+                message.push_str(&format!(
+                    " (did you mean '{key}'? found '{typo}' at {place})"
+                ));
+                // Named here; not reported again as an unknown key.
+                self.mark_used(&typo);
+            }
+        }
         ConfigError {
             file: o.file,
             line: o.line,
             key: self.full_key(key),
-            message: message.to_string(),
+            message,
         }
     }
 
