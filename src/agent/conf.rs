@@ -212,6 +212,50 @@ impl AgentConfig {
         out.sort_by_key(|w| w.line);
         out
     }
+
+    /// The warnings components gave while they were built ([`Context::warn`]: a value replaced
+    /// by a default, a Flume key sluicegate ignores), of the components `built` accepts (see
+    /// [`AgentConfig::unknown_keys`]). Sorted by line.
+    pub fn build_notes(&self, built: &dyn Fn(&str, &str) -> bool) -> Vec<ConfigWarning> {
+        let mut ctxs: Vec<&Context> = Vec::new();
+        ctxs.extend(
+            self.channels
+                .iter()
+                .filter(|c| built("channel", &c.name))
+                .map(|c| &c.context),
+        );
+        ctxs.extend(
+            self.sources
+                .iter()
+                .filter(|s| built("source", &s.name))
+                .map(|s| &s.context),
+        );
+        ctxs.extend(
+            self.sinks
+                .iter()
+                .filter(|k| built("sink", &k.name))
+                .map(|k| &k.context),
+        );
+        ctxs.extend(
+            self.sinkgroups
+                .iter()
+                .filter(|g| built("sinkgroup", &g.name))
+                .map(|g| &g.context),
+        );
+        let mut out: Vec<ConfigWarning> = ctxs
+            .into_iter()
+            .flat_map(|c| c.notes())
+            .map(|e| ConfigWarning {
+                file: e.file,
+                line: e.line,
+                key: e.key,
+                message: e.message,
+            })
+            .collect();
+        out.sort_by_key(|w| w.line);
+        out.dedup();
+        out
+    }
 }
 
 /// Unknown keys of `ctx` (except those under the `inner` prefixes, reported by their own
@@ -699,6 +743,7 @@ impl Builder {
                 let raw = map.entry(name).or_insert_with(|| {
                     let mut ctx = Context::new(prefix);
                     ctx.set_declared_at(origin.clone());
+                    ctx.collect_notes(); // reported with the other diagnostics
                     Raw {
                         ctx,
                         first_line: e.line,
@@ -1183,6 +1228,7 @@ impl Validator for SinkValidator {
         let channel = match ctx.get("channel").map(split_list) {
             None => {
                 let hint = if ctx.contains("channels") {
+                    ctx.mark_read("channels"); // named by this hint
                     " (sinks use 'channel', singular; 'channels' is for sources)"
                 } else {
                     ""

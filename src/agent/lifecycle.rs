@@ -159,12 +159,14 @@ pub fn check_report(path: &Path, name: &str, props: &SystemProps) -> CheckReport
             let (runners, e2) = build_sink_runners(&cfg, &arcs, &env, None);
             let (sources, e3) = build_sources(&cfg, &arcs, &env, None);
             errors.extend(e1.into_iter().chain(e2).chain(e3));
-            let unknown = cfg.unknown_keys(&built_filter(&channels, &runners, &sources));
+            let built = built_filter(&channels, &runners, &sources);
+            let unknown = cfg.unknown_keys(&built);
             if strict(props) {
                 errors.extend(unknown.into_iter().map(ConfigWarning::into_error));
             } else {
                 warnings.extend(unknown);
             }
+            warnings.extend(cfg.build_notes(&built));
         }
     }
     errors.sort_by_key(|e| e.line);
@@ -267,15 +269,20 @@ impl Agent {
         errors.extend(e2);
         errors.extend(e3);
         // Keys no component read, of the components built just now (see conf, "Unknown keys").
-        let built_now: BTreeMap<String, BuiltChannel> = BTreeMap::new();
-        let unknown = cfg.unknown_keys(&|kind: &str, name: &str| {
-            (kind == "channel" && pick_ch(name) && self.channels.contains_key(name))
-                || built_filter(&built_now, &runners, &sources)(kind, name)
-        });
-        if strict(&self.props) {
-            errors.extend(unknown.into_iter().map(ConfigWarning::into_error));
-        } else {
-            log_warnings(&unknown);
+        {
+            let no_channels: BTreeMap<String, BuiltChannel> = BTreeMap::new();
+            let others = built_filter(&no_channels, &runners, &sources);
+            let built = |kind: &str, name: &str| {
+                (kind == "channel" && pick_ch(name) && self.channels.contains_key(name))
+                    || others(kind, name)
+            };
+            let unknown = cfg.unknown_keys(&built);
+            if strict(&self.props) {
+                errors.extend(unknown.into_iter().map(ConfigWarning::into_error));
+            } else {
+                log_warnings(&unknown);
+            }
+            log_warnings(&cfg.build_notes(&built));
         }
         if !errors.is_empty() {
             errors.sort_by_key(|e| e.line);

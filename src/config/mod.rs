@@ -81,6 +81,8 @@ pub struct Context {
     declared_at: Origin,
     entries: BTreeMap<String, Entry>,
     used: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    /// Warnings from [`Context::warn`], when the agent collects them (`None`: logged).
+    notes: Option<Arc<Mutex<Vec<ConfigError>>>>,
 }
 
 impl Context {
@@ -143,6 +145,37 @@ impl Context {
     fn mark_used(&self, key: &str) {
         let full = format!("{}{key}", self.base);
         self.used_set().insert(full);
+    }
+
+    /// From now on [`Context::warn`] on this context, its clones and sub-contexts records
+    /// the warning (see [`Context::notes`]) instead of logging it, so the agent can print it
+    /// with the other configuration diagnostics.
+    pub fn collect_notes(&mut self) {
+        self.notes = Some(Arc::default());
+    }
+
+    /// A warning about `key` (a value replaced by a default, a Flume key that is ignored):
+    /// recorded when notes are collected, else logged at WARN as `file:line: key: message`.
+    pub fn warn(&self, key: &str, message: &str) {
+        let o = self.origin(key);
+        let note = ConfigError {
+            file: o.file,
+            line: o.line,
+            key: self.full_key(key),
+            message: message.to_string(),
+        };
+        match &self.notes {
+            Some(n) => n.lock().unwrap_or_else(|e| e.into_inner()).push(note),
+            None => tracing::warn!("{note}"),
+        }
+    }
+
+    /// The warnings recorded by [`Context::warn`] since [`Context::collect_notes`].
+    pub fn notes(&self) -> Vec<ConfigError> {
+        self.notes
+            .as_ref()
+            .map(|n| n.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .unwrap_or_default()
     }
 
     /// Marks `key` as dealt with although no getter read it (a warning already names it, or
@@ -234,6 +267,7 @@ impl Context {
         let mut c = Context::new(self.full_key(prefix));
         c.declared_at = self.declared_at.clone();
         c.used = self.used.clone();
+        c.notes = self.notes.clone();
         c.base = format!("{}{p}", self.base);
         for (k, e) in &self.entries {
             if let Some(rest) = k.strip_prefix(&p) {
