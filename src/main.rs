@@ -282,7 +282,11 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 _ => {
-                    eprintln!("{}: agent {} is not valid: {counts}", path.display(), conf.name);
+                    eprintln!(
+                        "{}: agent {} is not valid: {counts}",
+                        path.display(),
+                        conf.name
+                    );
                     ExitCode::from(1)
                 }
             }

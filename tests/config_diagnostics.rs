@@ -194,10 +194,10 @@ a1.channels.c1.type = memory
 a1.sinks.k1.type = null
 a1.sinks.k1.channels = c1
 ",
-        diags: &[(
-            E,
-            "4: a1.sinks.k1.channel: is not set: sink 'k1' must read one channel (sinks use 'channel', singular; 'channels' is for sources) (defined: c1)",
-        )],
+        diags: &[
+            (E, "4: a1.sinks.k1.channel: is not set: sink 'k1' must read one channel (sinks use 'channel', singular; 'channels' is for sources) (defined: c1)"),
+            (W, "1: a1.channels: channel 'c1' is connected to no source or sink; Flume removes such channels"),
+        ],
     },
 ];
 
@@ -264,15 +264,26 @@ fn check_reports_every_diagnostic_with_lines_and_suggestions() {
             if errors.is_empty() {
                 got.push(last); // a valid file's summary goes to stdout
                 assert_eq!(code, 0, "{what}");
-                assert!(stdout.contains("is valid") && stdout.contains(&summary), "{what}");
+                assert!(
+                    stdout.contains("is valid") && stdout.contains(&summary),
+                    "{what}"
+                );
             } else {
                 assert_eq!(code, 1, "{what}");
-                assert_eq!(last, format!("{f}: agent a1 is not valid: {summary}"), "{what}");
+                assert_eq!(
+                    last,
+                    format!("{f}: agent a1 is not valid: {summary}"),
+                    "{what}"
+                );
             }
             assert_eq!(got, expected, "{what}");
             // Nothing else is printed: no log lines, no repeats.
             let printed = stderr.lines().count();
-            assert_eq!(printed, expected.len() + usize::from(!errors.is_empty()), "{what}");
+            assert_eq!(
+                printed,
+                expected.len() + usize::from(!errors.is_empty()),
+                "{what}"
+            );
         }
     }
 }
@@ -319,7 +330,14 @@ fn the_agent_warns_about_unknown_keys_and_refuses_them_when_strict() {
     );
     // Strict: the start fails and names the key.
     let out = Command::new(BIN)
-        .args(["agent", "-n", "a1", "--no-reload-conf", "-Dsluicegate.config.strict=true", "-f"])
+        .args([
+            "agent",
+            "-n",
+            "a1",
+            "--no-reload-conf",
+            "-Dsluicegate.config.strict=true",
+            "-f",
+        ])
         .arg(&conf)
         .output()
         .unwrap();
@@ -338,7 +356,10 @@ fn the_agent_warns_about_unknown_keys_and_refuses_them_when_strict() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             if tx.send(line).is_err() {
                 break;
             }

@@ -200,7 +200,11 @@ impl AgentConfig {
             let who = format!("{} sink {}", k.sink_type, k.name);
             unknown_in(&mut out, &k.context, &[], &who);
         }
-        for g in self.sinkgroups.iter().filter(|g| built("sinkgroup", &g.name)) {
+        for g in self
+            .sinkgroups
+            .iter()
+            .filter(|g| built("sinkgroup", &g.name))
+        {
             let who = format!(
                 "{} processor of sink group {}",
                 g.processor.processor_type, g.name

@@ -18,9 +18,7 @@ use std::sync::Arc;
 
 use tokio::runtime::Handle;
 
-use super::conf::{
-    load_file, load_file_partial, strict, AgentConfig, ConfigErrors, ConfigWarning,
-};
+use super::conf::{load_file, load_file_partial, strict, AgentConfig, ConfigErrors, ConfigWarning};
 use super::topology::{
     build_channels, build_sink_runners, build_sources, built_filter, channel_fingerprints,
     register, runner_fingerprints, source_fingerprints, BuildEnv, BuildMode, BuiltChannel,

@@ -95,19 +95,31 @@ mod tests {
         assert_eq!(edit_distance("prot", "port"), 1);
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("transactionCapacty", "transactionCapacity"), 1);
+        assert_eq!(
+            edit_distance("transactionCapacty", "transactionCapacity"),
+            1
+        );
         assert_eq!(edit_distance("same", "same"), 0);
     }
 
     #[test]
     fn suggests_the_nearest_close_key() {
-        let sink = ["batch-size", "hostname", "port", "compression-type", "compression-level"];
+        let sink = [
+            "batch-size",
+            "hostname",
+            "port",
+            "compression-type",
+            "compression-level",
+        ];
         assert_eq!(suggest("batchSize", sink), Some("batch-size"));
         assert_eq!(suggest("prot", sink), Some("port"));
         assert_eq!(suggest("hostnme", sink), Some("hostname"));
         assert_eq!(suggest("compression-typ", sink), Some("compression-type"));
         let channel = ["capacity", "transactionCapacity", "keep-alive"];
-        assert_eq!(suggest("transactionCapacty", channel), Some("transactionCapacity"));
+        assert_eq!(
+            suggest("transactionCapacty", channel),
+            Some("transactionCapacity")
+        );
         assert_eq!(suggest("keepAlive", channel), Some("keep-alive"));
         assert_eq!(suggest("capcity", channel), Some("capacity"));
     }
@@ -132,7 +144,10 @@ mod tests {
         assert_eq!(suggest("sink.rolInterval", keys), Some("sink.rollInterval"));
         assert_eq!(suggest("sink.directry", keys), Some("sink.directory"));
         // The shared prefix does not buy a long key more edits in its last segment.
-        assert_eq!(suggest("interceptors.i1.key", ["interceptors.i1.value"]), None);
+        assert_eq!(
+            suggest("interceptors.i1.key", ["interceptors.i1.value"]),
+            None
+        );
         assert_eq!(
             suggest("interceptors.i1.hederName", ["interceptors.i1.headerName"]),
             Some("interceptors.i1.headerName")
