@@ -411,4 +411,60 @@ mod tests {
         let d = Context::from_pairs("p", [("unread", "1")]);
         assert_eq!(d.unused_keys(), vec!["unread".to_string()]);
     }
+
+    #[test]
+    fn used_keys_are_exact_through_sub_contexts() {
+        let c = Context::from_pairs(
+            "a1.sources.r1",
+            [
+                ("type", "seq"),
+                ("selector.header", "h"),
+                ("selector.heder", "h"),
+                ("header", "x"),
+            ],
+        );
+        let sel = c.sub("selector");
+        assert_eq!(sel.get("header"), Some("h"));
+        // Reading `header` in the sub-context is `selector.header`, not the root's `header`,
+        // and creating the sub-context does not mark its keys.
+        assert_eq!(c.unused_keys(), ["header", "selector.heder", "type"]);
+        assert_eq!(sel.unused_keys(), ["heder"]);
+        assert_eq!(sel.read_keys(), ["header"]);
+        assert_eq!(c.read_keys(), ["selector.header"]);
+        let _ = c.get("type");
+        c.mark_read("header");
+        assert_eq!(c.unused_keys(), ["selector.heder"]);
+    }
+
+    #[test]
+    fn a_missing_key_names_the_typo_that_left_it_unset() {
+        let mut c = Context::new("a1.sources.r1");
+        let at = |line| Origin {
+            file: Some(Arc::new("f.conf".into())),
+            line,
+        };
+        c.set_declared_at(at(3));
+        c.insert("bind", "0.0.0.0", at(3));
+        c.insert("prot", "4141", at(5));
+        let e = c.require("port").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f.conf:3: a1.sources.r1.port: is required but not set (did you mean 'port'? found \
+             'prot' at f.conf:5)"
+        );
+        // Named in the error: not reported again as unknown. `bind` was never read.
+        assert_eq!(c.unused_keys(), ["bind"]);
+        // A key that was read is not a typo candidate, and a far key is none.
+        let _ = c.get("bind");
+        assert!(!c
+            .require("bond")
+            .unwrap_err()
+            .message
+            .contains("did you mean"));
+        assert!(!c
+            .require("hostname")
+            .unwrap_err()
+            .message
+            .contains("did you mean"));
+    }
 }
