@@ -19,7 +19,7 @@
 //!
 //! # Implementations
 //! * [`memory`]: bounded in-memory queue (`type = memory`).
-//! * [`file`]: the durable mmap-backed file channel (`type = file`).
+//! * [`file`](mod@file): the durable mmap-backed file channel (`type = file`).
 
 pub mod file;
 pub mod memory;

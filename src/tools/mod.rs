@@ -3,7 +3,7 @@
 //! | module | tool |
 //! |---|---|
 //! | [`avro_client`] | `flume-ng avro-client`: send a file's (or stdin's) lines as events |
-//! | [`bench`] | a load generator for Avro sources: events/s, MB/s, latency percentiles |
+//! | [`bench`](mod@bench) | a load generator for Avro sources: events/s, MB/s, latency percentiles |
 //! | [`relay`] | two sluicegate hops end to end (file channel + Avro sink between them), verified |
 //!
 //! This module sits at the top of the layering, beside the agent: it uses the layers below
