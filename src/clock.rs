@@ -94,7 +94,6 @@ mod tests {
         assert!(before.as_millis() as u64 <= now && now <= after.as_millis() as u64);
     }
 
-
     #[test]
     fn a_manual_clock_moves_only_when_advanced_and_all_its_readers_agree() {
         let m = ManualClock::new();

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use sluicegate::channel::memory::{MemoryChannel, MemoryChannelConfig};
 use sluicegate::channel::Channel;
+use sluicegate::clock::ManualClock;
 use sluicegate::config::Context;
 use sluicegate::event::Event;
-use sluicegate::clock::ManualClock;
 use sluicegate::metrics::SinkCounter;
 use sluicegate::sink::file_roll::FileRollSink;
 use sluicegate::sink::logger::{dump_event, LoggerSink};

@@ -42,9 +42,9 @@ use super::batch::{commit_counted, take_counted};
 use super::{Sink, SinkError, SinkStatus};
 use crate::channel::Channel;
 use crate::clock::now_millis;
+use crate::clock::Clock;
 use crate::config::{ConfigError, Context};
 use crate::event::Event;
-use crate::clock::Clock;
 use crate::metrics::SinkCounter;
 
 /// Flume's `FlumeEventAvroEventSerializer` schema, as its JSON text.

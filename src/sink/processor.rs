@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 use rand::seq::SliceRandom;
 
 use super::{Sink, SinkError, SinkStatus};
+use crate::clock::Clock;
 use crate::component::{ComponentType, SinkProcessorType};
 use crate::config::{ConfigError, Context};
-use crate::clock::Clock;
 
 /// Drives one or more sinks; what a [`SinkRunner`](super::runner::SinkRunner) calls.
 pub trait SinkProcessor: Send + 'static {
