@@ -223,7 +223,10 @@ impl SparkQuery {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let from = lines.len().saturating_sub(60);
-        format!("--- spark log (last lines) ---\n{}", lines[from..].join("\n"))
+        format!(
+            "--- spark log (last lines) ---\n{}",
+            lines[from..].join("\n")
+        )
     }
 }
 
@@ -285,8 +288,8 @@ fn check_dir(dir: &Path) -> Result<Vec<Rec>, String> {
         if let Some(other) = ids.insert(id, name.clone()) {
             return Err(format!("batch id {id} is in two files: {other} and {name}"));
         }
-        let text = std::fs::read_to_string(dir.join(&name))
-            .map_err(|e| format!("reading {name}: {e}"))?;
+        let text =
+            std::fs::read_to_string(dir.join(&name)).map_err(|e| format!("reading {name}: {e}"))?;
         if !text.is_empty() && !text.ends_with('\n') {
             return Err(format!("{name}: last line is not terminated (a torn file)"));
         }
@@ -422,12 +425,16 @@ fn check_exactly_once(dir: &[Rec], spark: &[Rec]) -> Result<(), String> {
         if g < n {
             problems.push(format!("missing in Spark ({g} of {n}): {r:?}"));
         } else if g > n {
-            problems.push(format!("seen {g} times by Spark, {n} in the directory: {r:?}"));
+            problems.push(format!(
+                "seen {g} times by Spark, {n} in the directory: {r:?}"
+            ));
         }
     }
     for (r, &g) in &got {
         if !want.contains_key(r) {
-            problems.push(format!("seen {g} times by Spark, not in the directory: {r:?}"));
+            problems.push(format!(
+                "seen {g} times by Spark, not in the directory: {r:?}"
+            ));
         }
     }
     if problems.is_empty() {
@@ -620,7 +627,11 @@ fn stand_in_writer_spark_sees_every_record_once_across_restarts() {
     // Crash after the rename, and Spark reads the file; the restart re-runs the batch and
     // renames the same name in again, which Spark must not read a second time.
     let c = chunk.next().unwrap();
-    let renamed = format!("batch-{}-{:010}.jsonl", StandIn::batch_time(w.next_id), w.next_id);
+    let renamed = format!(
+        "batch-{}-{:010}.jsonl",
+        StandIn::batch_time(w.next_id),
+        w.next_id
+    );
     w.write(&word_counts(*c), Crash::AfterRename);
     wait_spark(&l, &q, "read the file renamed in before the crash", |s| {
         s.rows.iter().any(|r| r.file == renamed)
@@ -637,9 +648,9 @@ fn stand_in_writer_spark_sees_every_record_once_across_restarts() {
         w.write(&word_counts(*c), Crash::None);
     }
     wait_spark(&l, &q, "read a file written after the restart", |s| {
-        s.rows.iter().any(|r| {
-            parse_batch_name(&r.file).is_some_and(|(_, id)| id >= restarted_from)
-        })
+        s.rows
+            .iter()
+            .any(|r| parse_batch_name(&r.file).is_some_and(|(_, id)| id >= restarted_from))
     });
     q.finish(&l);
 
@@ -711,9 +722,9 @@ fn word_count_pipeline_spark_sees_every_record_once_across_a_kill() {
         std::thread::sleep(Duration::from_millis(100));
     }
     wait_spark(&l, &q, "read a file written after the restart", |s| {
-        s.rows.iter().any(|r| {
-            parse_batch_name(&r.file).is_some_and(|(_, id)| id > killed_at)
-        })
+        s.rows
+            .iter()
+            .any(|r| parse_batch_name(&r.file).is_some_and(|(_, id)| id > killed_at))
     });
     p.stop();
     q.finish(&l);
@@ -811,7 +822,11 @@ impl Pipeline {
         let end = Instant::now() + WAIT;
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
-                assert!(st.success(), "the pipeline exited with {st}\n{}", self.log_tail());
+                assert!(
+                    st.success(),
+                    "the pipeline exited with {st}\n{}",
+                    self.log_tail()
+                );
                 return;
             }
             assert!(Instant::now() < end, "the pipeline ignored SIGTERM");
@@ -823,7 +838,10 @@ impl Pipeline {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let from = lines.len().saturating_sub(40);
-        format!("--- pipeline log (last lines) ---\n{}", lines[from..].join("\n"))
+        format!(
+            "--- pipeline log (last lines) ---\n{}",
+            lines[from..].join("\n")
+        )
     }
 }
 
@@ -929,11 +947,17 @@ fn spark_output_reader_keeps_one_copy_of_replayed_batches_and_drops_unfinished_o
     std::fs::write(&path, bad).unwrap();
     let e = read_spark_output(&path).unwrap_err();
     assert!(e.contains("different rows"), "{e}");
-    std::fs::write(&path, [spark_line("r1", 0, &a), done_line("r1", 0, 2)].join("\n") + "\n")
-        .unwrap();
+    std::fs::write(
+        &path,
+        [spark_line("r1", 0, &a), done_line("r1", 0, 2)].join("\n") + "\n",
+    )
+    .unwrap();
     assert!(read_spark_output(&path).unwrap_err().contains("done says"));
     // A missing output file is "nothing seen yet".
-    assert_eq!(read_spark_output(&tmp.path().join("none")).unwrap().batches, 0);
+    assert_eq!(
+        read_spark_output(&tmp.path().join("none")).unwrap().batches,
+        0
+    );
 }
 
 #[test]
@@ -949,16 +973,32 @@ fn directory_check_enforces_the_jsonl_contract() {
         vec![rec("batch-1000-0000000000.jsonl", 1000, "x", 2)]
     );
     assert_eq!(parse_batch_name("batch-5-0000000042.jsonl"), Some((5, 42)));
-    for bad in ["batch-5-42.jsonl", "batch--0000000042.jsonl", "batch-5-0000000042.json"] {
+    for bad in [
+        "batch-5-42.jsonl",
+        "batch--0000000042.jsonl",
+        "batch-5-0000000042.json",
+    ] {
         assert_eq!(parse_batch_name(bad), None, "{bad}");
     }
 
     let cases: [(&str, &str, &str); 6] = [
         ("batch-1-0000000001.jsonl", ok, "differs from the name"),
         ("batch-1000-0000000000.json", ok, "not a batch-"),
-        ("batch-1000-0000000001.jsonl", "{\"batch_time\":1000,\"key\":\"x\"", "not terminated"),
-        ("batch-1000-0000000001.jsonl", "{\"batch_time\":1000,\"key\":\"x\",\"value\":\"2\"}\n", "value is not"),
-        ("batch-1000-0000000001.jsonl", "{\"batch_time\":1000,\"key\":\"x\",\"value\":2,\"w\":1}\n", "exactly"),
+        (
+            "batch-1000-0000000001.jsonl",
+            "{\"batch_time\":1000,\"key\":\"x\"",
+            "not terminated",
+        ),
+        (
+            "batch-1000-0000000001.jsonl",
+            "{\"batch_time\":1000,\"key\":\"x\",\"value\":\"2\"}\n",
+            "value is not",
+        ),
+        (
+            "batch-1000-0000000001.jsonl",
+            "{\"batch_time\":1000,\"key\":\"x\",\"value\":2,\"w\":1}\n",
+            "exactly",
+        ),
         ("batch-1300-0000000000.jsonl", "", "two files"),
     ];
     for (name, body, want) in cases {
