@@ -834,6 +834,10 @@ impl TakeCompletion for FileTake {
         Ok(())
     }
 
+    fn seqs(&self) -> Option<&[u64]> {
+        Some(&self.seqs)
+    }
+
     fn rollback(self: Box<Self>, events: Vec<Event>) {
         let sh = &self.shared;
         let mut q = lock(&sh.queue);
