@@ -23,7 +23,7 @@
 //!
 //! ## The Spark side (`spark/handoff.py`)
 //!
-//! `readStream.format("json")` with an explicit schema, `maxFilesPerTrigger = 2`, `FAILFAST`,
+//! `readStream.format("json")` with an explicit schema, `maxFilesPerTrigger = 4`, `FAILFAST`,
 //! a 500 ms processing-time trigger, `input_file_name()` on every row; `foreachBatch` appends
 //! each micro-batch's rows, tagged with Spark's batch id and the file they came from, plus a
 //! closing `done` line, to one output file (one write + fsync per micro-batch). When the test
@@ -45,7 +45,8 @@
 //! Two end-to-end tests: `stand_in_writer_…` drives Spark with an in-test writer that follows the
 //! contract (and simulates both crash points: before and after the rename) — a check of the
 //! Spark side and of the checker; `word_count_pipeline_…` drives the real pipeline
-//! (`examples/word_count.rs` with `--jsonl`, fed by `sluicegate avro-client`).
+//! (`examples/word_count.rs` with `--jsonl`, fed by `sluicegate avro-client`, killed with
+//! SIGKILL three times).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -149,7 +150,7 @@ impl SparkQuery {
             .arg("--stop-file")
             .arg(&l.stop_file)
             .args(["--timeout", &SPARK_RUN_SECS.to_string()])
-            .args(["--max-files-per-trigger", "2", "--trigger-ms", "500"])
+            .args(["--max-files-per-trigger", "4", "--trigger-ms", "500"])
             .env("SPARK_LOCAL_IP", "127.0.0.1")
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
@@ -659,19 +660,26 @@ fn stand_in_writer_spark_sees_every_record_once_across_restarts() {
 }
 
 /// The real pipeline: `examples/word_count` (Avro source → file channel → flatMap/reduceByKey
-/// per batch → JSON Lines), fed by `sluicegate avro-client`, killed with SIGKILL while it has
-/// unprocessed events and restarted on the same directories; Spark reads throughout.
+/// per batch → JSON Lines), fed by `sluicegate avro-client`, killed with SIGKILL three times
+/// (each as soon as a new batch file appears after a push) and restarted on the same
+/// directories; Spark reads throughout.
 #[test]
-fn word_count_pipeline_spark_sees_every_record_once_across_a_kill() {
+fn word_count_pipeline_spark_sees_every_record_once_across_kills() {
     let python = ensure_spark();
     let pipeline = word_count_binary();
     let l = Layout::new();
     let q = SparkQuery::start(&python, &l);
 
+    // Part 0, then one part per kill round, then a last part after the final restart.
+    const KILLS: usize = 3;
     let input = lines(11, 30_000);
-    let (part1, rest) = input.split_at(2_000);
-    let (part2, part3) = rest.split_at(14_000);
-    let files: Vec<PathBuf> = [part1, part2, part3]
+    let parts: Vec<&[String]> = {
+        let (first, rest) = input.split_at(2_000);
+        let mut v = vec![first];
+        v.extend(rest.chunks(rest.len().div_ceil(KILLS + 1)));
+        v
+    };
+    let files: Vec<PathBuf> = parts
         .iter()
         .enumerate()
         .map(|(i, part)| {
@@ -681,25 +689,32 @@ fn word_count_pipeline_spark_sees_every_record_once_across_a_kill() {
         })
         .collect();
 
-    let port = free_port();
-    let mut p = Pipeline::start(&pipeline, port, &l);
+    let mut p = Pipeline::start(&pipeline, &l);
     q.wait_event("started", SPARK_START);
-    push(port, &files[0]);
+    push(p.port, &files[0]);
     wait_spark(&l, &q, "read a record while the pipeline runs", |s| {
         !s.rows.is_empty()
     });
-    // More work, then kill -9 while the pipeline is busy with it.
-    push(port, &files[1]);
-    p.kill();
-    let killed_at = check_dir(&l.jsonl)
-        .expect("directory after the kill")
-        .iter()
-        .filter_map(|r| parse_batch_name(&r.file).map(|(_, id)| id))
-        .max()
-        .unwrap_or(0);
-
-    let mut p = Pipeline::start(&pipeline, port, &l);
-    push(port, &files[2]);
+    // Each round: push a part, kill -9 as soon as a new non-empty batch file is renamed in (the
+    // batch is then between its outputs and its take commit, or just past it; if the file was
+    // already there when the push returned, the kill lands wherever the pipeline is), restart.
+    let mut killed_at = 0;
+    for file in &files[1..=KILLS] {
+        let before = non_empty_batch_files(&l.jsonl);
+        push(p.port, file);
+        let end = Instant::now() + WAIT;
+        while non_empty_batch_files(&l.jsonl).len() == before.len() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        p.kill();
+        killed_at = non_empty_batch_files(&l.jsonl)
+            .iter()
+            .filter_map(|n| parse_batch_name(n).map(|(_, id)| id))
+            .max()
+            .unwrap_or(0);
+        p = Pipeline::start(&pipeline, &l);
+    }
+    push(p.port, &files[KILLS + 1]);
     let want = word_counts(&input);
     let end = Instant::now() + WAIT;
     loop {
@@ -710,7 +725,7 @@ fn word_count_pipeline_spark_sees_every_record_once_across_a_kill() {
         }
         assert!(
             got.values().sum::<i64>() <= want.values().sum::<i64>(),
-            "the pipeline counted more words than were sent (not exactly once across the kill)"
+            "the pipeline counted more words than were sent (not exactly once across the kills)"
         );
         assert!(
             Instant::now() < end,
@@ -721,13 +736,19 @@ fn word_count_pipeline_spark_sees_every_record_once_across_a_kill() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    wait_spark(&l, &q, "read a file written after the restart", |s| {
+    wait_spark(&l, &q, "read a file written after the last restart", |s| {
         s.rows
             .iter()
             .any(|r| parse_batch_name(&r.file).is_some_and(|(_, id)| id > killed_at))
     });
     p.stop();
     q.finish(&l);
+    // What the restart found (the kill may land between batches or inside one).
+    for line in std::fs::read_to_string(&p.log).unwrap_or_default().lines() {
+        if line.contains("replaying the planned batch") || line.contains("before the restart") {
+            eprintln!("pipeline: {line}");
+        }
+    }
     let (dir, _) = verify(&l);
     assert_eq!(totals(&dir), want, "word counts in the JSON Lines files");
 }
@@ -755,9 +776,10 @@ fn word_count_binary() -> PathBuf {
 }
 
 /// The command line of the pipeline under test — the one line to change to drive another one.
-fn pipeline_command(bin: &Path, port: u16, l: &Layout) -> Command {
+/// It must print `listening on <addr>` on stdout once its Avro source is ready.
+fn pipeline_command(bin: &Path, l: &Layout) -> Command {
     let mut cmd = Command::new(bin);
-    cmd.args(["--port", &port.to_string(), "--batch-interval-ms", "200"])
+    cmd.args(["--port", "0", "--batch-interval-ms", "500"])
         .arg("--dir")
         .arg(&l.state)
         .arg("--jsonl")
@@ -765,46 +787,70 @@ fn pipeline_command(bin: &Path, port: u16, l: &Layout) -> Command {
     cmd
 }
 
-/// A free port on 127.0.0.1 (bound, read back, released); the pipeline takes `--port N`.
-fn free_port() -> u16 {
-    let s = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    s.local_addr().unwrap().port()
-}
-
 struct Pipeline {
     child: Child,
     log: PathBuf,
+    port: u16,
 }
 
 impl Pipeline {
-    /// Starts the pipeline and waits until its Avro source accepts connections.
-    fn start(bin: &Path, port: u16, l: &Layout) -> Pipeline {
+    /// Starts the pipeline and waits until it says its Avro source listens (stdout, which a
+    /// thread keeps draining: the pipeline also prints every batch there).
+    fn start(bin: &Path, l: &Layout) -> Pipeline {
         let log = l.state.parent().unwrap().join("pipeline.log");
         let f = File::options()
             .create(true)
             .append(true)
             .open(&log)
             .unwrap();
-        let child = pipeline_command(bin, port, l)
+        let mut child = pipeline_command(bin, l)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::from(f))
             .spawn()
             .expect("spawn the pipeline");
-        let mut p = Pipeline { child, log };
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    if let Ok(a) = addr.trim().parse::<std::net::SocketAddr>() {
+                        let _ = tx.send(a.port());
+                    }
+                }
+            }
+        });
+        let mut p = Pipeline {
+            child,
+            log,
+            port: 0,
+        };
         let end = Instant::now() + WAIT;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(port) => {
+                    p.port = port;
+                    return p;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    let st = p.child.wait().ok();
+                    panic!(
+                        "the pipeline exited without listening ({st:?})\n{}",
+                        p.log_tail()
+                    );
+                }
+            }
             if let Some(st) = p.child.try_wait().unwrap() {
                 panic!("the pipeline exited at start: {st}\n{}", p.log_tail());
             }
             assert!(
                 Instant::now() < end,
-                "the pipeline did not listen on {port} within {WAIT:?}\n{}",
+                "the pipeline did not report `listening on` within {WAIT:?}\n{}",
                 p.log_tail()
             );
-            std::thread::sleep(Duration::from_millis(20));
         }
-        p
     }
 
     /// SIGKILL.
@@ -850,6 +896,19 @@ impl Drop for Pipeline {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Names of the visible batch files with content.
+fn non_empty_batch_files(dir: &Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.metadata().is_ok_and(|m| m.len() > 0))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("batch-"))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `sluicegate avro-client` pushes a file of lines (one event each); every event acknowledged.
