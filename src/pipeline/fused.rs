@@ -274,6 +274,11 @@ impl<Fl: EventPred> Events<Fl> {
         self.root(desc, step)
     }
 
+    /// The number of (kept) events of each batch.
+    pub fn count(&self) -> DStream<u64> {
+        self.map(|_: &Event| ()).count()
+    }
+
     /// The events themselves as a materialised stream (each a cheap handle on the take's
     /// bytes), e.g. for a stateful stage that reads headers.
     pub fn stream(&self) -> DStream<Event> {
@@ -391,11 +396,7 @@ where
     G: Fn(&mut A, P::Out) + Sync,
 {
     let events = env.events;
-    let workers = if events.len() < 1024 {
-        Workers::new(1)
-    } else {
-        env.workers
-    };
+    let workers = env.workers.for_items(events.len());
     let results = workers.run(|i| {
         let offset = events.len() * i / workers.count();
         let chunk = workers.chunk(events, i);

@@ -43,6 +43,9 @@ use super::text::Text;
 pub trait Key: Hash + Eq + Ord + Clone + Send + Sync + 'static {}
 impl<T: Hash + Eq + Ord + Clone + Send + Sync + 'static> Key for T {}
 
+/// See [`Workers::for_items`].
+pub const MIN_ITEMS_PER_WORKER: usize = 16;
+
 /// The worker threads of a pipeline, for sharded work inside a batch.
 #[derive(Debug, Clone, Copy)]
 pub struct Workers {
@@ -53,6 +56,12 @@ impl Workers {
     /// `n` workers (at least 1).
     pub fn new(n: usize) -> Workers {
         Workers { n: n.max(1) }
+    }
+
+    /// The workers worth using for `len` items: all of them once every worker gets at least
+    /// [`MIN_ITEMS_PER_WORKER`] items, fewer below that (thread start-up would dominate).
+    pub fn for_items(&self, len: usize) -> Workers {
+        Workers::new(self.n.min(len / MIN_ITEMS_PER_WORKER))
     }
 
     /// Number of workers.
