@@ -227,7 +227,8 @@ fn an_output_failure_rolls_back_and_the_same_batch_is_retried() {
         },
     );
     let fails = Arc::new(AtomicUsize::new(2));
-    let seen: Arc<Mutex<Vec<(i64, Vec<(Text, u64)>)>>> = Arc::default();
+    type Seen = Vec<(i64, Vec<(Text, u64)>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let (f, s) = (fails.clone(), seen.clone());
     ctx.events()
         .words()

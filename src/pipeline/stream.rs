@@ -187,9 +187,7 @@ impl<T: Send + Sync + 'static> DStream<T> {
         T: Clone,
     {
         self.derive("reduce", move |env, items| {
-            let r = catch_unwind(AssertUnwindSafe(|| {
-                items.iter().cloned().reduce(|a, b| f(a, b))
-            }));
+            let r = catch_unwind(AssertUnwindSafe(|| items.iter().cloned().reduce(&f)));
             match r {
                 Ok(v) => v.into_iter().collect(),
                 Err(_) => {

@@ -182,8 +182,9 @@ fn inline_copy(b: &[u8]) -> [u8; INLINE_CAP] {
         buf[..4].copy_from_slice(&b[..4]);
         buf[n - 4..n].copy_from_slice(&b[n - 4..]);
     } else {
-        for i in 0..n {
-            buf[i] = b[i];
+        // Up to 3 bytes: a byte loop (the compiler keeps it a loop, not a `memcpy` call).
+        for (d, s) in buf.iter_mut().zip(b) {
+            *d = *s;
         }
     }
     buf
