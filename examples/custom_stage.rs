@@ -63,13 +63,17 @@ impl StatefulStage for Trending {
     }
 
     fn process(&mut self, input: &[(Text, u64)], out: &mut Vec<(Text, u64)>, _: &StageContext<'_>) {
+        // Input is sorted by word (count_by_value's order), so the output is too.
+        for (w, c) in input {
+            let avg = self.avg.get(w).copied().unwrap_or(0.0);
+            if *c as f64 > self.factor * avg.max(1.0) {
+                out.push((w.clone(), *c));
+            }
+        }
+        // Decay every known word (absent words count 0 this batch), then add the new ones.
         let seen: BTreeMap<&Text, u64> = input.iter().map(|(w, c)| (w, *c)).collect();
-        // Decay every known word (absent words count 0 this batch), then add this batch.
         for (w, a) in self.avg.iter_mut() {
             let c = seen.get(w).copied().unwrap_or(0) as f64;
-            if c > self.factor * a.max(1.0) {
-                out.push((w.clone(), c as u64));
-            }
             *a = (1.0 - self.alpha) * *a + self.alpha * c;
         }
         for (w, c) in input {

@@ -130,8 +130,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     std::io::stdout().flush()?;
 
     rt.block_on(async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}

@@ -141,7 +141,10 @@ fn a_crash_at_any_point_replays_to_byte_identical_outputs() {
     let want = reference_run(root.path());
     assert_eq!(want.len(), 5);
     let first = String::from_utf8(want.values().next().unwrap().clone()).unwrap();
-    assert!(first.starts_with("{\"batch_time\":1001000,\"key\":\""), "{first}");
+    assert!(
+        first.starts_with("{\"batch_time\":1001000,\"key\":\""),
+        "{first}"
+    );
 
     for (n, point) in [
         CrashPoint::BeforeOutputs,
@@ -179,7 +182,11 @@ fn a_crash_at_any_point_replays_to_byte_identical_outputs() {
             // One more step: a completed batch whose commit was lost is committed at the start
             // of the next step; with no input left it then finds no batch.
             assert_eq!(p.step().unwrap(), None);
-            assert_eq!(ch.size(), 0, "{point:?} at batch {crash_batch}: all consumed");
+            assert_eq!(
+                ch.size(),
+                0,
+                "{point:?} at batch {crash_batch}: all consumed"
+            );
             assert_eq!(
                 dir_contents(&out),
                 want,
@@ -187,7 +194,10 @@ fn a_crash_at_any_point_replays_to_byte_identical_outputs() {
             );
             let skipped = counter.skipped_on_recovery.load(Ordering::Relaxed);
             if point == CrashPoint::AfterSnapshot {
-                assert_eq!(skipped, 10, "the completed batch's events were not re-processed");
+                assert_eq!(
+                    skipped, 10,
+                    "the completed batch's events were not re-processed"
+                );
             } else {
                 assert_eq!(skipped, 0);
             }
@@ -217,7 +227,8 @@ fn an_output_failure_rolls_back_and_the_same_batch_is_retried() {
         },
     );
     let fails = Arc::new(AtomicUsize::new(2));
-    let seen: Arc<Mutex<Vec<(i64, Vec<(Text, u64)>)>>> = Arc::default();
+    type Seen = Vec<(i64, Vec<(Text, u64)>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let (f, s) = (fails.clone(), seen.clone());
     ctx.events()
         .words()
@@ -256,10 +267,7 @@ fn an_output_failure_rolls_back_and_the_same_batch_is_retried() {
         assert_eq!(items, &want, "state restored before each retry");
     }
     assert_eq!(counter.batches_retried.load(Ordering::Relaxed), 2);
-    assert_eq!(
-        counter.errors(sluicegate::pipeline::ErrorReason::Output),
-        2
-    );
+    assert_eq!(counter.errors(sluicegate::pipeline::ErrorReason::Output), 2);
     // The next batch picks up the later input.
     clock.advance(1000);
     let r = p.step().unwrap().unwrap();
@@ -278,7 +286,10 @@ fn a_changed_definition_is_refused_unless_state_is_discarded() {
     };
     {
         let ctx = StreamingContext::new("p", ch.clone(), cfg(false));
-        ctx.events().words().count_by_value().to_jsonl(d.path().join("o1"));
+        ctx.events()
+            .words()
+            .count_by_value()
+            .to_jsonl(d.path().join("o1"));
         let mut p = ctx.build().unwrap();
         assert!(p.step().unwrap().is_some());
     }
@@ -309,7 +320,9 @@ fn falling_behind_shows_as_scheduling_delay_and_batches_start_at_once() {
             ..Default::default()
         },
     );
-    ctx.events().count().foreach_batch(|_: &[u64], _: &StageContext<'_>| Ok::<(), String>(()));
+    ctx.events()
+        .count()
+        .foreach_batch(|_: &[u64], _: &StageContext<'_>| Ok::<(), String>(()));
     let counter = ctx.counter();
     let mut p = ctx.build().unwrap();
     clock.advance(1000);
@@ -320,10 +333,7 @@ fn falling_behind_shows_as_scheduling_delay_and_batches_start_at_once() {
         .map(|_| p.step().unwrap().unwrap().scheduling_delay_ms)
         .collect();
     assert_eq!(delays, vec![2500, 1500, 500]);
-    assert_eq!(
-        counter.scheduling_delay_ms.load(Ordering::Relaxed),
-        500
-    );
+    assert_eq!(counter.scheduling_delay_ms.load(Ordering::Relaxed), 500);
 }
 
 #[test]
@@ -342,13 +352,12 @@ fn bad_bodies_are_counted_and_go_to_the_side_output() {
     );
     let got: Arc<Mutex<Vec<(Text, u64)>>> = Arc::default();
     let g = got.clone();
-    ctx.events()
-        .words()
-        .count_by_value()
-        .foreach_batch(move |items: &[(Text, u64)], _: &StageContext<'_>| {
+    ctx.events().words().count_by_value().foreach_batch(
+        move |items: &[(Text, u64)], _: &StageContext<'_>| {
             g.lock().unwrap().extend_from_slice(items);
             Ok::<(), String>(())
-        });
+        },
+    );
     let counter = ctx.counter();
     let mut p = ctx.build().unwrap();
     ch.put_batch(&[
@@ -363,7 +372,10 @@ fn bad_bodies_are_counted_and_go_to_the_side_output() {
         *got.lock().unwrap(),
         vec![(Text::new("fine"), 1), (Text::new("ok"), 2)]
     );
-    assert_eq!(counter.errors(sluicegate::pipeline::ErrorReason::NonUtf8), 1);
+    assert_eq!(
+        counter.errors(sluicegate::pipeline::ErrorReason::NonUtf8),
+        1
+    );
     let t = side.take_batch(10, Duration::ZERO).unwrap();
     assert_eq!(t.len(), 1);
     let e = &t.events()[0];
@@ -417,7 +429,10 @@ fn text_files_and_channel_outputs_use_spark_names_and_batch_headers() {
             r#"{"batch_time":1000,"key":"b","value":2}"#
         ]
     );
-    assert_eq!(t.events()[0].header("sluicegate.batch").as_deref(), Some("wc-1"));
+    assert_eq!(
+        t.events()[0].header("sluicegate.batch").as_deref(),
+        Some("wc-1")
+    );
     t.commit().unwrap();
     assert_eq!(
         String::from_utf8(printed.lock().unwrap().clone()).unwrap(),

@@ -257,9 +257,6 @@ fn a_panicking_user_function_skips_only_its_events() {
         // The 20 events holding w3 are skipped whole (their "x" too).
         assert_eq!(m["x"], 180);
         assert_eq!(m["w4"], 20);
-        assert_eq!(
-            counter.errors(sluicegate::pipeline::ErrorReason::Panic),
-            20
-        );
+        assert_eq!(counter.errors(sluicegate::pipeline::ErrorReason::Panic), 20);
     }
 }

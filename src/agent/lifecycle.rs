@@ -298,7 +298,9 @@ impl Agent {
             message,
         };
         if self.pipelines.contains_key(name) {
-            return Err(start_err("a pipeline of this name is already running".into()));
+            return Err(start_err(
+                "a pipeline of this name is already running".into(),
+            ));
         }
         let ch = self
             .channel(channel)

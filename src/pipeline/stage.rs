@@ -454,8 +454,14 @@ mod tests {
     #[test]
     fn persist_round_trips_and_maps_are_canonical() {
         let mut m: FastMap<Text, (u64, Option<i64>)> = FastMap::default();
-        for (i, w) in ["b", "a", "c", "a-long-word-longer-than-22-bytes"].iter().enumerate() {
-            m.insert(Text::new(w), (i as u64, (i % 2 == 0).then_some(-(i as i64))));
+        for (i, w) in ["b", "a", "c", "a-long-word-longer-than-22-bytes"]
+            .iter()
+            .enumerate()
+        {
+            m.insert(
+                Text::new(w),
+                (i as u64, (i % 2 == 0).then_some(-(i as i64))),
+            );
         }
         let mut out = Vec::new();
         m.persist(&mut out);
@@ -467,7 +473,9 @@ mod tests {
         back.persist(&mut again);
         assert_eq!(again, out, "equal maps give equal bytes");
         assert!(matches!(
-            FastMap::<Text, u64>::restore(&mut SnapshotReader::new(&out[..out.len() - 1])),
+            FastMap::<Text, (u64, Option<i64>)>::restore(&mut SnapshotReader::new(
+                &out[..out.len() - 1]
+            )),
             Err(SnapshotError::Truncated { .. })
         ));
     }

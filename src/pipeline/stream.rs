@@ -187,9 +187,7 @@ impl<T: Send + Sync + 'static> DStream<T> {
         T: Clone,
     {
         self.derive("reduce", move |env, items| {
-            let r = catch_unwind(AssertUnwindSafe(|| {
-                items.iter().cloned().reduce(|a, b| f(a, b))
-            }));
+            let r = catch_unwind(AssertUnwindSafe(|| items.iter().cloned().reduce(&f)));
             match r {
                 Ok(v) => v.into_iter().collect(),
                 Err(_) => {
@@ -255,9 +253,11 @@ impl<T: Send + Sync + 'static> DStream<T> {
     /// Plugs in a stateful stage: its state is snapshotted with every batch and restored after
     /// a failed batch or a restart (see [`StatefulStage`]).
     pub fn stateful<S: StatefulStage<In = T>>(&self, stage: S) -> DStream<S::Out> {
-        let id = self
-            .ctx
-            .describe(format!("stateful[{}]({})", stage.describe(), short(&self.id)));
+        let id = self.ctx.describe(format!(
+            "stateful[{}]({})",
+            stage.describe(),
+            short(&self.id)
+        ));
         let handle = Arc::new(StatefulNode {
             id: id.clone(),
             stage: Mutex::new(stage),
