@@ -274,6 +274,11 @@ impl<Fl: EventPred> Events<Fl> {
         self.root(desc, step)
     }
 
+    /// The number of (kept) events of each batch.
+    pub fn count(&self) -> DStream<u64> {
+        self.map(|_: &Event| ()).count()
+    }
+
     /// The events themselves as a materialised stream (each a cheap handle on the take's
     /// bytes), e.g. for a stateful stage that reads headers.
     pub fn stream(&self) -> DStream<Event> {
@@ -391,11 +396,7 @@ where
     G: Fn(&mut A, P::Out) + Sync,
 {
     let events = env.events;
-    let workers = if events.len() < 1024 {
-        Workers::new(1)
-    } else {
-        env.workers
-    };
+    let workers = env.workers.for_items(events.len());
     let results = workers.run(|i| {
         let offset = events.len() * i / workers.count();
         let chunk = workers.chunk(events, i);
@@ -458,7 +459,11 @@ where
 
 /// Merges per-chunk keyed partials (in chunk order) by hash partition, one per worker, and
 /// returns the entries sorted by key.
-pub(crate) fn merge_keyed<K, V, F>(workers: Workers, partials: Vec<FastMap<K, V>>, f: &F) -> Vec<(K, V)>
+pub(crate) fn merge_keyed<K, V, F>(
+    workers: Workers,
+    partials: Vec<FastMap<K, V>>,
+    f: &F,
+) -> Vec<(K, V)>
 where
     K: Key,
     V: Clone + Send + Sync,
@@ -466,7 +471,12 @@ where
 {
     let mut out: Vec<(K, V)>;
     if partials.len() == 1 {
-        out = partials.into_iter().next().unwrap_or_default().into_iter().collect();
+        out = partials
+            .into_iter()
+            .next()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
     } else {
         let n = workers.count();
         // Route every entry to its partition, keeping chunk order within a partition.
@@ -501,14 +511,16 @@ where
 /// panicking `f` leaves the map intact (the chunk is then re-run; see `run_chunks`); for the
 /// numbers most reductions combine, the clone is a copy.
 #[inline]
-pub(crate) fn combine<K: Key, V: Clone, F: Fn(V, V) -> V>(m: &mut FastMap<K, V>, k: K, v: V, f: &F) {
-    match m.entry(k) {
-        std::collections::hash_map::Entry::Occupied(mut e) => {
-            let slot = e.get_mut();
-            *slot = f(slot.clone(), v);
-        }
-        std::collections::hash_map::Entry::Vacant(e) => {
-            e.insert(v);
+pub(crate) fn combine<K: Key, V: Clone, F: Fn(V, V) -> V>(
+    m: &mut FastMap<K, V>,
+    k: K,
+    v: V,
+    f: &F,
+) {
+    match m.get_mut(&k) {
+        Some(slot) => *slot = f(slot.clone(), v),
+        None => {
+            m.insert(k, v);
         }
     }
 }
@@ -534,7 +546,13 @@ impl<P: EventFn> Fused<P> {
         &self,
         f: F,
     ) -> Fused<Map<P, F>> {
-        self.then("map", Map { p: self.p.clone(), f })
+        self.then(
+            "map",
+            Map {
+                p: self.p.clone(),
+                f,
+            },
+        )
     }
 
     /// Any number of values per value.
@@ -544,7 +562,13 @@ impl<P: EventFn> Fused<P> {
         I::Item: Send + 'static,
         F: Fn(P::Out) -> I + Send + Sync + 'static,
     {
-        self.then("flat_map", FlatMap { p: self.p.clone(), f })
+        self.then(
+            "flat_map",
+            FlatMap {
+                p: self.p.clone(),
+                f,
+            },
+        )
     }
 
     /// Keeps the values for which `f` is true.
@@ -552,7 +576,13 @@ impl<P: EventFn> Fused<P> {
         &self,
         f: F,
     ) -> Fused<Filter<P, F>> {
-        self.then("filter", Filter { p: self.p.clone(), f })
+        self.then(
+            "filter",
+            Filter {
+                p: self.p.clone(),
+                f,
+            },
+        )
     }
 
     /// Maps and keeps the `Some`s.
@@ -560,7 +590,13 @@ impl<P: EventFn> Fused<P> {
         &self,
         f: F,
     ) -> Fused<FilterMap<P, F>> {
-        self.then("filter_map", FilterMap { p: self.p.clone(), f })
+        self.then(
+            "filter_map",
+            FilterMap {
+                p: self.p.clone(),
+                f,
+            },
+        )
     }
 
     /// Pairs every value with the key `f` computes.
@@ -653,7 +689,13 @@ where
         let workers = self.ctx.inner.config.worker_count();
         let node = Node::new(move |env: &BatchEnv<'_>| {
             let parts = run_chunks(env, &*p, FastMap::<P::Out, u64>::default, |m, k| {
-                *m.entry(k).or_insert(0) += 1
+                // Probe first: a hit (most words) skips the entry API's reserve and key move.
+                match m.get_mut(&k) {
+                    Some(c) => *c += 1,
+                    None => {
+                        m.insert(k, 1);
+                    }
+                }
             });
             Arc::new(merge_keyed(Workers::new(workers), parts, &|a, b| a + b))
         });
@@ -672,7 +714,13 @@ where
         &self,
         f: F,
     ) -> Fused<MapValues<P, F>> {
-        self.then("map_values", MapValues { p: self.p.clone(), f })
+        self.then(
+            "map_values",
+            MapValues {
+                p: self.p.clone(),
+                f,
+            },
+        )
     }
 
     /// Combines the values of each key with `f` (associative), sharded (see the module docs);

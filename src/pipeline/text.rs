@@ -5,9 +5,9 @@
 //!   count allocates nothing per word. `Text` hashes, compares and orders exactly like `str` and
 //!   implements `Borrow<str>`, so a map keyed by `Text` is probed with a `&str` slice of the event
 //!   body and a key is materialised only when it is new.
-//! * [`FastHasher`]: a multiply-rotate hasher over 8-byte words (the FxHash family: not
-//!   DoS-resistant, which is fine for combiners whose lifetime is one batch and whose keys come
-//!   from the pipeline's own input). [`FastMap`] is `HashMap` with it.
+//! * [`FastHasher`]: a folded-multiply hasher over 8-byte words (one 64×64→128-bit multiply
+//!   per word, as foldhash and ahash do; not DoS-resistant, which is fine for combiners whose
+//!   lifetime is one batch and whose keys come from the pipeline's own input). [`FastMap`] is `HashMap` with it.
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
@@ -35,9 +35,7 @@ impl Text {
     pub fn new(s: &str) -> Text {
         let b = s.as_bytes();
         if b.len() <= INLINE_CAP {
-            let mut buf = [0u8; INLINE_CAP];
-            buf[..b.len()].copy_from_slice(b);
-            Text(Repr::Inline(b.len() as u8, buf))
+            Text(Repr::Inline(b.len() as u8, inline_copy(b)))
         } else {
             Text(Repr::Heap(s.into()))
         }
@@ -54,7 +52,9 @@ impl Text {
     pub fn as_str(&self) -> &str {
         match &self.0 {
             // SAFETY: the inline bytes were copied from a `&str` of exactly `len` bytes.
-            Repr::Inline(len, buf) => unsafe { std::str::from_utf8_unchecked(&buf[..*len as usize]) },
+            Repr::Inline(len, buf) => unsafe {
+                std::str::from_utf8_unchecked(&buf[..*len as usize])
+            },
             Repr::Heap(s) => s,
         }
     }
@@ -95,7 +95,11 @@ impl AsRef<str> for Text {
 impl PartialEq for Text {
     #[inline]
     fn eq(&self, other: &Text) -> bool {
-        self.as_str() == other.as_str()
+        match (&self.0, &other.0) {
+            // Inline bytes past `len` are always zero, so whole arrays compare like strings.
+            (Repr::Inline(la, a), Repr::Inline(lb, b)) => la == lb && a == b,
+            _ => self.as_str() == other.as_str(),
+        }
     }
 }
 impl Eq for Text {}
@@ -160,18 +164,66 @@ impl From<Text> for String {
     }
 }
 
+/// Copies `b` (at most 22 bytes) into a zeroed array with a few fixed-size moves (no call to
+/// `memcpy` for these short, variable lengths).
+#[inline(always)]
+fn inline_copy(b: &[u8]) -> [u8; INLINE_CAP] {
+    let mut buf = [0u8; INLINE_CAP];
+    let n = b.len();
+    debug_assert!(n <= INLINE_CAP);
+    if n >= 8 {
+        // First 8, an optional middle 8, last 8 (overlapping as needed).
+        buf[..8].copy_from_slice(&b[..8]);
+        if n > 16 {
+            buf[8..16].copy_from_slice(&b[8..16]);
+        }
+        buf[n - 8..n].copy_from_slice(&b[n - 8..]);
+    } else if n >= 4 {
+        buf[..4].copy_from_slice(&b[..4]);
+        buf[n - 4..n].copy_from_slice(&b[n - 4..]);
+    } else {
+        // Up to 3 bytes: a byte loop (the compiler keeps it a loop, not a `memcpy` call).
+        for (d, s) in buf.iter_mut().zip(b) {
+            *d = *s;
+        }
+    }
+    buf
+}
+
+/// The bytes of `b` (at most 8) as a little-endian word, zero-extended.
+#[inline(always)]
+fn load_le(b: &[u8]) -> u64 {
+    let n = b.len();
+    debug_assert!(n <= 8);
+    if n >= 4 {
+        let lo = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64;
+        let hi = u32::from_le_bytes([b[n - 4], b[n - 3], b[n - 2], b[n - 1]]) as u64;
+        lo | (hi << ((n - 4) * 8))
+    } else {
+        let mut w = 0u64;
+        for (i, &x) in b.iter().enumerate() {
+            w |= (x as u64) << (i * 8);
+        }
+        w
+    }
+}
+
 const K: u64 = 0xf135_7aea_2e62_a9c5;
 
-/// The fast multiply-rotate hasher (see the module docs).
+/// The fast folded-multiply hasher (see the module docs).
 #[derive(Default, Clone, Copy)]
 pub struct FastHasher {
     h: u64,
 }
 
 impl FastHasher {
-    #[inline]
+    /// Folded multiply: the full 128-bit product's halves xor-ed, so every input bit reaches
+    /// every output bit (hashbrown uses both the low bits, for the bucket, and the top 7, for
+    /// the tag).
+    #[inline(always)]
     fn add(&mut self, w: u64) {
-        self.h = (self.h ^ w).wrapping_mul(K);
+        let p = ((self.h ^ w) as u128).wrapping_mul(K as u128);
+        self.h = (p as u64) ^ ((p >> 64) as u64);
     }
 }
 
@@ -184,9 +236,7 @@ impl Hasher for FastHasher {
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
-            let mut buf = [0u8; 8];
-            buf[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(buf) ^ ((rest.len() as u64) << 59));
+            self.add(load_le(rest) ^ ((rest.len() as u64) << 59));
         }
     }
     #[inline]
@@ -211,7 +261,7 @@ impl Hasher for FastHasher {
     }
     #[inline]
     fn finish(&self) -> u64 {
-        self.h.rotate_left(26)
+        self.h
     }
 }
 
