@@ -35,7 +35,8 @@ enum Command {
     /// Load generator: push events over Avro RPC and report events/s, MB/s and latency.
     ///
     /// Without --target it starts an in-process Avro source (memory channel, drained) on
-    /// 127.0.0.1 and measures the whole path over loopback.
+    /// 127.0.0.1 and measures the whole path over loopback. With --pipeline it measures the
+    /// streaming word count: Avro → durable file channel → micro-batches (--rate or --fixed-batch).
     Bench(BenchArgs),
     /// Inspect a durable file channel: segments, positions, sizes, and a CRC check of every record.
     Channel {
@@ -118,6 +119,47 @@ struct BenchArgs {
     /// Client settings as Avro-sink keys (e.g. compression-type=deflate).
     #[arg(long = "set", value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
     set: Vec<String>,
+    /// Measure the streaming pipeline instead: the lines of --input pushed over Avro
+    /// (--connections, --batch-size per call) into a durable file channel (in --dir) and counted
+    /// per batch (words → reduce by key), with --rate or --fixed-batch.
+    #[arg(long = "pipeline", requires = "input")]
+    pipeline: bool,
+    /// With --pipeline: the lines to send, one event each (e.g. the Spark anchor's
+    /// data/lines_1000000.txt).
+    #[arg(long = "input", value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// With --pipeline: open-loop lines/s for warm-up + measurement; prints per-batch timings
+    /// and whether it kept up (the anchor's rule).
+    #[arg(
+        long = "rate",
+        value_name = "LINES_PER_SEC",
+        conflicts_with = "fixed_batch"
+    )]
+    rate: Option<f64>,
+    /// With --pipeline: push N lines into the channel, then time one batch of all N.
+    #[arg(long = "fixed-batch", value_name = "N")]
+    fixed_batch: Option<u64>,
+    /// With --fixed-batch: how many batches (each preceded by its push).
+    #[arg(long = "repeat", default_value_t = 3)]
+    repeat: usize,
+    /// With --pipeline: the windowed word count (10 s window, 1 s slide, incremental).
+    #[arg(long = "window")]
+    window: bool,
+    /// With --pipeline: the batch interval.
+    #[arg(long = "batch-interval-ms", default_value_t = 1000)]
+    batch_interval_ms: u64,
+    /// With --rate: seconds after the first non-empty batch before the window.
+    #[arg(long = "warmup", default_value_t = 10.0)]
+    warmup: f64,
+    /// With --rate: seconds of the measurement window.
+    #[arg(long = "measure", default_value_t = 30.0)]
+    measure: f64,
+    /// With --pipeline: worker threads for keyed work (0 = one per core).
+    #[arg(long = "workers", default_value_t = 0)]
+    workers: usize,
+    /// With --pipeline: also write the report (options, every batch, summary) as JSON here.
+    #[arg(long = "json", value_name = "FILE")]
+    json: Option<PathBuf>,
 }
 
 /// The options `flume-ng agent` and `sluicegate check` share.
@@ -224,6 +266,56 @@ fn bench(b: BenchArgs) -> Result<sluicegate::tools::bench::BenchReport, String> 
     }
 }
 
+fn pipeline_bench(b: &BenchArgs) -> Result<(), String> {
+    use sluicegate::tools::pipeline_bench as pb;
+    let load = match (b.rate, b.fixed_batch) {
+        (Some(r), None) => pb::Load::Rate { lines_per_sec: r },
+        (None, Some(n)) => pb::Load::FixedBatch {
+            lines: n,
+            repeat: b.repeat,
+        },
+        _ => return Err("give --rate LINES_PER_SEC or --fixed-batch N".into()),
+    };
+    let secs = |v: f64, what: &str| {
+        Duration::try_from_secs_f64(v)
+            .map_err(|_| format!("{what} must be a number of seconds >= 0"))
+    };
+    let input = b.input.clone().ok_or("--input FILE is required")?;
+    let dir = b.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("sluicegate-pipeline-bench-{}", std::process::id()))
+    });
+    if dir.exists() && std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_some()) {
+        return Err(format!(
+            "{} is not empty: give an empty or new --dir (the bench starts from an empty channel)",
+            dir.display()
+        ));
+    }
+    let mut o = pb::PipelineBenchOptions::new(input, load, dir.clone());
+    o.variant = if b.window {
+        pb::Variant::Window
+    } else {
+        pb::Variant::WordCount
+    };
+    o.batch_interval = Duration::from_millis(b.batch_interval_ms);
+    o.warmup = secs(b.warmup, "--warmup")?;
+    o.measure = secs(b.measure, "--measure")?;
+    o.call_size = b.batch_size;
+    o.connections = b.connections;
+    o.workers = b.workers;
+    let result = pb::run(&o);
+    if b.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let report = result.map_err(|e| e.to_string())?;
+    println!("{report}");
+    if let Some(path) = &b.json {
+        let text = serde_json::to_string_pretty(&report.to_json()).map_err(|e| e.to_string())?;
+        std::fs::write(path, text + "\n")
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -290,6 +382,16 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("sluicegate avro-client: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Bench(b) if b.pipeline => {
+            init_logging("warn");
+            match pipeline_bench(&b) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("sluicegate bench --pipeline: {e}");
                     ExitCode::from(1)
                 }
             }
