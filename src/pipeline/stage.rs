@@ -201,10 +201,20 @@ pub trait StatefulStage: Send + 'static {
 pub enum SnapshotError {
     /// Ran out of bytes.
     #[error("snapshot truncated at byte {at} (wanted {wanted} more)")]
-    Truncated { at: usize, wanted: usize },
+    Truncated {
+        /// Byte offset into the snapshot where the read started.
+        at: usize,
+        /// Bytes the value needed beyond the end.
+        wanted: usize,
+    },
     /// A value is not what its type allows.
     #[error("snapshot invalid at byte {at}: {reason}")]
-    Invalid { at: usize, reason: String },
+    Invalid {
+        /// Byte offset into the snapshot of the bad value.
+        at: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Reads values written by [`Persist::persist`].
