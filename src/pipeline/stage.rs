@@ -59,7 +59,7 @@ impl Workers {
     }
 
     /// The workers worth using for `len` items: all of them once every worker gets at least
-    /// [`MIN_ITEMS_PER_WORKER`] items, fewer below that (thread start-up would dominate).
+    /// `MIN_ITEMS_PER_WORKER` (16) items, fewer below that (thread start-up would dominate).
     pub fn for_items(&self, len: usize) -> Workers {
         Workers::new(self.n.min(len / MIN_ITEMS_PER_WORKER))
     }
