@@ -35,6 +35,10 @@
 // Every `unsafe` block (the file channel's mmaps, the libc calls of rpc::ipfilter) must say why
 // it is sound.
 #![warn(clippy::undocumented_unsafe_blocks)]
+// Every public item says what it is; library code never panics on a `None`/`Err` it could
+// report (tests may unwrap).
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod agent;
 pub mod avro;

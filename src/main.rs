@@ -77,6 +77,10 @@ struct AvroClientArgs {
     /// Password of a PKCS#12 truststore.
     #[arg(long = "truststore-password")]
     truststore_password: Option<String>,
+    /// With --ssl and --deflate: which layer wraps the other. Flume 1.10+ sources expect
+    /// zlib-outside (the default); Flume 1.9 and older expect tls-outside.
+    #[arg(long = "compression-layer-order", value_parser = ["zlib-outside", "tls-outside"])]
+    compression_layer_order: Option<String>,
     /// Java-style system properties (-Dkey=value).
     #[arg(short = 'D', value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
     defines: Vec<String>,
@@ -367,6 +371,7 @@ fn main() -> ExitCode {
             opts.trust_all_certs = a.trust_all_certs;
             opts.truststore = a.truststore;
             opts.truststore_password = a.truststore_password;
+            opts.layer_order = a.compression_layer_order;
             match sluicegate::tools::avro_client::run(&opts, &props) {
                 Ok(report) => {
                     eprintln!(

@@ -40,8 +40,11 @@ pub enum AgentError {
     /// A component failed to start.
     #[error("{kind} {name} failed to start: {message}")]
     Start {
+        /// What failed to start: `agent`, `source` or `sink runner`.
         kind: &'static str,
+        /// The component's name from the configuration.
         name: String,
+        /// The component's own error, in words.
         message: String,
     },
 }

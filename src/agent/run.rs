@@ -33,7 +33,12 @@ pub enum RunError {
     Monitoring(String),
     /// An I/O problem (runtime, metrics port, signals).
     #[error("{what}: {error}")]
-    Io { what: String, error: std::io::Error },
+    Io {
+        /// What was being done (`binding the metrics port 0.0.0.0:34545`).
+        what: String,
+        /// The operating system's error.
+        error: std::io::Error,
+    },
 }
 
 fn file_stamp(path: &std::path::Path) -> Option<Vec<u8>> {

@@ -295,6 +295,7 @@ pub(crate) fn for_each_token(s: &str, delim: u8, mut f: impl FnMut(&str)) {
         }
     }
     if b.len() > start {
+        // SAFETY: `start` is 0 or one past an ASCII `delim`, so a character boundary of `s`.
         f(unsafe { s.get_unchecked(start..) });
     }
 }
@@ -314,6 +315,7 @@ pub(crate) fn for_each_word(s: &str, mut f: impl FnMut(&str)) {
         }
     }
     if b.len() > start {
+        // SAFETY: `start` is 0 or one past an ASCII whitespace byte, so a character boundary.
         f(unsafe { s.get_unchecked(start..) });
     }
 }

@@ -51,6 +51,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::channel::{Channel, ChannelError, TakeBatch};
+use crate::clock::Clock;
 use crate::config::{ConfigError, Context, SystemProps};
 use crate::metrics::SinkCounter;
 use crate::rpc::client::{RpcClient, RpcClientConfig, RpcClientError};
@@ -140,6 +141,9 @@ pub struct AvroSink {
     runtime: tokio::runtime::Handle,
     counter: Arc<SinkCounter>,
     client: Option<RpcClient>,
+    /// Where `reset-connection-interval` and the reconnect backoff read the time (and the
+    /// load-balancing client its host backoff).
+    clock: Clock,
     connected_at: Instant,
     /// Consecutive failed connection attempts.
     connect_failures: u32,
@@ -194,12 +198,21 @@ impl AvroSink {
             runtime,
             counter: Arc::new(SinkCounter::new(name)),
             client: None,
+            clock: Clock::system(),
             connected_at: Instant::now(),
             connect_failures: 0,
             next_connect: None,
             last_connect_error: None,
             committing: std::collections::VecDeque::new(),
         }
+    }
+
+    /// Reads `reset-connection-interval`, the reconnect backoff and the load-balancing client's
+    /// host backoff from `clock` instead of the system's monotonic clock (call before `start`).
+    pub fn with_clock(mut self, clock: Clock) -> AvroSink {
+        self.connected_at = clock.now();
+        self.clock = clock;
+        self
     }
 
     /// The settings in force.
@@ -283,7 +296,7 @@ impl AvroSink {
     /// reconnect backoff.
     fn verify_connection(&mut self) -> Result<(), SinkError> {
         if let (Some(_), Some(every)) = (&self.client, self.cfg.reset_connection_interval) {
-            if self.connected_at.elapsed() >= every {
+            if self.clock.now().duration_since(self.connected_at) >= every {
                 tracing::debug!(sink = %self.name, "reset-connection-interval reached; reconnecting");
                 self.destroy_connection();
             }
@@ -295,7 +308,7 @@ impl AvroSink {
             return Ok(());
         }
         if let Some(at) = self.next_connect {
-            let now = Instant::now();
+            let now = self.clock.now();
             if now < at {
                 return Err(self.delivery(format!(
                     "not connected to {}; next connection attempt in {} ms (last error: {})",
@@ -308,8 +321,8 @@ impl AvroSink {
         let cfg = self.cfg.client.clone();
         match self.runtime.block_on(RpcClient::connect(&cfg)) {
             Ok(c) => {
-                self.client = Some(c);
-                self.connected_at = Instant::now();
+                self.client = Some(c.with_clock(self.clock.clone()));
+                self.connected_at = self.clock.now();
                 self.connect_failures = 0;
                 self.next_connect = None;
                 self.last_connect_error = None;
@@ -325,7 +338,7 @@ impl AvroSink {
                     .saturating_mul(1u32 << self.connect_failures.min(20))
                     .min(self.cfg.reconnect_backoff_max);
                 self.connect_failures = self.connect_failures.saturating_add(1);
-                self.next_connect = Some(Instant::now() + wait);
+                self.next_connect = Some(self.clock.now() + wait);
                 self.last_connect_error = Some(e.to_string());
                 tracing::warn!(sink = %self.name, error = %e, retry_in_ms = wait.as_millis() as u64, "RPC connection failed");
                 Err(self.delivery(format!("cannot connect: {e}")))

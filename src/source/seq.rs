@@ -36,13 +36,10 @@ pub struct SeqSourceConfig {
 impl SeqSourceConfig {
     /// Reads the settings with Flume's defaults.
     pub fn from_context(ctx: &Context) -> Result<Self, ConfigError> {
-        let batch_size = ctx.get_u64("batchSize", 1)?;
-        if batch_size == 0 || batch_size > i32::MAX as u64 {
-            return Err(ctx.error("batchSize", "must be a positive integer"));
-        }
+        let batch_size = ctx.get_positive_int("batchSize", 1)?;
         let total_events = ctx.get_u64("totalEvents", i64::MAX as u64)?;
         Ok(SeqSourceConfig {
-            batch_size: batch_size as usize,
+            batch_size,
             total_events,
             backoff_increment: ctx.get_millis("backoffSleepIncrement", 1000)?,
             max_backoff: ctx.get_millis("maxBackoffSleep", 5000)?,

@@ -18,7 +18,9 @@ pub enum InspectError {
     /// Reading failed.
     #[error("reading {path}: {source}")]
     Io {
+        /// The file or directory being read.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
