@@ -13,9 +13,10 @@ use proptest::prelude::*;
 use sluicegate::channel::memory::{MemoryChannel, MemoryChannelConfig};
 use sluicegate::channel::Channel;
 use sluicegate::pipeline::event_time::{Emit, EventTime, Timed, WindowResult, Windows};
-use sluicegate::pipeline::state::{ErrorReason, StateSpec};
+use sluicegate::pipeline::state::StateSpec;
 use sluicegate::pipeline::{
-    DStream, ManualClock, PipelineConfig, PipelineCounter, StageContext, StreamingContext, Text,
+    DStream, ErrorReason, ManualClock, PipelineConfig, PipelineCounter, StageContext, StreamingContext,
+    Text,
 };
 use sluicegate::Event;
 
