@@ -104,7 +104,10 @@ fn windowed_word_count_batch_processing_time() {
         assert_eq!(r.events, lines as u64);
         let total: u64 = last.lock().unwrap().iter().map(|c| c.1).sum();
         let in_window = (i + 1).min(10) as u64 * (lines * WORDS_PER_LINE) as u64;
-        assert_eq!(total, in_window, "the window holds every word of its batches");
+        assert_eq!(
+            total, in_window,
+            "the window holds every word of its batches"
+        );
         println!(
             "  batch {:2}: {} ms processing, {} distinct words in the window",
             i + 1,
@@ -114,7 +117,10 @@ fn windowed_word_count_batch_processing_time() {
         ch2.put_batch(&inputs[i % 2]).unwrap();
         clock2.advance(1000);
         let r2 = p2.step().unwrap().expect("a batch");
-        println!("            {} ms for the plain per-batch word count of the same batch", r2.processing_ms);
+        println!(
+            "            {} ms for the plain per-batch word count of the same batch",
+            r2.processing_ms
+        );
         if i >= 10 {
             steady.push(r.processing_ms);
             plain.push(r2.processing_ms);

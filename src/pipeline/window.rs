@@ -59,7 +59,9 @@ use bytes::Bytes;
 use crate::event::Event;
 
 use super::fused::{combine, merge_keyed, EventFn, Fused};
-use super::stage::{Key, Persist, SnapshotError, SnapshotReader, StageContext, StatefulStage, Workers};
+use super::stage::{
+    Key, Persist, SnapshotError, SnapshotReader, StageContext, StatefulStage, Workers,
+};
 use super::stream::DStream;
 use super::text::FastMap;
 
@@ -570,7 +572,12 @@ where
 {
     /// `reduce_by_key(f)` per batch (fused, sharded), then
     /// [`DStream::reduce_by_key_and_window`].
-    pub fn reduce_by_key_and_window<F>(&self, f: F, len: Duration, slide: Duration) -> DStream<(K, V)>
+    pub fn reduce_by_key_and_window<F>(
+        &self,
+        f: F,
+        len: Duration,
+        slide: Duration,
+    ) -> DStream<(K, V)>
     where
         F: Fn(V, V) -> V + Send + Sync + 'static,
     {
@@ -609,7 +616,11 @@ where
 {
     /// `count_by_value()` per batch (fused, sharded), then an incremental window of the counts
     /// (same result as [`DStream::count_by_value_and_window`]).
-    pub fn count_by_value_and_window(&self, len: Duration, slide: Duration) -> DStream<(P::Out, u64)> {
+    pub fn count_by_value_and_window(
+        &self,
+        len: Duration,
+        slide: Duration,
+    ) -> DStream<(P::Out, u64)> {
         self.count_by_value().reduce_by_key_and_window_inv(
             |a, b| a + b,
             |a, b| a - b,
@@ -625,13 +636,23 @@ mod tests {
     use super::*;
     use crate::pipeline::PipelineCounter;
 
-    fn run_stage<S: StatefulStage>(s: &mut S, batches: &[Vec<S::In>], interval: i64) -> Vec<Vec<S::Out>> {
+    fn run_stage<S: StatefulStage>(
+        s: &mut S,
+        batches: &[Vec<S::In>],
+        interval: i64,
+    ) -> Vec<Vec<S::Out>> {
         let c = PipelineCounter::new("t");
         batches
             .iter()
             .enumerate()
             .map(|(i, b)| {
-                let cx = StageContext::detached(i as u64 + 1, interval * (i as i64 + 1), interval, 1, &c);
+                let cx = StageContext::detached(
+                    i as u64 + 1,
+                    interval * (i as i64 + 1),
+                    interval,
+                    1,
+                    &c,
+                );
                 let mut out = Vec::new();
                 s.process(b, &mut out, &cx);
                 out
