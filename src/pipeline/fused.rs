@@ -14,7 +14,7 @@
 //! # Sharding
 //!
 //! A terminal splits the batch's events into one contiguous chunk per worker. Each worker runs
-//! the chain over its chunk into its own accumulator (for keyed terminals a [`FastMap`]: the
+//! the chain over its chunk into its own accumulator (for keyed terminals a [`Combiner`]: the
 //! combiner, Spark's map-side combine). Keyed partials are then merged by key hash partition, one
 //! partition per worker, and the result is sorted by key. Because chunks are contiguous and
 //! merged in chunk order, and the reduce function is applied to values in event order within a
@@ -39,7 +39,7 @@ use super::context::{BatchEnv, Node, StreamingContext};
 use super::metrics::ErrorReason;
 use super::stage::{Key, Workers};
 use super::stream::DStream;
-use super::text::{fast_hash, for_each_token, for_each_word, FastMap, Text};
+use super::text::{for_each_token, for_each_word, Combiner, Text};
 
 /// One step of a fused chain: from an event, emit zero or more values (see the module docs).
 /// Implemented by the adaptors of this module; implement it yourself for a custom first stage
@@ -461,7 +461,7 @@ where
 /// returns the entries sorted by key.
 pub(crate) fn merge_keyed<K, V, F>(
     workers: Workers,
-    partials: Vec<FastMap<K, V>>,
+    partials: Vec<Combiner<K, V>>,
     f: &F,
 ) -> Vec<(K, V)>
 where
@@ -474,25 +474,22 @@ where
         out = partials
             .into_iter()
             .next()
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
+            .map(Combiner::into_entries)
+            .unwrap_or_default();
     } else {
         let n = workers.count();
         // Route every entry to its partition, keeping chunk order within a partition.
         let mut parts: Vec<Vec<(K, V)>> = (0..n).map(|_| Vec::new()).collect();
         for m in partials {
-            for (k, v) in m {
-                let h = fast_hash(&k);
-                parts[(h % n as u64) as usize].push((k, v));
+            for (h, kv) in m.into_hashed() {
+                parts[((h >> 7) % n as u64) as usize].push(kv);
             }
         }
         let parts: Vec<std::sync::Mutex<Vec<(K, V)>>> =
             parts.into_iter().map(std::sync::Mutex::new).collect();
         let merged = workers.run(|i| {
             let entries = std::mem::take(&mut *parts[i].lock().unwrap_or_else(|e| e.into_inner()));
-            let mut m: FastMap<K, V> = FastMap::default();
-            m.reserve(entries.len());
+            let mut m: Combiner<K, V> = Combiner::with_capacity(entries.len());
             for (k, v) in entries {
                 combine(&mut m, k, v, f);
             }
@@ -500,7 +497,7 @@ where
         });
         out = Vec::with_capacity(merged.iter().map(|m| m.len()).sum());
         for m in merged {
-            out.extend(m);
+            out.extend(m.into_entries());
         }
     }
     out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -508,21 +505,16 @@ where
 }
 
 /// Folds `v` into the entry of `k`. The old value is cloned rather than moved out so that a
-/// panicking `f` leaves the map intact (the chunk is then re-run; see `run_chunks`); for the
+/// panicking `f` leaves the table intact (the chunk is then re-run; see `run_chunks`); for the
 /// numbers most reductions combine, the clone is a copy.
-#[inline]
+#[inline(always)]
 pub(crate) fn combine<K: Key, V: Clone, F: Fn(V, V) -> V>(
-    m: &mut FastMap<K, V>,
+    m: &mut Combiner<K, V>,
     k: K,
     v: V,
     f: &F,
 ) {
-    match m.get_mut(&k) {
-        Some(slot) => *slot = f(slot.clone(), v),
-        None => {
-            m.insert(k, v);
-        }
-    }
+    m.upsert(k, v, |slot, v| *slot = f(slot.clone(), v));
 }
 
 impl<P: EventFn> Fused<P> {
@@ -688,14 +680,8 @@ where
         let p = self.p.clone();
         let workers = self.ctx.inner.config.worker_count();
         let node = Node::new(move |env: &BatchEnv<'_>| {
-            let parts = run_chunks(env, &*p, FastMap::<P::Out, u64>::default, |m, k| {
-                // Probe first: a hit (most words) skips the entry API's reserve and key move.
-                match m.get_mut(&k) {
-                    Some(c) => *c += 1,
-                    None => {
-                        m.insert(k, 1);
-                    }
-                }
+            let parts = run_chunks(env, &*p, Combiner::<P::Out, u64>::default, |m, k| {
+                *m.entry_or_insert_with(k, || 0) += 1
             });
             Arc::new(merge_keyed(Workers::new(workers), parts, &|a, b| a + b))
         });
@@ -734,7 +720,7 @@ where
         let f = Arc::new(f);
         let workers = self.ctx.inner.config.worker_count();
         let node = Node::new(move |env: &BatchEnv<'_>| {
-            let parts = run_chunks(env, &*p, FastMap::<K, V>::default, |m, (k, v)| {
+            let parts = run_chunks(env, &*p, Combiner::<K, V>::default, |m, (k, v)| {
                 combine(m, k, v, &*f)
             });
             Arc::new(merge_keyed(Workers::new(workers), parts, &*f))

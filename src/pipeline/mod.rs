@@ -159,7 +159,7 @@ pub use stage::{
     Key, Persist, SnapshotError, SnapshotReader, Stage, StageContext, StatefulStage, Workers,
 };
 pub use stream::DStream;
-pub use text::{FastBuildHasher, FastHasher, FastMap, Text};
+pub use text::{Combiner, FastBuildHasher, FastHasher, FastMap, Text};
 
 /// Why a pipeline could not start, or why a batch failed.
 #[derive(Debug, thiserror::Error)]

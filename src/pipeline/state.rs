@@ -49,7 +49,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use super::metrics::ErrorReason;
+use super::metrics::ErrorReason;
 use super::stage::{
     Key, Persist, SnapshotError, SnapshotReader, StageContext, StatefulStage, Workers,
 };

@@ -58,7 +58,7 @@ use bytes::Bytes;
 
 use crate::event::Event;
 
-use super::fused::{combine, merge_keyed, EventFn, Fused};
+use super::fused::{EventFn, Fused};
 use super::stage::{
     Key, Persist, SnapshotError, SnapshotReader, StageContext, StatefulStage, Workers,
 };
@@ -94,6 +94,30 @@ pub(crate) fn interval_multiple(ctx_interval: Duration, d: Duration, what: &str,
     v
 }
 
+/// Folds `v` into the entry of `k`.
+fn combine<K: Key, V: Clone>(m: &mut FastMap<K, V>, k: K, v: V, f: &dyn Fn(V, V) -> V) {
+    match m.get_mut(&k) {
+        Some(slot) => *slot = f(slot.clone(), v),
+        None => {
+            m.insert(k, v);
+        }
+    }
+}
+
+/// Merges per-chunk partial maps in chunk order; sorted by key.
+fn merge_keyed<K: Key, V: Clone>(parts: Vec<FastMap<K, V>>, f: &dyn Fn(V, V) -> V) -> Vec<(K, V)> {
+    let mut it = parts.into_iter();
+    let mut first = it.next().unwrap_or_default();
+    for m in it {
+        for (k, v) in m {
+            combine(&mut first, k, v, f);
+        }
+    }
+    let mut out: Vec<(K, V)> = first.into_iter().collect();
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
 /// Reduces `items` by key over the workers; sorted by key.
 pub(crate) fn reduce_partial<K: Key, V: Clone + Send + Sync>(
     items: &[(K, V)],
@@ -113,7 +137,7 @@ pub(crate) fn reduce_partial<K: Key, V: Clone + Send + Sync>(
         }
         m
     });
-    merge_keyed(w, parts, &|a, b| f(a, b))
+    merge_keyed(parts, &|a, b| f(a, b))
 }
 
 /// Counts `items` by value over the workers; sorted by value.
@@ -131,7 +155,7 @@ fn count_partial<T: Key>(items: &[T], w: Workers) -> Vec<(T, u64)> {
         }
         m
     });
-    merge_keyed(w, parts, &|a, b| a + b)
+    merge_keyed(parts, &|a, b| a + b)
 }
 
 /// Window timing shared by the stages of this module.
