@@ -130,6 +130,7 @@
 //! | `clock.rs` | [`Clock`], [`RealClock`], [`ManualClock`], [`ClockMode`] |
 //! | `metrics.rs` | [`PipelineCounter`], the `PIPELINE.<name>` group |
 //! | `window.rs`, `state.rs`, `event_time.rs` | windows, keyed state, event time (stateful stages) |
+//! | `sql/` | the streaming-SQL front end: a `SELECT` compiled onto these operators |
 //!
 //! [`Channel`]: crate::channel::Channel
 
@@ -141,6 +142,7 @@ pub mod event_time;
 mod fused;
 mod metrics;
 mod output;
+pub mod sql;
 mod stage;
 pub mod state;
 mod stream;
