@@ -17,7 +17,7 @@ use sluicegate::channel::memory::{MemoryChannel, MemoryChannelConfig};
 use sluicegate::channel::Channel;
 use sluicegate::event::Event;
 use sluicegate::pipeline::sql::{Row, SqlOptions, SqlQuery};
-use sluicegate::pipeline::{ManualClock, PipelineConfig, StreamingContext, Text};
+use sluicegate::pipeline::{ClockMode, ManualClock, PipelineConfig, StreamingContext, Text};
 
 fn lines(n: usize) -> Vec<Event> {
     let mut rng = StdRng::seed_from_u64(42);
@@ -68,6 +68,11 @@ fn run(events: &[Event], sql: bool) -> (u64, usize) {
         PipelineConfig {
             batch_interval: Duration::from_secs(1),
             clock: clock.clone(),
+            mode: ClockMode::Logical {
+                start_ms: 0,
+                events_per_batch: events.len(),
+                flush_after_ms: 0,
+            },
             ..Default::default()
         },
     );
@@ -95,7 +100,6 @@ fn run(events: &[Event], sql: bool) -> (u64, usize) {
             });
     }
     let mut p = ctx.build().expect("build");
-    clock.advance(1000);
     let r = p.step().expect("step").expect("a batch");
     assert_eq!(r.events as usize, events.len());
     (r.processing_ms, groups.load(std::sync::atomic::Ordering::Relaxed))

@@ -25,7 +25,7 @@ use sluicegate::channel::memory::{MemoryChannel, MemoryChannelConfig};
 use sluicegate::channel::Channel;
 use sluicegate::event::Event;
 use sluicegate::pipeline::sql::{Row, SqlOptions, SqlQuery, Value};
-use sluicegate::pipeline::{ManualClock, PipelineConfig, StreamingContext};
+use sluicegate::pipeline::{ClockMode, ManualClock, PipelineConfig, StreamingContext};
 
 fn compat_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("compat-tests")
@@ -343,13 +343,23 @@ fn run_ours(q: &SqlQuery, recs: &[Rec]) -> Vec<Row> {
     for c in evs.chunks(1000) {
         ch.put_batch(c).unwrap();
     }
+    // Logical mode: batch 1 at 1000 ms holds every event. An empty channel never yields a
+    // logical batch, so the empty case runs in processing mode with a clock that a helper
+    // thread moves until the batch has run.
     let clock = Arc::new(ManualClock::new(0));
+    let n = evs.len();
+    let mode = if n > 0 {
+        ClockMode::Logical { start_ms: 0, events_per_batch: n, flush_after_ms: 0 }
+    } else {
+        ClockMode::Processing
+    };
     let ctx = StreamingContext::new(
         "diff",
         ch as Arc<dyn Channel>,
         PipelineConfig {
             batch_interval: Duration::from_secs(1),
             clock: clock.clone(),
+            mode,
             workers: 2,
             ..Default::default()
         },
@@ -361,8 +371,25 @@ fn run_ours(q: &SqlQuery, recs: &[Rec]) -> Vec<Row> {
         Ok::<(), String>(())
     });
     let mut p = ctx.build().unwrap();
-    clock.advance(1000);
-    p.step().unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mover = (n == 0).then(|| {
+        let (clock, done) = (clock.clone(), done.clone());
+        std::thread::spawn(move || {
+            for _ in 0..6000 {
+                if done.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                clock.advance(500);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    });
+    let report = p.step().unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    if let Some(m) = mover {
+        m.join().unwrap();
+    }
+    assert!(report.is_some(), "the batch ran");
     let rows = got.lock().unwrap().clone();
     rows
 }

@@ -184,7 +184,14 @@ struct Compiler<'o> {
 /// Parses and compiles `sql` (see the module docs).
 pub(crate) fn compile(sql: &str, opts: &SqlOptions) -> Result<Plan, SqlError> {
     let dialect = sqlparser::dialect::GenericDialect {};
-    let mut stmts = sqlparser::parser::Parser::parse_sql(&dialect, sql).map_err(SqlError::from_parser)?;
+    let mut stmts = sqlparser::parser::Parser::parse_sql(&dialect, sql).map_err(|e| {
+        let mut e = SqlError::from_parser(e);
+        if e.pos == Pos::default() {
+            // The parser gives no position at the end of the input: point just past it.
+            e.pos = end_of(sql);
+        }
+        e
+    })?;
     if stmts.len() != 1 {
         let pos = stmts.get(1).map(|s| Pos::from(s.span().start)).unwrap_or_default();
         return Err(SqlError::new(
@@ -201,7 +208,7 @@ pub(crate) fn compile(sql: &str, opts: &SqlOptions) -> Result<Plan, SqlError> {
             let kw = other.to_string().split_whitespace().next().unwrap_or("").to_string();
             return Err(SqlError::new(
                 SqlErrorKind::Unsupported,
-                Pos::from(other.span().start),
+                start_of(sql),
                 kw,
                 "only SELECT queries are supported",
             ));
@@ -216,6 +223,29 @@ pub(crate) fn compile(sql: &str, opts: &SqlOptions) -> Result<Plan, SqlError> {
         post: None,
     };
     c.query(&query)
+}
+
+/// The position just past the end of `sql`.
+fn end_of(sql: &str) -> Pos {
+    let line = sql.split('\n').count() as u64;
+    let last = sql.rsplit('\n').next().unwrap_or("");
+    Pos { line, column: last.chars().count() as u64 + 1 }
+}
+
+/// The position of the first non-blank character of `sql`.
+fn start_of(sql: &str) -> Pos {
+    let mut pos = Pos { line: 1, column: 1 };
+    for c in sql.chars() {
+        match c {
+            '\n' => {
+                pos.line += 1;
+                pos.column = 1;
+            }
+            c if c.is_whitespace() => pos.column += 1,
+            _ => break,
+        }
+    }
+    pos
 }
 
 fn object_name(n: &ObjectName) -> String {
@@ -946,11 +976,11 @@ impl<'o> Compiler<'o> {
                 self.cast(e, expr, data_type)
             }
             Expr::Substring { expr, substring_from, substring_for, .. } => {
-                let s = self.expr(expr)?;
-                let from = match substring_from {
-                    Some(f) => self.expr(f)?,
-                    None => Ex { ty: SqlType::Int, uses: Uses::default(), f: mk(|_| Val::Int(1)) },
+                let Some(from) = substring_from else {
+                    return Err(type_err(e, "wrong number of arguments: substr(string, start[, length])"));
                 };
+                let s = self.expr(expr)?;
+                let from = self.expr(from)?;
                 let len = match substring_for {
                     Some(f) => Some(self.expr(f)?),
                     None => None,
