@@ -24,7 +24,9 @@ fn lines(n: usize) -> Vec<Event> {
     let vocab: Vec<String> = (0..10_000)
         .map(|_| {
             let len = rng.gen_range(2..10);
-            (0..len).map(|_| rng.gen_range(b'a'..=b'z') as char).collect()
+            (0..len)
+                .map(|_| rng.gen_range(b'a'..=b'z') as char)
+                .collect()
         })
         .collect();
     let mut cum = Vec::with_capacity(vocab.len());
@@ -102,7 +104,10 @@ fn run(events: &[Event], sql: bool) -> (u64, usize) {
     let mut p = ctx.build().expect("build");
     let r = p.step().expect("step").expect("a batch");
     assert_eq!(r.events as usize, events.len());
-    (r.processing_ms, groups.load(std::sync::atomic::Ordering::Relaxed))
+    (
+        r.processing_ms,
+        groups.load(std::sync::atomic::Ordering::Relaxed),
+    )
 }
 
 fn median(v: &mut [u64]) -> u64 {
@@ -111,7 +116,10 @@ fn median(v: &mut [u64]) -> u64 {
 }
 
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let n = args.first().copied().unwrap_or(1_000_000);
     let rounds = args.get(1).copied().unwrap_or(5);
     let events = lines(n);

@@ -55,7 +55,9 @@ struct Rec {
     ts: Option<String>,
 }
 
-const VOCAB: &[&str] = &["a", "b", "c", "err", "ok", "Foo", "bar", "x1", "GET", "ERROR"];
+const VOCAB: &[&str] = &[
+    "a", "b", "c", "err", "ok", "Foo", "bar", "x1", "GET", "ERROR",
+];
 
 fn random_events(rng: &mut StdRng, n: usize) -> Vec<Rec> {
     (0..n)
@@ -99,7 +101,12 @@ fn random_events(rng: &mut StdRng, n: usize) -> Vec<Rec> {
 
 fn to_event(r: &Rec) -> Event {
     let mut hs: Vec<(&str, &str)> = Vec::new();
-    for (k, v) in [("host", &r.host), ("status", &r.status), ("lat", &r.lat), ("timestamp", &r.ts)] {
+    for (k, v) in [
+        ("host", &r.host),
+        ("status", &r.status),
+        ("lat", &r.lat),
+        ("timestamp", &r.ts),
+    ] {
         if let Some(v) = v {
             hs.push((k, v));
         }
@@ -117,7 +124,11 @@ struct Q {
 }
 
 fn q(ours: &str, duck: &str, ordered: bool) -> Q {
-    Q { ours: ours.into(), duck: duck.into(), ordered }
+    Q {
+        ours: ours.into(),
+        duck: duck.into(),
+        ordered,
+    }
 }
 
 const UNNEST_OURS: &str = "CROSS JOIN UNNEST(split(body, ' ')) AS t(word)";
@@ -196,12 +207,18 @@ impl Gen<'_> {
             ("headers['status']".into(), "status".into()),
             ("substr(body, 1, 2)".into(), "substr(body, 1, 2)".into()),
             ("length(body) % 3".into(), "length(body) % 3".into()),
-            ("lower(regexp_extract(body, '(\\w+)$', 1))".into(), "lower(regexp_extract(body, '(\\w+)$', 1))".into()),
+            (
+                "lower(regexp_extract(body, '(\\w+)$', 1))".into(),
+                "lower(regexp_extract(body, '(\\w+)$', 1))".into(),
+            ),
             (
                 "CASE WHEN CAST(header('lat') AS BIGINT) > 500 THEN 'hi' ELSE 'lo' END".into(),
                 "CASE WHEN TRY_CAST(lat AS BIGINT) > 500 THEN 'hi' ELSE 'lo' END".into(),
             ),
-            ("coalesce(header('host'), 'none')".into(), "coalesce(host, 'none')".into()),
+            (
+                "coalesce(header('host'), 'none')".into(),
+                "coalesce(host, 'none')".into(),
+            ),
         ];
         if self.unnest {
             opts.push(("word".into(), "word".into()));
@@ -217,11 +234,23 @@ impl Gen<'_> {
         let w = *VOCAB.choose(self.rng).unwrap();
         let mut atoms: Vec<(String, String)> = vec![
             (format!("body LIKE '%{w}%'"), format!("body LIKE '%{w}%'")),
-            ("header('host') IN ('h1', 'web-1')".into(), "host IN ('h1', 'web-1')".into()),
+            (
+                "header('host') IN ('h1', 'web-1')".into(),
+                "host IN ('h1', 'web-1')".into(),
+            ),
             (format!("{lat_o} > {n}"), format!("{lat_d} > {n}")),
-            ("headers['status'] IS NOT NULL".into(), "status IS NOT NULL".into()),
-            ("regexp_like(body, '^(a|b|c) ')".into(), "regexp_matches(body, '^(a|b|c) ')".into()),
-            (format!("{lat_o} BETWEEN {} AND {}", n / 2, n), format!("{lat_d} BETWEEN {} AND {}", n / 2, n)),
+            (
+                "headers['status'] IS NOT NULL".into(),
+                "status IS NOT NULL".into(),
+            ),
+            (
+                "regexp_like(body, '^(a|b|c) ')".into(),
+                "regexp_matches(body, '^(a|b|c) ')".into(),
+            ),
+            (
+                format!("{lat_o} BETWEEN {} AND {}", n / 2, n),
+                format!("{lat_d} BETWEEN {} AND {}", n / 2, n),
+            ),
             ("length(body) < 12".into(), "length(body) < 12".into()),
             ("header('lat') IS NULL".into(), "lat IS NULL".into()),
         ];
@@ -235,8 +264,14 @@ impl Gen<'_> {
         }
         let b = self.pred(depth - 1);
         match self.rng.gen_range(0..3) {
-            0 => (format!("({} AND {})", a.0, b.0), format!("({} AND {})", a.1, b.1)),
-            1 => (format!("({} OR {})", a.0, b.0), format!("({} OR {})", a.1, b.1)),
+            0 => (
+                format!("({} AND {})", a.0, b.0),
+                format!("({} AND {})", a.1, b.1),
+            ),
+            1 => (
+                format!("({} OR {})", a.0, b.0),
+                format!("({} OR {})", a.1, b.1),
+            ),
             _ => (format!("NOT ({})", a.0), format!("NOT ({})", a.1)),
         }
     }
@@ -247,7 +282,10 @@ impl Gen<'_> {
         let mut opts: Vec<(String, String)> = vec![
             ("count(*)".into(), "count(*)".into()),
             ("count(header('host'))".into(), "count(host)".into()),
-            ("count(DISTINCT headers['status'])".into(), "count(DISTINCT status)".into()),
+            (
+                "count(DISTINCT headers['status'])".into(),
+                "count(DISTINCT status)".into(),
+            ),
             (format!("sum({lat_o})"), format!("sum({lat_d})")),
             (format!("min({lat_o})"), format!("min({lat_d})")),
             (format!("max({lat_o})"), format!("max({lat_d})")),
@@ -292,7 +330,10 @@ impl Gen<'_> {
             sel_d.push(format!("{} AS a{i}", a.1));
         }
         let (from_o, from_d) = if self.unnest {
-            (format!("events {UNNEST_OURS}"), format!("events {UNNEST_DUCK}"))
+            (
+                format!("events {UNNEST_OURS}"),
+                format!("events {UNNEST_DUCK}"),
+            )
         } else {
             ("events".to_string(), "events".to_string())
         };
@@ -304,8 +345,20 @@ impl Gen<'_> {
             d += &format!(" WHERE {}", p.1);
         }
         if !keys.is_empty() {
-            o += &format!(" GROUP BY {}", keys.iter().map(|k| k.0.clone()).collect::<Vec<_>>().join(", "));
-            d += &format!(" GROUP BY {}", keys.iter().map(|k| k.1.clone()).collect::<Vec<_>>().join(", "));
+            o += &format!(
+                " GROUP BY {}",
+                keys.iter()
+                    .map(|k| k.0.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            d += &format!(
+                " GROUP BY {}",
+                keys.iter()
+                    .map(|k| k.1.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             if self.rng.gen_bool(0.3) {
                 let n = self.rng.gen_range(1..5);
                 o += &format!(" HAVING count(*) > {n}");
@@ -325,7 +378,11 @@ impl Gen<'_> {
             d += &tail;
             ordered = true;
         }
-        Q { ours: o, duck: d, ordered }
+        Q {
+            ours: o,
+            duck: d,
+            ordered,
+        }
     }
 }
 
@@ -349,7 +406,11 @@ fn run_ours(q: &SqlQuery, recs: &[Rec]) -> Vec<Row> {
     let clock = Arc::new(ManualClock::new(0));
     let n = evs.len();
     let mode = if n > 0 {
-        ClockMode::Logical { start_ms: 0, events_per_batch: n, flush_after_ms: 0 }
+        ClockMode::Logical {
+            start_ms: 0,
+            events_per_batch: n,
+            flush_after_ms: 0,
+        }
     } else {
         ClockMode::Processing
     };
@@ -399,7 +460,9 @@ fn to_json(v: &Value) -> J {
         Value::Null => J::Null,
         Value::Bool(b) => J::Bool(*b),
         Value::Int(i) => J::from(*i),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
+        Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(J::Number)
+            .unwrap_or(J::Null),
         Value::Str(s) => J::String(s.to_string()),
     }
 }
@@ -407,7 +470,10 @@ fn to_json(v: &Value) -> J {
 fn same(a: &J, b: &J) -> bool {
     match (a, b) {
         (J::Number(x), J::Number(y)) => {
-            let (x, y) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
+            let (x, y) = (
+                x.as_f64().unwrap_or(f64::NAN),
+                y.as_f64().unwrap_or(f64::NAN),
+            );
             x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs())
         }
         _ => a == b,
@@ -420,7 +486,10 @@ fn sort_rows(rows: &mut [Vec<J>]) {
 
 fn rows_equal(ours: &[Vec<J>], duck: &[Vec<J>]) -> bool {
     ours.len() == duck.len()
-        && ours.iter().zip(duck).all(|(a, b)| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y)))
+        && ours
+            .iter()
+            .zip(duck)
+            .all(|(a, b)| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y)))
 }
 
 #[test]
@@ -442,7 +511,10 @@ fn sql_results_equal_duckdb_on_random_events() {
         }
         std::fs::write(&events_path, text).unwrap();
         let mut qs = corpus();
-        let mut g = Gen { rng: &mut rng, unnest: false };
+        let mut g = Gen {
+            rng: &mut rng,
+            unnest: false,
+        };
         for _ in 0..40 {
             qs.push(g.query());
         }
@@ -459,12 +531,19 @@ fn sql_results_equal_duckdb_on_random_events() {
             .args([&events_path, &qpath, &opath])
             .output()
             .unwrap();
-        assert!(out.status.success(), "duckdb runner failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "duckdb runner failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let results: J = serde_json::from_slice(&std::fs::read(&opath).unwrap()).unwrap();
         for (i, q) in qs.iter().enumerate() {
             let r = &results[i.to_string()];
             if let Some(e) = r.get("error") {
-                panic!("DuckDB rejected the translation of query {i} ({}): {e}", q.duck);
+                panic!(
+                    "DuckDB rejected the translation of query {i} ({}): {e}",
+                    q.duck
+                );
             }
             let mut duck: Vec<Vec<J>> = r["rows"]
                 .as_array()
@@ -494,6 +573,11 @@ fn sql_results_equal_duckdb_on_random_events() {
             checked += 1;
         }
     }
-    assert!(failures.is_empty(), "{} of {checked} queries differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} queries differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert_eq!(checked, 4 * (corpus().len() + 40));
 }

@@ -150,7 +150,12 @@ pub(crate) struct Plan {
     pub uses: Uses,
 }
 
-fn err(kind: SqlErrorKind, node: &impl Spanned, found: impl std::fmt::Display, msg: impl Into<String>) -> SqlError {
+fn err(
+    kind: SqlErrorKind,
+    node: &impl Spanned,
+    found: impl std::fmt::Display,
+    msg: impl Into<String>,
+) -> SqlError {
     SqlError::new(kind, Pos::from(node.span().start), found, msg)
 }
 
@@ -193,19 +198,30 @@ pub(crate) fn compile(sql: &str, opts: &SqlOptions) -> Result<Plan, SqlError> {
         e
     })?;
     if stmts.len() != 1 {
-        let pos = stmts.get(1).map(|s| Pos::from(s.span().start)).unwrap_or_default();
+        let pos = stmts
+            .get(1)
+            .map(|s| Pos::from(s.span().start))
+            .unwrap_or_default();
         return Err(SqlError::new(
             SqlErrorKind::Unsupported,
             pos,
             stmts.get(1).map(|s| s.to_string()).unwrap_or_default(),
-            format!("a pipeline runs exactly one SELECT statement, found {}", stmts.len()),
+            format!(
+                "a pipeline runs exactly one SELECT statement, found {}",
+                stmts.len()
+            ),
         ));
     }
     let stmt = stmts.remove(0);
     let query = match stmt {
         Statement::Query(q) => q,
         other => {
-            let kw = other.to_string().split_whitespace().next().unwrap_or("").to_string();
+            let kw = other
+                .to_string()
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string();
             return Err(SqlError::new(
                 SqlErrorKind::Unsupported,
                 start_of(sql),
@@ -229,7 +245,10 @@ pub(crate) fn compile(sql: &str, opts: &SqlOptions) -> Result<Plan, SqlError> {
 fn end_of(sql: &str) -> Pos {
     let line = sql.split('\n').count() as u64;
     let last = sql.rsplit('\n').next().unwrap_or("");
-    Pos { line, column: last.chars().count() as u64 + 1 }
+    Pos {
+        line,
+        column: last.chars().count() as u64 + 1,
+    }
 }
 
 /// The position of the first non-blank character of `sql`.
@@ -262,7 +281,15 @@ fn split_and(e: &Expr, out: &mut Vec<Expr>) {
             split_and(left, out);
             split_and(right, out);
         }
-        Expr::Nested(inner) if matches!(**inner, Expr::BinaryOp { op: BinaryOperator::And, .. }) => {
+        Expr::Nested(inner)
+            if matches!(
+                **inner,
+                Expr::BinaryOp {
+                    op: BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
             split_and(inner, out)
         }
         e => out.push(e.clone()),
@@ -293,7 +320,10 @@ fn is_aggregate_name(n: &str) -> bool {
 }
 
 fn is_window_name(n: &str) -> bool {
-    matches!(n, "tumble" | "hop" | "session" | "tumble_start" | "tumble_end" | "hop_start" | "hop_end")
+    matches!(
+        n,
+        "tumble" | "hop" | "session" | "tumble_start" | "tumble_end" | "hop_start" | "hop_end"
+    )
 }
 
 /// True if `e` contains an aggregate call.
@@ -326,7 +356,9 @@ fn visit(e: &Expr, f: &mut dyn FnMut(&Expr)) {
             visit(expr, f);
             visit(pattern, f)
         }
-        Expr::Between { expr, low, high, .. } => {
+        Expr::Between {
+            expr, low, high, ..
+        } => {
             visit(expr, f);
             visit(low, f);
             visit(high, f)
@@ -411,12 +443,25 @@ fn bool_of(v: bool) -> Val<'static> {
 impl<'o> Compiler<'o> {
     fn query(&mut self, q: &ast::Query) -> Result<Plan, SqlError> {
         if let Some(w) = &q.with {
-            return Err(unsupported(w, "WITH (common table expressions) is not supported; write one SELECT over events"));
+            return Err(unsupported(
+                w,
+                "WITH (common table expressions) is not supported; write one SELECT over events",
+            ));
         }
         if let Some(f) = &q.fetch {
-            return Err(SqlError::new(SqlErrorKind::Unsupported, Pos::default(), f, "FETCH is not supported; use LIMIT n"));
+            return Err(SqlError::new(
+                SqlErrorKind::Unsupported,
+                Pos::default(),
+                f,
+                "FETCH is not supported; use LIMIT n",
+            ));
         }
-        if !q.locks.is_empty() || q.for_clause.is_some() || q.settings.is_some() || q.format_clause.is_some() || !q.pipe_operators.is_empty() {
+        if !q.locks.is_empty()
+            || q.for_clause.is_some()
+            || q.settings.is_some()
+            || q.format_clause.is_some()
+            || !q.pipe_operators.is_empty()
+        {
             return Err(unsupported(q, "only SELECT ... FROM events [CROSS JOIN UNNEST(...)] [WHERE] [GROUP BY] [HAVING] [ORDER BY] [LIMIT] is supported"));
         }
         let select = match &*q.body {
@@ -425,23 +470,43 @@ impl<'o> Compiler<'o> {
             other => return Err(unsupported(other, "set operations (UNION, EXCEPT, INTERSECT) and VALUES are not supported; write one SELECT over events")),
         };
         if let Some(d) = &select.distinct {
-            return Err(SqlError::new(SqlErrorKind::Unsupported, Pos::from(select.select_token.0.span.start), d, "SELECT DISTINCT is not supported; use GROUP BY over the columns"));
+            return Err(SqlError::new(
+                SqlErrorKind::Unsupported,
+                Pos::from(select.select_token.0.span.start),
+                d,
+                "SELECT DISTINCT is not supported; use GROUP BY over the columns",
+            ));
         }
         if let Some(t) = &select.top {
-            return Err(SqlError::new(SqlErrorKind::Unsupported, Pos::from(select.select_token.0.span.start), t, "TOP is not supported; use ORDER BY ... LIMIT n"));
+            return Err(SqlError::new(
+                SqlErrorKind::Unsupported,
+                Pos::from(select.select_token.0.span.start),
+                t,
+                "TOP is not supported; use ORDER BY ... LIMIT n",
+            ));
         }
         for (what, present) in [
             ("INTO", select.into.is_some()),
             ("LATERAL VIEW", !select.lateral_views.is_empty()),
             ("PREWHERE", select.prewhere.is_some()),
-            ("CLUSTER BY / DISTRIBUTE BY / SORT BY", !select.cluster_by.is_empty() || !select.distribute_by.is_empty() || !select.sort_by.is_empty()),
+            (
+                "CLUSTER BY / DISTRIBUTE BY / SORT BY",
+                !select.cluster_by.is_empty()
+                    || !select.distribute_by.is_empty()
+                    || !select.sort_by.is_empty(),
+            ),
             ("WINDOW (named windows)", !select.named_window.is_empty()),
             ("QUALIFY", select.qualify.is_some()),
             ("CONNECT BY", select.connect_by.is_some()),
             ("EXCLUDE", select.exclude.is_some()),
         ] {
             if present {
-                return Err(SqlError::new(SqlErrorKind::Unsupported, Pos::from(select.select_token.0.span.start), what, format!("{what} is not supported in a pipeline query")));
+                return Err(SqlError::new(
+                    SqlErrorKind::Unsupported,
+                    Pos::from(select.select_token.0.span.start),
+                    what,
+                    format!("{what} is not supported in a pipeline query"),
+                ));
             }
         }
         self.from(select)?;
@@ -450,7 +515,12 @@ impl<'o> Compiler<'o> {
         let (mut pre, mut post) = (Vec::new(), Vec::new());
         if let Some(w) = &select.selection {
             if has_aggregate(w) {
-                return Err(err(SqlErrorKind::Semantic, w, w, "aggregates are not allowed in WHERE; use HAVING"));
+                return Err(err(
+                    SqlErrorKind::Semantic,
+                    w,
+                    w,
+                    "aggregates are not allowed in WHERE; use HAVING",
+                ));
             }
             let mut conj = Vec::new();
             split_and(w, &mut conj);
@@ -474,14 +544,23 @@ impl<'o> Compiler<'o> {
                 SelectItem::UnnamedExpr(e) => {
                     let name = match e {
                         Expr::Identifier(i) => i.value.clone(),
-                        Expr::CompoundIdentifier(v) => v.last().map(|i| i.value.clone()).unwrap_or_default(),
+                        Expr::CompoundIdentifier(v) => {
+                            v.last().map(|i| i.value.clone()).unwrap_or_default()
+                        }
                         e => e.to_string(),
                     };
                     items.push((e.clone(), name))
                 }
-                SelectItem::ExprWithAlias { expr, alias } => items.push((expr.clone(), alias.value.clone())),
+                SelectItem::ExprWithAlias { expr, alias } => {
+                    items.push((expr.clone(), alias.value.clone()))
+                }
                 SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
-                    return Err(err(SqlErrorKind::Unsupported, it, it, format!("SELECT * is not supported: name the output columns ({COLUMNS})")));
+                    return Err(err(
+                        SqlErrorKind::Unsupported,
+                        it,
+                        it,
+                        format!("SELECT * is not supported: name the output columns ({COLUMNS})"),
+                    ));
                 }
             }
         }
@@ -490,15 +569,32 @@ impl<'o> Compiler<'o> {
                 return Err(err(SqlErrorKind::Semantic, e, n, "the output name batch_time is reserved (JSON outputs add it); choose another alias with AS"));
             }
             if items[..i].iter().any(|(_, m)| m == n) {
-                return Err(err(SqlErrorKind::Semantic, e, n, format!("two output columns are named `{n}`; give one another name with AS")));
+                return Err(err(
+                    SqlErrorKind::Semantic,
+                    e,
+                    n,
+                    format!("two output columns are named `{n}`; give one another name with AS"),
+                ));
             }
         }
 
         let group_exprs: Vec<Expr> = match &select.group_by {
-            GroupByExpr::All(_) => return Err(SqlError::new(SqlErrorKind::Unsupported, Pos::from(select.select_token.0.span.start), "GROUP BY ALL", "GROUP BY ALL is not supported; list the group keys")),
+            GroupByExpr::All(_) => {
+                return Err(SqlError::new(
+                    SqlErrorKind::Unsupported,
+                    Pos::from(select.select_token.0.span.start),
+                    "GROUP BY ALL",
+                    "GROUP BY ALL is not supported; list the group keys",
+                ))
+            }
             GroupByExpr::Expressions(v, mods) => {
                 if !mods.is_empty() {
-                    return Err(SqlError::new(SqlErrorKind::Unsupported, Pos::from(select.select_token.0.span.start), "WITH ROLLUP/CUBE/TOTALS", "GROUP BY modifiers are not supported"));
+                    return Err(SqlError::new(
+                        SqlErrorKind::Unsupported,
+                        Pos::from(select.select_token.0.span.start),
+                        "WITH ROLLUP/CUBE/TOTALS",
+                        "GROUP BY modifiers are not supported",
+                    ));
                 }
                 v.clone()
             }
@@ -520,11 +616,23 @@ impl<'o> Compiler<'o> {
             None => Vec::new(),
             Some(ob) => {
                 if ob.interpolate.is_some() {
-                    return Err(SqlError::new(SqlErrorKind::Unsupported, Pos::default(), "INTERPOLATE", "INTERPOLATE is not supported"));
+                    return Err(SqlError::new(
+                        SqlErrorKind::Unsupported,
+                        Pos::default(),
+                        "INTERPOLATE",
+                        "INTERPOLATE is not supported",
+                    ));
                 }
                 match &ob.kind {
                     ast::OrderByKind::Expressions(v) => v.clone(),
-                    ast::OrderByKind::All(_) => return Err(SqlError::new(SqlErrorKind::Unsupported, Pos::default(), "ORDER BY ALL", "ORDER BY ALL is not supported; list the sort keys")),
+                    ast::OrderByKind::All(_) => {
+                        return Err(SqlError::new(
+                            SqlErrorKind::Unsupported,
+                            Pos::default(),
+                            "ORDER BY ALL",
+                            "ORDER BY ALL is not supported; list the sort keys",
+                        ))
+                    }
                 }
             }
         };
@@ -540,18 +648,33 @@ impl<'o> Compiler<'o> {
                     Expr::Value(v) if matches!(v.value, ast::Value::Number(..)) => {
                         let n = literal_int(g).unwrap_or(0);
                         if n < 1 || n as usize > items.len() {
-                            return Err(err(SqlErrorKind::Semantic, g, g, format!("GROUP BY position {n} is not in the select list (1..{})", items.len())));
+                            return Err(err(
+                                SqlErrorKind::Semantic,
+                                g,
+                                g,
+                                format!(
+                                    "GROUP BY position {n} is not in the select list (1..{})",
+                                    items.len()
+                                ),
+                            ));
                         }
                         items[n as usize - 1].0.clone()
                     }
-                    Expr::Identifier(id) if !self.is_column(&id.value) => match items.iter().find(|(_, n)| n == &id.value) {
-                        Some((e, _)) => e.clone(),
-                        None => g.clone(),
-                    },
+                    Expr::Identifier(id) if !self.is_column(&id.value) => {
+                        match items.iter().find(|(_, n)| n == &id.value) {
+                            Some((e, _)) => e.clone(),
+                            None => g.clone(),
+                        }
+                    }
                     g => g.clone(),
                 };
                 if has_aggregate(&resolved) {
-                    return Err(err(SqlErrorKind::Semantic, g, g, "aggregates are not allowed in GROUP BY"));
+                    return Err(err(
+                        SqlErrorKind::Semantic,
+                        g,
+                        g,
+                        "aggregates are not allowed in GROUP BY",
+                    ));
                 }
                 key_exprs.push(resolved);
             }
@@ -597,7 +720,10 @@ impl<'o> Compiler<'o> {
             for (e, _) in &items {
                 let ex = self.expr(e)?;
                 if ex.ty == SqlType::StrArray {
-                    return Err(type_err(e, "split returns an array: use it in CROSS JOIN UNNEST(split(...)) AS t(col)"));
+                    return Err(type_err(
+                        e,
+                        "split returns an array: use it in CROSS JOIN UNNEST(split(...)) AS t(col)",
+                    ));
                 }
                 cols.push(ex);
             }
@@ -640,21 +766,32 @@ impl<'o> Compiler<'o> {
     fn is_column(&self, name: &str) -> bool {
         let n = name.to_ascii_lowercase();
         matches!(n.as_str(), "body" | "event_time" | "proc_time")
-            || self.unnest_col.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(name))
+            || self
+                .unnest_col
+                .as_deref()
+                .is_some_and(|c| c.eq_ignore_ascii_case(name))
     }
 
     fn expect_bool(&self, ex: &Ex, e: &Expr, clause: &str) -> Result<(), SqlError> {
         if matches!(ex.ty, SqlType::Bool | SqlType::Null) {
             Ok(())
         } else {
-            Err(type_err(e, format!("{clause} needs a BOOLEAN condition, found {}", ex.ty.name())))
+            Err(type_err(
+                e,
+                format!("{clause} needs a BOOLEAN condition, found {}", ex.ty.name()),
+            ))
         }
     }
 
     fn from(&mut self, select: &ast::Select) -> Result<(), SqlError> {
         let at_select = Pos::from(select.select_token.0.span.start);
         if select.from.is_empty() {
-            return Err(SqlError::new(SqlErrorKind::Semantic, at_select, "SELECT", "missing FROM events (a pipeline query reads the stream `events`)"));
+            return Err(SqlError::new(
+                SqlErrorKind::Semantic,
+                at_select,
+                "SELECT",
+                "missing FROM events (a pipeline query reads the stream `events`)",
+            ));
         }
         let mut relations: Vec<(&TableFactor, Option<&JoinOperator>)> = Vec::new();
         for twj in &select.from {
@@ -679,7 +816,10 @@ impl<'o> Compiler<'o> {
             other => return Err(unsupported(other, "the query must read FROM events (optionally followed by CROSS JOIN UNNEST(...) AS t(col))")),
         }
         if relations.len() > 2 {
-            return Err(unsupported(relations[2].0, "at most one CROSS JOIN UNNEST(...) is supported"));
+            return Err(unsupported(
+                relations[2].0,
+                "at most one CROSS JOIN UNNEST(...) is supported",
+            ));
         }
         if let Some((rel, op)) = relations.get(1) {
             if let Some(op) = op {
@@ -710,11 +850,11 @@ impl<'o> Compiler<'o> {
                             if args.len() != 2 {
                                 return Err(type_err(a, "split takes 2 arguments: split(string, delimiter)"));
                             }
-                            let delim = literal_str(&args[1]).ok_or_else(|| type_err(args[1], "the split delimiter must be a string literal"))?;
+                            let delim = literal_str(args[1]).ok_or_else(|| type_err(args[1], "the split delimiter must be a string literal"))?;
                             if delim.is_empty() {
                                 return Err(type_err(args[1], "the split delimiter must not be empty"));
                             }
-                            let src = self.expr(&args[0])?;
+                            let src = self.expr(args[0])?;
                             if !matches!(src.ty, SqlType::Str | SqlType::Null) {
                                 return Err(type_err(args[0], format!("split needs a VARCHAR, found {}", src.ty.name())));
                             }
@@ -734,9 +874,16 @@ impl<'o> Compiler<'o> {
     fn limit(&self, q: &ast::Query) -> Result<Option<usize>, SqlError> {
         match &q.limit_clause {
             None => Ok(None),
-            Some(ast::LimitClause::LimitOffset { limit, offset, limit_by }) => {
+            Some(ast::LimitClause::LimitOffset {
+                limit,
+                offset,
+                limit_by,
+            }) => {
                 if let Some(o) = offset {
-                    return Err(unsupported(&o.value, "OFFSET is not supported; use ORDER BY ... LIMIT n"));
+                    return Err(unsupported(
+                        &o.value,
+                        "OFFSET is not supported; use ORDER BY ... LIMIT n",
+                    ));
                 }
                 if !limit_by.is_empty() {
                     return Err(unsupported(&limit_by[0], "LIMIT BY is not supported"));
@@ -749,14 +896,28 @@ impl<'o> Compiler<'o> {
                     },
                 }
             }
-            Some(ast::LimitClause::OffsetCommaLimit { offset, .. }) => Err(unsupported(offset, "LIMIT offset, n is not supported; use ORDER BY ... LIMIT n")),
+            Some(ast::LimitClause::OffsetCommaLimit { offset, .. }) => Err(unsupported(
+                offset,
+                "LIMIT offset, n is not supported; use ORDER BY ... LIMIT n",
+            )),
         }
     }
 
-    fn order_by(&mut self, order: &[ast::OrderByExpr], items: &[(Expr, String)], cols: &mut Vec<Ex>, out: &mut Vec<SortKey>) -> Result<(), SqlError> {
+    fn order_by(
+        &mut self,
+        order: &[ast::OrderByExpr],
+        items: &[(Expr, String)],
+        cols: &mut Vec<Ex>,
+        out: &mut Vec<SortKey>,
+    ) -> Result<(), SqlError> {
         for o in order {
             if let Some(w) = &o.with_fill {
-                return Err(SqlError::new(SqlErrorKind::Unsupported, Pos::from(o.expr.span().start), w, "WITH FILL is not supported"));
+                return Err(SqlError::new(
+                    SqlErrorKind::Unsupported,
+                    Pos::from(o.expr.span().start),
+                    w,
+                    "WITH FILL is not supported",
+                ));
             }
             let desc = o.options.asc == Some(false);
             let nulls_first = o.options.nulls_first.unwrap_or(false);
@@ -765,11 +926,24 @@ impl<'o> Compiler<'o> {
                 Expr::Value(v) if matches!(v.value, ast::Value::Number(..)) => {
                     let n = literal_int(e).unwrap_or(0);
                     if n < 1 || n as usize > items.len() {
-                        return Err(err(SqlErrorKind::Semantic, e, e, format!("ORDER BY position {n} is not in the select list (1..{})", items.len())));
+                        return Err(err(
+                            SqlErrorKind::Semantic,
+                            e,
+                            e,
+                            format!(
+                                "ORDER BY position {n} is not in the select list (1..{})",
+                                items.len()
+                            ),
+                        ));
                     }
                     n as usize - 1
                 }
-                Expr::Identifier(id) if items.iter().any(|(_, n)| n == &id.value) && (self.post.is_some() || !self.is_column(&id.value) || items.iter().any(|(x, n)| n == &id.value && x == e)) => {
+                Expr::Identifier(id)
+                    if items.iter().any(|(_, n)| n == &id.value)
+                        && (self.post.is_some()
+                            || !self.is_column(&id.value)
+                            || items.iter().any(|(x, n)| n == &id.value && x == e)) =>
+                {
                     items.iter().position(|(_, n)| n == &id.value).unwrap_or(0)
                 }
                 e => match items.iter().position(|(x, _)| x == e) {
@@ -784,18 +958,29 @@ impl<'o> Compiler<'o> {
                     }
                 },
             };
-            out.push(SortKey { col, desc, nulls_first });
+            out.push(SortKey {
+                col,
+                desc,
+                nulls_first,
+            });
         }
         Ok(())
     }
 
     fn args<'e>(&self, f: &'e ast::Function) -> Result<Vec<&'e Expr>, SqlError> {
-        if f.filter.is_some() || f.over.is_some() || f.null_treatment.is_some() || !f.within_group.is_empty() || !matches!(f.parameters, FunctionArguments::None) {
+        if f.filter.is_some()
+            || f.over.is_some()
+            || f.null_treatment.is_some()
+            || !f.within_group.is_empty()
+            || !matches!(f.parameters, FunctionArguments::None)
+        {
             return Err(unsupported(f, "FILTER, OVER (window functions), WITHIN GROUP and IGNORE/RESPECT NULLS are not supported"));
         }
         match &f.args {
             FunctionArguments::None => Ok(Vec::new()),
-            FunctionArguments::Subquery(q) => Err(unsupported(&**q, "subqueries are not supported")),
+            FunctionArguments::Subquery(q) => {
+                Err(unsupported(&**q, "subqueries are not supported"))
+            }
             FunctionArguments::List(l) => {
                 if !l.clauses.is_empty() {
                     return Err(unsupported(f, "clauses inside function arguments (ORDER BY, SEPARATOR, ...) are not supported"));
@@ -805,9 +990,21 @@ impl<'o> Compiler<'o> {
                     match a {
                         FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => v.push(e),
                         FunctionArg::Unnamed(FunctionArgExpr::Wildcard) => {
-                            return Err(err(SqlErrorKind::Semantic, f, f, "`*` is only allowed in count(*)"))
+                            return Err(err(
+                                SqlErrorKind::Semantic,
+                                f,
+                                f,
+                                "`*` is only allowed in count(*)",
+                            ))
                         }
-                        other => return Err(err(SqlErrorKind::Unsupported, f, other, "named or qualified-wildcard arguments are not supported")),
+                        other => {
+                            return Err(err(
+                                SqlErrorKind::Unsupported,
+                                f,
+                                other,
+                                "named or qualified-wildcard arguments are not supported",
+                            ))
+                        }
                     }
                 }
                 Ok(v)
@@ -821,7 +1018,11 @@ impl<'o> Compiler<'o> {
             let text = e.to_string();
             if let Some(i) = post.keys.iter().position(|k| *k == text) {
                 let ty = post.key_types[i];
-                return Ok(Ex { ty, uses: Uses::default(), f: mk(move |cx| cx.cols[i].as_val()) });
+                return Ok(Ex {
+                    ty,
+                    uses: Uses::default(),
+                    f: mk(move |cx| cx.cols[i].as_val()),
+                });
             }
             if let Expr::Function(f) = e {
                 if is_aggregate_name(&object_name(&f.name)) {
@@ -1006,27 +1207,70 @@ impl<'o> Compiler<'o> {
             return Err(err(SqlErrorKind::Semantic, e, e, "this column must appear in GROUP BY or be used inside an aggregate (count, sum, min, max, avg)"));
         }
         let lname = name.to_ascii_lowercase();
-        if self.unnest_col.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(name)) {
-            return Ok(Ex { ty: SqlType::Str, uses: Uses { word: true, ..Uses::default() }, f: mk(|cx| match cx.word {
-                Some(w) => Val::Str(Cow::Borrowed(w)),
-                None => Val::Null,
-            }) });
+        if self
+            .unnest_col
+            .as_deref()
+            .is_some_and(|c| c.eq_ignore_ascii_case(name))
+        {
+            return Ok(Ex {
+                ty: SqlType::Str,
+                uses: Uses {
+                    word: true,
+                    ..Uses::default()
+                },
+                f: mk(|cx| match cx.word {
+                    Some(w) => Val::Str(Cow::Borrowed(w)),
+                    None => Val::Null,
+                }),
+            });
         }
         match lname.as_str() {
-            "body" => Ok(Ex { ty: SqlType::Str, uses: Uses { body: true, ..Uses::default() }, f: mk(|cx| Val::Str(Cow::Borrowed(cx.body))) }),
-            "proc_time" => Ok(Ex { ty: SqlType::Int, uses: Uses { proc_time: true, ..Uses::default() }, f: mk(|cx| Val::Int(cx.batch_ms)) }),
+            "body" => Ok(Ex {
+                ty: SqlType::Str,
+                uses: Uses {
+                    body: true,
+                    ..Uses::default()
+                },
+                f: mk(|cx| Val::Str(Cow::Borrowed(cx.body))),
+            }),
+            "proc_time" => Ok(Ex {
+                ty: SqlType::Int,
+                uses: Uses {
+                    proc_time: true,
+                    ..Uses::default()
+                },
+                f: mk(|cx| Val::Int(cx.batch_ms)),
+            }),
             "event_time" => {
                 let h = self.opts.timestamp_header.clone();
-                Ok(Ex { ty: SqlType::Int, uses: Uses::default(), f: mk(move |cx| {
-                    match cx.ev.and_then(|ev| ev.header(&h)).and_then(|v| v.trim().parse::<i64>().ok()) {
-                        Some(t) => Val::Int(t),
-                        None => Val::Null,
-                    }
-                }) })
+                Ok(Ex {
+                    ty: SqlType::Int,
+                    uses: Uses::default(),
+                    f: mk(move |cx| {
+                        match cx
+                            .ev
+                            .and_then(|ev| ev.header(&h))
+                            .and_then(|v| v.trim().parse::<i64>().ok())
+                        {
+                            Some(t) => Val::Int(t),
+                            None => Val::Null,
+                        }
+                    }),
+                })
             }
             "window_start" | "window_end" => Err(unsupported(e, WINDOWS_LATER)),
-            "headers" => Err(err(SqlErrorKind::Type, e, e, "headers is a map: read one header with headers['name'] or header('name')")),
-            _ => Err(err(SqlErrorKind::Unknown, e, e, format!("unknown column; {COLUMNS}"))),
+            "headers" => Err(err(
+                SqlErrorKind::Type,
+                e,
+                e,
+                "headers is a map: read one header with headers['name'] or header('name')",
+            )),
+            _ => Err(err(
+                SqlErrorKind::Unknown,
+                e,
+                e,
+                format!("unknown column; {COLUMNS}"),
+            )),
         }
     }
 
@@ -1034,27 +1278,42 @@ impl<'o> Compiler<'o> {
         if self.post.is_some() {
             return Err(err(SqlErrorKind::Semantic, e, e, "this column must appear in GROUP BY or be used inside an aggregate (count, sum, min, max, avg)"));
         }
-        Ok(Ex { ty: SqlType::Str, uses: Uses::default(), f: mk(move |cx| match cx.ev.and_then(|ev| ev.header(&key)) {
-            Some(v) => Val::Str(v),
-            None => Val::Null,
-        }) })
+        Ok(Ex {
+            ty: SqlType::Str,
+            uses: Uses::default(),
+            f: mk(move |cx| match cx.ev.and_then(|ev| ev.header(&key)) {
+                Some(v) => Val::Str(v),
+                None => Val::Null,
+            }),
+        })
     }
 
     fn literal(&self, v: &ast::Value, e: &Expr) -> Result<Ex, SqlError> {
-        let val = match v {
-            ast::Value::Number(s, _) => match s.parse::<i64>() {
-                Ok(i) => Value::Int(i),
-                Err(_) => match s.parse::<f64>() {
-                    Ok(f) => Value::Float(f),
-                    Err(_) => return Err(type_err(e, "bad number")),
+        let val =
+            match v {
+                ast::Value::Number(s, _) => match s.parse::<i64>() {
+                    Ok(i) => Value::Int(i),
+                    Err(_) => match s.parse::<f64>() {
+                        Ok(f) => Value::Float(f),
+                        Err(_) => return Err(type_err(e, "bad number")),
+                    },
                 },
-            },
-            ast::Value::SingleQuotedString(s) => Value::Str(s.as_str().into()),
-            ast::Value::Boolean(b) => Value::Bool(*b),
-            ast::Value::Null => Value::Null,
-            ast::Value::DoubleQuotedString(_) => return Err(err(SqlErrorKind::Syntax, e, e, "strings use single quotes ('text'); double quotes name columns")),
-            _ => return Err(unsupported(e, "unsupported literal (numbers, 'strings', TRUE/FALSE and NULL are supported)")),
-        };
+                ast::Value::SingleQuotedString(s) => Value::Str(s.as_str().into()),
+                ast::Value::Boolean(b) => Value::Bool(*b),
+                ast::Value::Null => Value::Null,
+                ast::Value::DoubleQuotedString(_) => {
+                    return Err(err(
+                        SqlErrorKind::Syntax,
+                        e,
+                        e,
+                        "strings use single quotes ('text'); double quotes name columns",
+                    ))
+                }
+                _ => return Err(unsupported(
+                    e,
+                    "unsupported literal (numbers, 'strings', TRUE/FALSE and NULL are supported)",
+                )),
+            };
         let ty = match &val {
             Value::Null => SqlType::Null,
             Value::Bool(_) => SqlType::Bool,
@@ -1062,7 +1321,11 @@ impl<'o> Compiler<'o> {
             Value::Float(_) => SqlType::Float,
             Value::Str(_) => SqlType::Str,
         };
-        Ok(Ex { ty, uses: Uses::default(), f: const_fn(val) })
+        Ok(Ex {
+            ty,
+            uses: Uses::default(),
+            f: const_fn(val),
+        })
     }
 }
 
@@ -1138,7 +1401,13 @@ fn stringify(v: &Val<'_>, out: &mut String) -> bool {
 }
 
 impl<'o> Compiler<'o> {
-    fn binary(&mut self, e: &Expr, left: &Expr, op: &BinaryOperator, right: &Expr) -> Result<Ex, SqlError> {
+    fn binary(
+        &mut self,
+        e: &Expr,
+        left: &Expr,
+        op: &BinaryOperator,
+        right: &Expr,
+    ) -> Result<Ex, SqlError> {
         let (a, b) = (self.expr(left)?, self.expr(right)?);
         let uses = a.uses.or(b.uses);
         let (fa, fb) = (a.f, b.f);
@@ -1222,7 +1491,13 @@ impl<'o> Compiler<'o> {
         }
     }
 
-    fn case(&mut self, e: &Expr, operand: Option<&Expr>, conditions: &[ast::CaseWhen], else_result: Option<&Expr>) -> Result<Ex, SqlError> {
+    fn case(
+        &mut self,
+        e: &Expr,
+        operand: Option<&Expr>,
+        conditions: &[ast::CaseWhen],
+        else_result: Option<&Expr>,
+    ) -> Result<Ex, SqlError> {
         let op = match operand {
             Some(o) => Some(self.expr(o)?),
             None => None,
@@ -1235,20 +1510,41 @@ impl<'o> Compiler<'o> {
             match &op {
                 Some(o) => {
                     if SqlType::unify(o.ty, c.ty).is_none() {
-                        return Err(type_err(&w.condition, format!("CASE compares {} with {}", o.ty.name(), c.ty.name())));
+                        return Err(type_err(
+                            &w.condition,
+                            format!("CASE compares {} with {}", o.ty.name(), c.ty.name()),
+                        ));
                     }
                 }
                 None => self.expect_bool(&c, &w.condition, "CASE WHEN")?,
             }
             let r = self.expr(&w.result)?;
-            ty = SqlType::unify(ty, r.ty).ok_or_else(|| type_err(&w.result, format!("CASE branches have different types ({} and {})", ty.name(), r.ty.name())))?;
+            ty = SqlType::unify(ty, r.ty).ok_or_else(|| {
+                type_err(
+                    &w.result,
+                    format!(
+                        "CASE branches have different types ({} and {})",
+                        ty.name(),
+                        r.ty.name()
+                    ),
+                )
+            })?;
             uses = uses.or(c.uses).or(r.uses);
             arms.push((c.f, r.f));
         }
         let els = match else_result {
             Some(x) => {
                 let r = self.expr(x)?;
-                ty = SqlType::unify(ty, r.ty).ok_or_else(|| type_err(x, format!("CASE branches have different types ({} and {})", ty.name(), r.ty.name())))?;
+                ty = SqlType::unify(ty, r.ty).ok_or_else(|| {
+                    type_err(
+                        x,
+                        format!(
+                            "CASE branches have different types ({} and {})",
+                            ty.name(),
+                            r.ty.name()
+                        ),
+                    )
+                })?;
                 uses = uses.or(r.uses);
                 Some(r.f)
             }
@@ -1259,22 +1555,26 @@ impl<'o> Compiler<'o> {
         }
         let widen = ty == SqlType::Float;
         let opf = op.map(|o| o.f);
-        Ok(Ex { ty, uses, f: mk(move |cx| {
-            let subject = opf.as_ref().map(|f| f(cx));
-            for (c, r) in &arms {
-                let hit = match &subject {
-                    Some(s) => cmp_val(s, &c(cx)) == Some(std::cmp::Ordering::Equal),
-                    None => matches!(c(cx), Val::Bool(true)),
-                };
-                if hit {
-                    return widen_val(r(cx), widen);
+        Ok(Ex {
+            ty,
+            uses,
+            f: mk(move |cx| {
+                let subject = opf.as_ref().map(|f| f(cx));
+                for (c, r) in &arms {
+                    let hit = match &subject {
+                        Some(s) => cmp_val(s, &c(cx)) == Some(std::cmp::Ordering::Equal),
+                        None => matches!(c(cx), Val::Bool(true)),
+                    };
+                    if hit {
+                        return widen_val(r(cx), widen);
+                    }
                 }
-            }
-            match &els {
-                Some(f) => widen_val(f(cx), widen),
-                None => Val::Null,
-            }
-        }) })
+                match &els {
+                    Some(f) => widen_val(f(cx), widen),
+                    None => Val::Null,
+                }
+            }),
+        })
     }
 
     fn cast(&mut self, e: &Expr, inner: &Expr, dt: &ast::DataType) -> Result<Ex, SqlError> {
@@ -1324,43 +1624,74 @@ impl<'o> Compiler<'o> {
                 Val::Null => Val::Null,
             }),
         };
-        Ok(Ex { ty: to, uses: a.uses, f: g })
+        Ok(Ex {
+            ty: to,
+            uses: a.uses,
+            f: g,
+        })
     }
 
     fn substr(&mut self, e: &Expr, s: Ex, from: Ex, len: Option<Ex>) -> Result<Ex, SqlError> {
         if !matches!(s.ty, SqlType::Str | SqlType::Null) {
-            return Err(type_err(e, format!("substr needs a VARCHAR, found {}", s.ty.name())));
+            return Err(type_err(
+                e,
+                format!("substr needs a VARCHAR, found {}", s.ty.name()),
+            ));
         }
-        if !matches!(from.ty, SqlType::Int | SqlType::Null) || len.as_ref().is_some_and(|l| !matches!(l.ty, SqlType::Int | SqlType::Null)) {
+        if !matches!(from.ty, SqlType::Int | SqlType::Null)
+            || len
+                .as_ref()
+                .is_some_and(|l| !matches!(l.ty, SqlType::Int | SqlType::Null))
+        {
             return Err(type_err(e, "substr positions and lengths are BIGINT"));
         }
-        let uses = s.uses.or(from.uses).or(len.as_ref().map(|l| l.uses).unwrap_or_default());
+        let uses = s
+            .uses
+            .or(from.uses)
+            .or(len.as_ref().map(|l| l.uses).unwrap_or_default());
         let (fs, ff, fl) = (s.f, from.f, len.map(|l| l.f));
-        Ok(Ex { ty: SqlType::Str, uses, f: mk(move |cx| {
-            let (Val::Str(s), Val::Int(start)) = (fs(cx), ff(cx)) else { return Val::Null };
-            let len = match &fl {
-                Some(f) => match f(cx) {
-                    Val::Int(l) => Some(l),
-                    _ => return Val::Null,
-                },
-                None => None,
-            };
-            match s {
-                Cow::Borrowed(b) => func::substr(b, start, len).map(|r| Val::Str(Cow::Borrowed(r))).unwrap_or(Val::Null),
-                Cow::Owned(o) => func::substr(&o, start, len).map(|r| Val::Str(Cow::Owned(r.to_string()))).unwrap_or(Val::Null),
-            }
-        }) })
+        Ok(Ex {
+            ty: SqlType::Str,
+            uses,
+            f: mk(move |cx| {
+                let (Val::Str(s), Val::Int(start)) = (fs(cx), ff(cx)) else {
+                    return Val::Null;
+                };
+                let len = match &fl {
+                    Some(f) => match f(cx) {
+                        Val::Int(l) => Some(l),
+                        _ => return Val::Null,
+                    },
+                    None => None,
+                };
+                match s {
+                    Cow::Borrowed(b) => func::substr(b, start, len)
+                        .map(|r| Val::Str(Cow::Borrowed(r)))
+                        .unwrap_or(Val::Null),
+                    Cow::Owned(o) => func::substr(&o, start, len)
+                        .map(|r| Val::Str(Cow::Owned(r.to_string())))
+                        .unwrap_or(Val::Null),
+                }
+            }),
+        })
     }
 
     fn str_fn(&self, e: &Expr, a: Ex, name: &str, f: fn(&str) -> String) -> Result<Ex, SqlError> {
         if !matches!(a.ty, SqlType::Str | SqlType::Null) {
-            return Err(type_err(e, format!("{name} needs a VARCHAR, found {}", a.ty.name())));
+            return Err(type_err(
+                e,
+                format!("{name} needs a VARCHAR, found {}", a.ty.name()),
+            ));
         }
         let g = a.f;
-        Ok(Ex { ty: SqlType::Str, uses: a.uses, f: mk(move |cx| match g(cx) {
-            Val::Str(s) => Val::Str(Cow::Owned(f(&s))),
-            _ => Val::Null,
-        }) })
+        Ok(Ex {
+            ty: SqlType::Str,
+            uses: a.uses,
+            f: mk(move |cx| match g(cx) {
+                Val::Str(s) => Val::Str(Cow::Owned(f(&s))),
+                _ => Val::Null,
+            }),
+        })
     }
 
     fn function(&mut self, fun: &ast::Function, e: &Expr) -> Result<Ex, SqlError> {
@@ -1371,7 +1702,10 @@ impl<'o> Compiler<'o> {
         let args = self.args(fun)?;
         if let FunctionArguments::List(l) = &fun.args {
             if l.duplicate_treatment.is_some() {
-                return Err(unsupported(e, "DISTINCT is only supported in count(DISTINCT x)"));
+                return Err(unsupported(
+                    e,
+                    "DISTINCT is only supported in count(DISTINCT x)",
+                ));
             }
         }
         let arity = |lo: usize, hi: usize, sig: &str| -> Result<(), SqlError> {
@@ -1384,7 +1718,10 @@ impl<'o> Compiler<'o> {
         let str_arg = |c: &mut Self, i: usize| -> Result<Ex, SqlError> {
             let x = c.expr(args[i])?;
             if !matches!(x.ty, SqlType::Str | SqlType::Null) {
-                return Err(type_err(args[i], format!("{name} needs a VARCHAR here, found {}", x.ty.name())));
+                return Err(type_err(
+                    args[i],
+                    format!("{name} needs a VARCHAR here, found {}", x.ty.name()),
+                ));
             }
             Ok(x)
         };
@@ -1551,13 +1888,22 @@ impl<'o> Compiler<'o> {
         if let Some(j) = post.agg_text.iter().position(|t| *t == text) {
             let i = post.keys.len() + j;
             let ty = agg_type(post.aggs[j].kind, post.aggs[j].arg_ty);
-            return Ok(Ex { ty, uses: Uses::default(), f: mk(move |cx| cx.cols[i].as_val()) });
+            return Ok(Ex {
+                ty,
+                uses: Uses::default(),
+                f: mk(move |cx| cx.cols[i].as_val()),
+            });
         }
         let distinct = matches!(&fun.args, FunctionArguments::List(l) if l.duplicate_treatment == Some(DuplicateTreatment::Distinct));
         let star = matches!(&fun.args, FunctionArguments::List(l) if l.args.len() == 1 && matches!(l.args[0], FunctionArg::Unnamed(FunctionArgExpr::Wildcard)));
         let (kind, arg) = if star {
             if name != "count" || distinct {
-                return Err(err(SqlErrorKind::Semantic, e, e, "`*` is only allowed in count(*)"));
+                return Err(err(
+                    SqlErrorKind::Semantic,
+                    e,
+                    e,
+                    "`*` is only allowed in count(*)",
+                ));
             }
             (AggKind::CountStar, None)
         } else {
@@ -1566,7 +1912,12 @@ impl<'o> Compiler<'o> {
                 return Err(type_err(e, format!("{name} takes one argument")));
             }
             if has_aggregate(args[0]) {
-                return Err(err(SqlErrorKind::Semantic, args[0], args[0], "aggregates cannot be nested"));
+                return Err(err(
+                    SqlErrorKind::Semantic,
+                    args[0],
+                    args[0],
+                    "aggregates cannot be nested",
+                ));
             }
             // The argument is in row scope.
             let saved = self.post.take();
@@ -1579,14 +1930,22 @@ impl<'o> Compiler<'o> {
             let kind = match (name.as_str(), distinct) {
                 ("count", false) => AggKind::Count,
                 ("count", true) => AggKind::CountDistinct,
-                (_, true) => return Err(unsupported(e, "DISTINCT is only supported in count(DISTINCT x)")),
+                (_, true) => {
+                    return Err(unsupported(
+                        e,
+                        "DISTINCT is only supported in count(DISTINCT x)",
+                    ))
+                }
                 ("sum", _) => AggKind::Sum,
                 ("avg", _) => AggKind::Avg,
                 ("min", _) => AggKind::Min,
                 _ => AggKind::Max,
             };
             if matches!(kind, AggKind::Sum | AggKind::Avg) && !a.ty.is_numeric() {
-                return Err(type_err(args[0], format!("{name} needs a number, found {} (CAST it)", a.ty.name())));
+                return Err(type_err(
+                    args[0],
+                    format!("{name} needs a number, found {} (CAST it)", a.ty.name()),
+                ));
             }
             (kind, Some(a))
         };
@@ -1595,7 +1954,11 @@ impl<'o> Compiler<'o> {
         post.aggs.push(AggSpec { kind, arg, arg_ty });
         post.agg_text.push(text);
         let i = post.keys.len() + post.aggs.len() - 1;
-        Ok(Ex { ty: agg_type(kind, arg_ty), uses: Uses::default(), f: mk(move |cx| cx.cols[i].as_val()) })
+        Ok(Ex {
+            ty: agg_type(kind, arg_ty),
+            uses: Uses::default(),
+            f: mk(move |cx| cx.cols[i].as_val()),
+        })
     }
 }
 
@@ -1604,7 +1967,13 @@ pub(crate) fn agg_type(kind: AggKind, arg: SqlType) -> SqlType {
     match kind {
         AggKind::CountStar | AggKind::Count | AggKind::CountDistinct => SqlType::Int,
         AggKind::Avg => SqlType::Float,
-        AggKind::Sum => if arg == SqlType::Float { SqlType::Float } else { SqlType::Int },
+        AggKind::Sum => {
+            if arg == SqlType::Float {
+                SqlType::Float
+            } else {
+                SqlType::Int
+            }
+        }
         AggKind::Min | AggKind::Max => arg,
     }
 }

@@ -134,6 +134,11 @@ impl SqlError {
             ),
             None => (msg, String::new()),
         };
-        SqlError::new(SqlErrorKind::Syntax, pos, found, format!("syntax error: {message}"))
+        SqlError::new(
+            SqlErrorKind::Syntax,
+            pos,
+            found,
+            format!("syntax error: {message}"),
+        )
     }
 }

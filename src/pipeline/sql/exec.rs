@@ -28,7 +28,12 @@ use super::value::{Row, Val, Value};
 /// Calls `f` with every row the event yields (after `WHERE` and `UNNEST`). Returns false if
 /// the event is bad input (non-UTF-8 body under a query reading `body`).
 #[inline]
-pub(crate) fn for_each_row(plan: &Plan, ev: &Event, batch_ms: i64, f: &mut dyn FnMut(&Cx<'_>)) -> bool {
+pub(crate) fn for_each_row(
+    plan: &Plan,
+    ev: &Event,
+    batch_ms: i64,
+    f: &mut dyn FnMut(&Cx<'_>),
+) -> bool {
     let body = if plan.uses.body {
         match std::str::from_utf8(ev.body()) {
             Ok(s) => s,
@@ -37,7 +42,13 @@ pub(crate) fn for_each_row(plan: &Plan, ev: &Event, batch_ms: i64, f: &mut dyn F
     } else {
         ""
     };
-    let cx = Cx { ev: Some(ev), body, word: None, batch_ms, cols: &[] };
+    let cx = Cx {
+        ev: Some(ev),
+        body,
+        word: None,
+        batch_ms,
+        cols: &[],
+    };
     if let Some(p) = &plan.pre_filter {
         if !p.test(&cx) {
             return true;
@@ -48,7 +59,13 @@ pub(crate) fn for_each_row(plan: &Plan, ev: &Event, batch_ms: i64, f: &mut dyn F
         Some(u) => {
             if let Val::Str(s) = u.src.eval(&cx) {
                 split_each(&s, &u.delim, |w| {
-                    let cx2 = Cx { ev: Some(ev), body, word: Some(w), batch_ms, cols: &[] };
+                    let cx2 = Cx {
+                        ev: Some(ev),
+                        body,
+                        word: Some(w),
+                        batch_ms,
+                        cols: &[],
+                    };
                     if plan.post_filter.as_ref().is_none_or(|p| p.test(&cx2)) {
                         f(&cx2)
                     }
@@ -94,7 +111,9 @@ impl<K: GroupKey> EventFn for SqlStep<K> {
     type Out = (K, u64);
     #[inline]
     fn run<E: FnMut((K, u64))>(&self, ev: &Event, bad: &mut Option<ErrorReason>, emit: &mut E) {
-        let Shape::Aggregate { keys, aggs, .. } = &self.plan.shape else { return };
+        let Shape::Aggregate { keys, aggs, .. } = &self.plan.shape else {
+            return;
+        };
         let arg = aggs[0].arg.as_ref();
         // proc_time is not read on this path (checked by `fusable`).
         let ok = for_each_row(&self.plan, ev, 0, &mut |cx| {
@@ -126,7 +145,9 @@ pub(crate) fn fusable(plan: &Plan) -> bool {
 /// Builds the plan's result stream on `ctx`.
 pub(crate) fn attach(plan: Arc<Plan>, ctx: &StreamingContext, label: &str) -> DStream<Row> {
     let out = if fusable(&plan) {
-        let Shape::Aggregate { keys, .. } = &plan.shape else { unreachable!("fusable") };
+        let Shape::Aggregate { keys, .. } = &plan.shape else {
+            unreachable!("fusable")
+        };
         if keys.len() == 1 {
             fused::<Value>(plan, ctx)
         } else {
@@ -142,7 +163,10 @@ pub(crate) fn attach(plan: Arc<Plan>, ctx: &StreamingContext, label: &str) -> DS
 }
 
 fn fused<K: GroupKey>(plan: Arc<Plan>, ctx: &StreamingContext) -> DStream<Row> {
-    let step = SqlStep::<K> { plan: plan.clone(), _k: std::marker::PhantomData };
+    let step = SqlStep::<K> {
+        plan: plan.clone(),
+        _k: std::marker::PhantomData,
+    };
     ctx.events()
         .apply("sql", step)
         .reduce_by_key(|a, b| a + b)
@@ -162,8 +186,19 @@ fn fused<K: GroupKey>(plan: Arc<Plan>, ctx: &StreamingContext) -> DStream<Row> {
 
 /// HAVING and the SELECT list of one group (`cols` = keys ++ aggregates).
 fn group_row(plan: &Plan, cols: &[Value], batch_ms: i64) -> Option<Vec<Value>> {
-    let Shape::Aggregate { having, cols: out, .. } = &plan.shape else { return None };
-    let cx = Cx { ev: None, body: "", word: None, batch_ms, cols };
+    let Shape::Aggregate {
+        having, cols: out, ..
+    } = &plan.shape
+    else {
+        return None;
+    };
+    let cx = Cx {
+        ev: None,
+        body: "",
+        word: None,
+        batch_ms,
+        cols,
+    };
     if let Some(h) = having {
         if !h.test(&cx) {
             return None;
@@ -180,11 +215,27 @@ fn finish(plan: &Plan, mut rows: Vec<Vec<Value>>) -> Vec<Row> {
                 let (x, y) = (&a[k.col], &b[k.col]);
                 let o = match (x.is_null(), y.is_null()) {
                     (true, true) => std::cmp::Ordering::Equal,
-                    (true, false) => if k.nulls_first { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater },
-                    (false, true) => if k.nulls_first { std::cmp::Ordering::Greater } else { std::cmp::Ordering::Less },
+                    (true, false) => {
+                        if k.nulls_first {
+                            std::cmp::Ordering::Less
+                        } else {
+                            std::cmp::Ordering::Greater
+                        }
+                    }
+                    (false, true) => {
+                        if k.nulls_first {
+                            std::cmp::Ordering::Greater
+                        } else {
+                            std::cmp::Ordering::Less
+                        }
+                    }
                     (false, false) => {
                         let o = x.cmp(y);
-                        if k.desc { o.reverse() } else { o }
+                        if k.desc {
+                            o.reverse()
+                        } else {
+                            o
+                        }
                     }
                 };
                 if o.is_ne() {
@@ -201,7 +252,10 @@ fn finish(plan: &Plan, mut rows: Vec<Vec<Value>>) -> Vec<Row> {
     rows.into_iter()
         .map(|mut v| {
             v.truncate(visible);
-            Row { names: plan.names.clone(), values: v }
+            Row {
+                names: plan.names.clone(),
+                values: v,
+            }
         })
         .collect()
 }
@@ -267,12 +321,16 @@ impl Acc {
                 }
             }
             Acc::Min(m) => {
-                if m.as_ref().is_none_or(|cur| super::value::cmp_val(&v, &cur.as_val()).is_some_and(|o| o.is_lt())) {
+                if m.as_ref().is_none_or(|cur| {
+                    super::value::cmp_val(&v, &cur.as_val()).is_some_and(|o| o.is_lt())
+                }) {
                     *m = Some(v.to_value());
                 }
             }
             Acc::Max(m) => {
-                if m.as_ref().is_none_or(|cur| super::value::cmp_val(&v, &cur.as_val()).is_some_and(|o| o.is_gt())) {
+                if m.as_ref().is_none_or(|cur| {
+                    super::value::cmp_val(&v, &cur.as_val()).is_some_and(|o| o.is_gt())
+                }) {
                     *m = Some(v.to_value());
                 }
             }
@@ -297,18 +355,14 @@ impl Acc {
                 *a += b;
                 *x |= y;
             }
-            (Acc::Min(a), Acc::Min(b)) => {
-                if let Some(b) = b {
-                    if a.as_ref().is_none_or(|x| b < *x) {
-                        *a = Some(b)
-                    }
+            (Acc::Min(a), Acc::Min(Some(b))) => {
+                if a.as_ref().is_none_or(|x| b < *x) {
+                    *a = Some(b)
                 }
             }
-            (Acc::Max(a), Acc::Max(b)) => {
-                if let Some(b) = b {
-                    if a.as_ref().is_none_or(|x| b > *x) {
-                        *a = Some(b)
-                    }
+            (Acc::Max(a), Acc::Max(Some(b))) => {
+                if a.as_ref().is_none_or(|x| b > *x) {
+                    *a = Some(b)
                 }
             }
             (Acc::Avg(a, n), Acc::Avg(b, m)) => {
@@ -332,9 +386,21 @@ impl Acc {
                     i64::try_from(s).map(Value::Int).unwrap_or(Value::Null)
                 }
             }
-            Acc::SumFloat(s, any) => if any { Value::Float(s) } else { Value::Null },
+            Acc::SumFloat(s, any) => {
+                if any {
+                    Value::Float(s)
+                } else {
+                    Value::Null
+                }
+            }
             Acc::Min(m) | Acc::Max(m) => m.unwrap_or(Value::Null),
-            Acc::Avg(s, n) => if n == 0 { Value::Null } else { Value::Float(s / n as f64) },
+            Acc::Avg(s, n) => {
+                if n == 0 {
+                    Value::Null
+                } else {
+                    Value::Float(s / n as f64)
+                }
+            }
         }
     }
 }
@@ -342,14 +408,20 @@ impl Acc {
 /// The general path over one batch (see the module docs).
 fn general(plan: &Plan, events: &[Event], cx: &StageContext<'_>) -> Vec<Row> {
     let batch_ms = cx.batch_time_ms();
-    let workers = if events.len() < 1024 { crate::pipeline::Workers::new(1) } else { cx.workers() };
+    let workers = if events.len() < 1024 {
+        crate::pipeline::Workers::new(1)
+    } else {
+        cx.workers()
+    };
     match &plan.shape {
         Shape::Project { cols } => {
             let parts = workers.run(|i| {
                 let mut rows: Vec<Vec<Value>> = Vec::new();
                 let mut bad = 0u64;
                 for ev in workers.chunk(events, i) {
-                    if !for_each_row(plan, ev, batch_ms, &mut |rcx| rows.push(cols.iter().map(|c| c.eval(rcx).to_value()).collect())) {
+                    if !for_each_row(plan, ev, batch_ms, &mut |rcx| {
+                        rows.push(cols.iter().map(|c| c.eval(rcx).to_value()).collect())
+                    }) {
                         bad += 1;
                     }
                 }
@@ -371,7 +443,9 @@ fn general(plan: &Plan, events: &[Event], cx: &StageContext<'_>) -> Vec<Row> {
                 for ev in workers.chunk(events, i) {
                     let ok = for_each_row(plan, ev, batch_ms, &mut |rcx| {
                         let k: Vec<Value> = keys.iter().map(|k| k.eval(rcx).to_value()).collect();
-                        let accs = m.entry(k).or_insert_with(|| aggs.iter().map(Acc::new).collect());
+                        let accs = m
+                            .entry(k)
+                            .or_insert_with(|| aggs.iter().map(Acc::new).collect());
                         for (a, spec) in accs.iter_mut().zip(aggs) {
                             a.update(spec.arg.as_ref().map(|x| x.eval(rcx)));
                         }

@@ -135,7 +135,11 @@ pub fn parse_json_path(p: &str) -> Result<Vec<PathStep>, String> {
                 out.push(PathStep::Index(n));
                 i += end + 1;
             }
-            _ => return Err(format!("unexpected character in JSON path `{p}` (use `$.a.b[0]`)")),
+            _ => {
+                return Err(format!(
+                    "unexpected character in JSON path `{p}` (use `$.a.b[0]`)"
+                ))
+            }
         }
     }
     Ok(out)
@@ -208,11 +212,9 @@ impl Fields {
             return None;
         }
         let days = days_from_civil(self.year, self.month, self.day);
-        let secs = days * 86_400
-            + self.hour as i64 * 3600
-            + self.minute as i64 * 60
-            + self.second as i64
-            - self.offset_s;
+        let secs =
+            days * 86_400 + self.hour as i64 * 3600 + self.minute as i64 * 60 + self.second as i64
+                - self.offset_s;
         Some(secs * 1000 + (self.nanos / 1_000_000) as i64)
     }
 }
@@ -364,7 +366,9 @@ pub fn parse_timestamp_fmt(s: &str, fmt: &str) -> Option<i64> {
             'f' => f.nanos = take_fraction(b, &mut i)?,
             'z' => f.offset_s = take_offset(b, &mut i)?,
             'b' => {
-                let m = std::str::from_utf8(b.get(i..i + 3)?).ok()?.to_ascii_lowercase();
+                let m = std::str::from_utf8(b.get(i..i + 3)?)
+                    .ok()?
+                    .to_ascii_lowercase();
                 f.month = MONTHS.iter().position(|x| *x == m)? as u32 + 1;
                 i += 3;
             }
@@ -409,7 +413,7 @@ pub fn str_to_bool(s: &str) -> Option<bool> {
 /// not finite.
 pub fn float_to_int(x: f64) -> Option<i64> {
     let r = x.round();
-    if r.is_finite() && r >= -9.223_372_036_854_776e18 && r < 9.223_372_036_854_776e18 {
+    if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&r) {
         Some(r as i64)
     } else {
         None
@@ -469,7 +473,11 @@ mod tests {
 
     #[test]
     fn like_patterns() {
-        let m = |p: &str, s: &str| regex::Regex::new(&like_to_regex(p, None, false)).unwrap().is_match(s);
+        let m = |p: &str, s: &str| {
+            regex::Regex::new(&like_to_regex(p, None, false))
+                .unwrap()
+                .is_match(s)
+        };
         assert!(m("%err%", "an error"));
         assert!(!m("%err%", "an ERROR"));
         assert!(m("a_c", "abc"));
@@ -490,7 +498,11 @@ mod tests {
         let p = parse_json_path("$.a.b[1]").unwrap();
         assert_eq!(
             p,
-            vec![PathStep::Key("a".into()), PathStep::Key("b".into()), PathStep::Index(1)]
+            vec![
+                PathStep::Key("a".into()),
+                PathStep::Key("b".into()),
+                PathStep::Index(1)
+            ]
         );
         assert_eq!(json_value(r#"{"a":{"b":[1,"x"]}}"#, &p), Some("x".into()));
         let q = parse_json_path("$.n").unwrap();
@@ -500,7 +512,10 @@ mod tests {
         assert_eq!(json_value(r#"{"n":{"x":1}}"#, &q), None);
         assert_eq!(json_value(r#"{"m":1}"#, &q), None);
         assert_eq!(json_value("not json", &q), None);
-        assert_eq!(json_value(r#"{"a b":"v"}"#, &parse_json_path(r#"$."a b""#).unwrap()), Some("v".into()));
+        assert_eq!(
+            json_value(r#"{"a b":"v"}"#, &parse_json_path(r#"$."a b""#).unwrap()),
+            Some("v".into())
+        );
         assert!(parse_json_path("a.b").is_err());
         assert!(parse_json_path("$.a[x]").is_err());
         assert!(parse_json_path("$..a").is_err());
@@ -510,8 +525,14 @@ mod tests {
     #[test]
     fn timestamps() {
         assert_eq!(parse_timestamp_iso("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_timestamp_iso("2024-02-29 12:00:00.5"), Some(1_709_208_000_500));
-        assert_eq!(parse_timestamp_iso("2024-02-29T12:00:00+01:00"), Some(1_709_204_400_000));
+        assert_eq!(
+            parse_timestamp_iso("2024-02-29 12:00:00.5"),
+            Some(1_709_208_000_500)
+        );
+        assert_eq!(
+            parse_timestamp_iso("2024-02-29T12:00:00+01:00"),
+            Some(1_709_204_400_000)
+        );
         assert_eq!(parse_timestamp_iso("2024-01-02"), Some(1_704_153_600_000));
         assert_eq!(parse_timestamp_iso("2023-02-29"), None);
         assert_eq!(parse_timestamp_iso("1969-12-31T23:59:59Z"), Some(-1000));
@@ -523,7 +544,10 @@ mod tests {
             parse_timestamp_fmt("10/Oct/2000:13:55:36 -0700", "%d/%b/%Y:%H:%M:%S %z"),
             Some(971_211_336_000)
         );
-        assert_eq!(parse_timestamp_fmt("10/Xyz/2000:13:55:36 -0700", "%d/%b/%Y:%H:%M:%S %z"), None);
+        assert_eq!(
+            parse_timestamp_fmt("10/Xyz/2000:13:55:36 -0700", "%d/%b/%Y:%H:%M:%S %z"),
+            None
+        );
         assert_eq!(parse_timestamp_fmt("2000-10-10 extra", "%Y-%m-%d"), None);
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
     }

@@ -22,15 +22,23 @@ fn eval_on(expr: &str, body: &str, headers: &[(&str, &str)]) -> Value {
     let plan = compile(&format!("SELECT {expr} AS v FROM events"), &opts())
         .unwrap_or_else(|e| panic!("{expr}: {e}"));
     let ev = Event::new(headers.iter().copied(), body.as_bytes());
-    let Shape::Project { cols } = &plan.shape else { panic!("not a projection") };
+    let Shape::Project { cols } = &plan.shape else {
+        panic!("not a projection")
+    };
     let mut out = Vec::new();
-    for_each_row(&plan, &ev, 5_000, &mut |cx: &Cx<'_>| out.push(cols[0].eval(cx).to_value()));
+    for_each_row(&plan, &ev, 5_000, &mut |cx: &Cx<'_>| {
+        out.push(cols[0].eval(cx).to_value())
+    });
     assert_eq!(out.len(), 1, "{expr}");
     out.pop().unwrap_or(Value::Null)
 }
 
 fn ev(expr: &str) -> Value {
-    eval_on(expr, "Hello World", &[("host", "h1"), ("timestamp", "1234")])
+    eval_on(
+        expr,
+        "Hello World",
+        &[("host", "h1"), ("timestamp", "1234")],
+    )
 }
 
 fn s(x: &str) -> Value {
@@ -68,7 +76,10 @@ fn scalar_functions_and_their_nulls() {
         ("json_value('nope', '$.a')", N),
         ("json_value(NULL, '$.a')", N),
         ("parse_timestamp('1970-01-01T00:00:01Z')", I(1000)),
-        ("parse_timestamp('10/Oct/2000:13:55:36 -0700', '%d/%b/%Y:%H:%M:%S %z')", I(971_211_336_000)),
+        (
+            "parse_timestamp('10/Oct/2000:13:55:36 -0700', '%d/%b/%Y:%H:%M:%S %z')",
+            I(971_211_336_000),
+        ),
         ("parse_timestamp('garbage')", N),
         ("parse_timestamp(NULL)", N),
         ("CAST('42' AS BIGINT)", I(42)),
@@ -85,7 +96,10 @@ fn scalar_functions_and_their_nulls() {
         ("coalesce(NULL, NULL)", N),
         ("CASE WHEN body LIKE 'H%' THEN 'h' ELSE 'other' END", s("h")),
         ("CASE WHEN NULL THEN 1 END", N),
-        ("CASE header('host') WHEN 'h1' THEN 1 WHEN 'h2' THEN 2 ELSE 0 END", I(1)),
+        (
+            "CASE header('host') WHEN 'h1' THEN 1 WHEN 'h2' THEN 2 ELSE 0 END",
+            I(1),
+        ),
         ("CASE 1 WHEN 2 THEN 'x' END", N),
         ("body LIKE '%World'", B(true)),
         ("body NOT LIKE '%World'", B(false)),
@@ -129,16 +143,26 @@ fn scalar_functions_and_their_nulls() {
     }
     // event_time: missing or unparsable header → NULL; the header name is an option.
     assert_eq!(eval_on("event_time", "", &[]), Value::Null);
-    assert_eq!(eval_on("event_time", "", &[("timestamp", "soon")]), Value::Null);
+    assert_eq!(
+        eval_on("event_time", "", &[("timestamp", "soon")]),
+        Value::Null
+    );
     let plan = compile(
         "SELECT event_time FROM events",
-        &SqlOptions { timestamp_header: "ts".into(), ..opts() },
+        &SqlOptions {
+            timestamp_header: "ts".into(),
+            ..opts()
+        },
     )
     .unwrap();
     let e = Event::new([("ts", "77")], b"x");
-    let Shape::Project { cols } = &plan.shape else { panic!() };
+    let Shape::Project { cols } = &plan.shape else {
+        panic!()
+    };
     let mut got = None;
-    for_each_row(&plan, &e, 0, &mut |cx: &Cx<'_>| got = Some(cols[0].eval(cx).to_value()));
+    for_each_row(&plan, &e, 0, &mut |cx: &Cx<'_>| {
+        got = Some(cols[0].eval(cx).to_value())
+    });
     assert_eq!(got, Some(Value::Int(77)));
 }
 
@@ -150,16 +174,22 @@ fn unnest_and_where_split_rows() {
     )
     .unwrap();
     assert!(plan.pre_filter.is_some() && plan.post_filter.is_some());
-    let Shape::Project { cols } = &plan.shape else { panic!() };
+    let Shape::Project { cols } = &plan.shape else {
+        panic!()
+    };
     let mut rows = Vec::new();
     for body in ["a b  c", "b", "x"] {
         let e = Event::from_body(body);
-        for_each_row(&plan, &e, 0, &mut |cx: &Cx<'_>| rows.push(cols[0].eval(cx).to_value()));
+        for_each_row(&plan, &e, 0, &mut |cx: &Cx<'_>| {
+            rows.push(cols[0].eval(cx).to_value())
+        });
     }
     assert_eq!(rows, vec![s("a"), s(""), s("c")]);
     // A non-UTF-8 body under a query reading body is bad input.
     let e = Event::from_body([0xffu8, 0xfe]);
-    assert!(!for_each_row(&plan, &e, 0, &mut |_: &Cx<'_>| panic!("no rows")));
+    assert!(!for_each_row(&plan, &e, 0, &mut |_: &Cx<'_>| panic!(
+        "no rows"
+    )));
 }
 
 /// (query, kind, position, part of the message, found)
@@ -242,7 +272,9 @@ fn errors_render_with_position_and_optional_context() {
          headers['k'] (or header('k')) and the UNNEST column"
     );
     let e = e.with_context("flume.conf:12: a1.sinks.wc.query");
-    assert!(e.to_string().starts_with("flume.conf:12: a1.sinks.wc.query: query 1:8: found `bdy`"));
+    assert!(e
+        .to_string()
+        .starts_with("flume.conf:12: a1.sinks.wc.query: query 1:8: found `bdy`"));
     assert!("sometimes".parse::<EmitMode>().is_err());
     assert_eq!("FINAL".parse::<EmitMode>().unwrap(), EmitMode::Final);
 }
@@ -292,7 +324,11 @@ fn run_batch(sql: &str, events: &[Event]) -> Vec<Row> {
     let clock = Arc::new(ManualClock::new(0));
     let n = events.len();
     let mode = if n > 0 {
-        ClockMode::Logical { start_ms: 0, events_per_batch: n, flush_after_ms: 0 }
+        ClockMode::Logical {
+            start_ms: 0,
+            events_per_batch: n,
+            flush_after_ms: 0,
+        }
     } else {
         ClockMode::Processing
     };
@@ -390,7 +426,11 @@ fn general_path_aggregates_having_and_top_k() {
     let mut refs = Vec::new();
     for h in 0..5i64 {
         let mine: Vec<i64> = (0..2000i64).filter(|i| i % 5 == h).collect();
-        let lats: Vec<i64> = mine.iter().filter(|i| *i % 10 != 0).map(|i| i * 37 % 101).collect();
+        let lats: Vec<i64> = mine
+            .iter()
+            .filter(|i| *i % 10 != 0)
+            .map(|i| i * 37 % 101)
+            .collect();
         let users: std::collections::BTreeSet<i64> = mine.iter().map(|i| i % 3).collect();
         let total: i64 = lats.iter().sum();
         let hi = lats.iter().map(|l| l.to_string()).max().unwrap();
@@ -411,15 +451,23 @@ fn general_path_aggregates_having_and_top_k() {
     assert_eq!(got.len(), 3);
     for (g, w) in got.iter().zip(&refs) {
         assert_eq!(g[..7], w[..7]);
-        let (Value::Float(a), Value::Float(b)) = (&g[7], &w[7]) else { panic!("{g:?}") };
+        let (Value::Float(a), Value::Float(b)) = (&g[7], &w[7]) else {
+            panic!("{g:?}")
+        };
         assert!((a - b).abs() < 1e-9);
     }
 }
 
 #[test]
 fn global_aggregate_yields_one_row_even_when_empty() {
-    let rows = run_batch("SELECT count(*) AS n, sum(event_time) AS s, max(body) AS m FROM events", &[]);
-    assert_eq!(vals(&rows), vec![vec![Value::Int(0), Value::Null, Value::Null]]);
+    let rows = run_batch(
+        "SELECT count(*) AS n, sum(event_time) AS s, max(body) AS m FROM events",
+        &[],
+    );
+    assert_eq!(
+        vals(&rows),
+        vec![vec![Value::Int(0), Value::Null, Value::Null]]
+    );
     let rows = run_batch(
         "SELECT count(*) AS n FROM events WHERE body LIKE '%x%'",
         &[Event::from_body("axb"), Event::from_body("b")],
@@ -429,11 +477,21 @@ fn global_aggregate_yields_one_row_even_when_empty() {
 
 #[test]
 fn projection_keeps_event_order_and_orders_by_hidden_keys() {
-    let evs: Vec<Event> = ["b 2", "a 10", "c 1"].iter().map(|b| Event::from_body(*b)).collect();
-    let rows = run_batch("SELECT upper(substr(body, 1, 1)) AS k, proc_time AS t FROM events", &evs);
+    let evs: Vec<Event> = ["b 2", "a 10", "c 1"]
+        .iter()
+        .map(|b| Event::from_body(*b))
+        .collect();
+    let rows = run_batch(
+        "SELECT upper(substr(body, 1, 1)) AS k, proc_time AS t FROM events",
+        &evs,
+    );
     assert_eq!(
         vals(&rows),
-        vec![vec![s("B"), Value::Int(1000)], vec![s("A"), Value::Int(1000)], vec![s("C"), Value::Int(1000)]]
+        vec![
+            vec![s("B"), Value::Int(1000)],
+            vec![s("A"), Value::Int(1000)],
+            vec![s("C"), Value::Int(1000)]
+        ]
     );
     let rows = run_batch(
         "SELECT body FROM events ORDER BY CAST(substr(body, 3) AS BIGINT) DESC LIMIT 2",
@@ -444,7 +502,10 @@ fn projection_keeps_event_order_and_orders_by_hidden_keys() {
 
 #[test]
 fn rows_print_as_tuples_and_write_json_objects() {
-    let evs: Vec<Event> = ["to be or not to be"].iter().map(|b| Event::from_body(*b)).collect();
+    let evs: Vec<Event> = ["to be or not to be"]
+        .iter()
+        .map(|b| Event::from_body(*b))
+        .collect();
     let rows = run_batch(
         "SELECT word, count(*) AS n FROM events CROSS JOIN UNNEST(split(body, ' ')) AS t(word) GROUP BY word ORDER BY n DESC, word LIMIT 3",
         &evs,
@@ -457,7 +518,10 @@ fn rows_print_as_tuples_and_write_json_objects() {
     let mut line = String::new();
     rows[0].json_record(1000, &mut line);
     assert_eq!(line, r#"{"batch_time":1000,"word":"be","n":2}"#);
-    let r = Row { names: vec!["a".to_string(), "b".into(), "c".into()].into(), values: vec![Value::Null, Value::Float(0.5), Value::Bool(true)] };
+    let r = Row {
+        names: vec!["a".to_string(), "b".into(), "c".into()].into(),
+        values: vec![Value::Null, Value::Float(0.5), Value::Bool(true)],
+    };
     let mut line = String::new();
     r.json_record(7, &mut line);
     assert_eq!(line, r#"{"batch_time":7,"a":null,"b":0.5,"c":true}"#);
