@@ -390,7 +390,9 @@ mod tests {
                 Err(PipelineError::Locked { .. })
             ));
         }
-        let e = Checkpoint::open(d.path(), "p", "#1 b", false).err().unwrap();
+        let e = Checkpoint::open(d.path(), "p", "#1 b", false)
+            .err()
+            .unwrap();
         assert!(matches!(e, PipelineError::DefinitionChanged { .. }), "{e}");
         assert!(e.to_string().contains("discard_state_on_change"));
         let (_ck, snap, plan) = Checkpoint::open(d.path(), "p", "#1 b", true).unwrap();

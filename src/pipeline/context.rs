@@ -133,9 +133,11 @@ impl<'a> BatchEnv<'a> {
     }
 }
 
+type Compute<T> = Box<dyn Fn(&BatchEnv<'_>) -> Arc<Vec<T>> + Send + Sync>;
+
 /// A per-batch computed stream node, memoised for the batch.
 pub(crate) struct Node<T> {
-    compute: Box<dyn Fn(&BatchEnv<'_>) -> Arc<Vec<T>> + Send + Sync>,
+    compute: Compute<T>,
     memo: Mutex<Option<Arc<Vec<T>>>>,
 }
 

@@ -38,6 +38,18 @@ pub struct BatchReport {
     pub replayed: bool,
 }
 
+/// Where [`Pipeline::inject_crash`] stops a batch (crash tests).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// After the plan is persisted, before any output.
+    BeforeOutputs,
+    /// After every output is durable, before the snapshot.
+    AfterOutputs,
+    /// After the snapshot is persisted, before the take commit.
+    AfterSnapshot,
+}
+
 /// A built pipeline, ready to run batches.
 pub struct Pipeline {
     ctx: StreamingContext,
@@ -56,6 +68,7 @@ pub struct Pipeline {
     stop: Arc<StopSignal>,
     workers: Workers,
     max_events: usize,
+    crash: Option<CrashPoint>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -107,6 +120,7 @@ impl Pipeline {
             restarted: false,
             partial_since: None,
             stop: Arc::new(StopSignal::new()),
+            crash: None,
         };
         for s in &p.stateful {
             s.restore(&[]).map_err(|e| PipelineError::Restore {
@@ -155,6 +169,22 @@ impl Pipeline {
     /// The pipeline's name.
     pub fn name(&self) -> &str {
         self.ctx.name()
+    }
+
+    /// Makes the next batch stop at `at` as if the process died there: the step returns
+    /// [`PipelineError::InjectedCrash`] and the take is abandoned uncommitted. Drop the
+    /// pipeline (and reopen the channel) afterwards, as after a real crash.
+    #[doc(hidden)]
+    pub fn inject_crash(&mut self, at: CrashPoint) {
+        self.crash = Some(at);
+    }
+
+    fn crash_at(&mut self, at: CrashPoint) -> Result<(), PipelineError> {
+        if self.crash == Some(at) {
+            self.crash = None;
+            return Err(PipelineError::InjectedCrash(format!("{at:?}")));
+        }
+        Ok(())
     }
 
     /// The id of the last completed batch (0 before the first).
@@ -276,7 +306,8 @@ impl Pipeline {
         let (batch_time, take) = match &cfg.mode {
             ClockMode::Processing => {
                 let now = cfg.clock.now_ms();
-                let aligned_next = (now.div_euclid(interval) + 1) * interval;
+                // The first batch time at or after `now` on the interval grid.
+                let aligned_next = (now + interval - 1).div_euclid(interval) * interval;
                 let t = match self.last {
                     Some(l) if !self.restarted => l.batch_time + interval,
                     Some(l) => (l.batch_time + interval).max(aligned_next),
@@ -369,6 +400,10 @@ impl Pipeline {
                 (mark, take, false)
             }
         };
+        if let Err(e) = self.crash_at(CrashPoint::BeforeOutputs) {
+            std::mem::forget(take);
+            return Err(e);
+        }
         let started_ms = cfg.clock.now_ms();
         let t0 = Instant::now();
         let sched = if matches!(cfg.mode, ClockMode::Processing) {
@@ -426,6 +461,10 @@ impl Pipeline {
             tracing::error!(error = %err, "batch failed");
             return Err(err);
         }
+        if let Err(e) = self.crash_at(CrashPoint::AfterOutputs) {
+            std::mem::forget(take);
+            return Err(e);
+        }
         let stages: Vec<(String, Vec<u8>)> = self
             .stateful
             .iter()
@@ -442,6 +481,10 @@ impl Pipeline {
                 self.restore_all();
                 return Err(e);
             }
+        }
+        if let Err(e) = self.crash_at(CrashPoint::AfterSnapshot) {
+            std::mem::forget(take);
+            return Err(e);
         }
         let n = take.len() as u64;
         self.last = Some(mark);

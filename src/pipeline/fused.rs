@@ -14,7 +14,7 @@
 //! # Sharding
 //!
 //! A terminal splits the batch's events into one contiguous chunk per worker. Each worker runs
-//! the chain over its chunk into its own accumulator (for keyed terminals a [`FastMap`]: the
+//! the chain over its chunk into its own accumulator (for keyed terminals a [`Combiner`]: the
 //! combiner, Spark's map-side combine). Keyed partials are then merged by key hash partition, one
 //! partition per worker, and the result is sorted by key. Because chunks are contiguous and
 //! merged in chunk order, and the reduce function is applied to values in event order within a
@@ -39,7 +39,7 @@ use super::context::{BatchEnv, Node, StreamingContext};
 use super::metrics::ErrorReason;
 use super::stage::{Key, Workers};
 use super::stream::DStream;
-use super::text::{fast_hash, for_each_token, for_each_word, FastMap, Text};
+use super::text::{for_each_token, for_each_word, Combiner, Text};
 
 /// One step of a fused chain: from an event, emit zero or more values (see the module docs).
 /// Implemented by the adaptors of this module; implement it yourself for a custom first stage
@@ -274,6 +274,11 @@ impl<Fl: EventPred> Events<Fl> {
         self.root(desc, step)
     }
 
+    /// The number of (kept) events of each batch.
+    pub fn count(&self) -> DStream<u64> {
+        self.map(|_: &Event| ()).count()
+    }
+
     /// The events themselves as a materialised stream (each a cheap handle on the take's
     /// bytes), e.g. for a stateful stage that reads headers.
     pub fn stream(&self) -> DStream<Event> {
@@ -391,11 +396,7 @@ where
     G: Fn(&mut A, P::Out) + Sync,
 {
     let events = env.events;
-    let workers = if events.len() < 1024 {
-        Workers::new(1)
-    } else {
-        env.workers
-    };
+    let workers = env.workers.for_items(events.len());
     let results = workers.run(|i| {
         let offset = events.len() * i / workers.count();
         let chunk = workers.chunk(events, i);
@@ -458,7 +459,11 @@ where
 
 /// Merges per-chunk keyed partials (in chunk order) by hash partition, one per worker, and
 /// returns the entries sorted by key.
-pub(crate) fn merge_keyed<K, V, F>(workers: Workers, partials: Vec<FastMap<K, V>>, f: &F) -> Vec<(K, V)>
+pub(crate) fn merge_keyed<K, V, F>(
+    workers: Workers,
+    partials: Vec<Combiner<K, V>>,
+    f: &F,
+) -> Vec<(K, V)>
 where
     K: Key,
     V: Clone + Send + Sync,
@@ -466,23 +471,25 @@ where
 {
     let mut out: Vec<(K, V)>;
     if partials.len() == 1 {
-        out = partials.into_iter().next().unwrap_or_default().into_iter().collect();
+        out = partials
+            .into_iter()
+            .next()
+            .map(Combiner::into_entries)
+            .unwrap_or_default();
     } else {
         let n = workers.count();
         // Route every entry to its partition, keeping chunk order within a partition.
         let mut parts: Vec<Vec<(K, V)>> = (0..n).map(|_| Vec::new()).collect();
         for m in partials {
-            for (k, v) in m {
-                let h = fast_hash(&k);
-                parts[(h % n as u64) as usize].push((k, v));
+            for (h, kv) in m.into_hashed() {
+                parts[((h >> 7) % n as u64) as usize].push(kv);
             }
         }
         let parts: Vec<std::sync::Mutex<Vec<(K, V)>>> =
             parts.into_iter().map(std::sync::Mutex::new).collect();
         let merged = workers.run(|i| {
             let entries = std::mem::take(&mut *parts[i].lock().unwrap_or_else(|e| e.into_inner()));
-            let mut m: FastMap<K, V> = FastMap::default();
-            m.reserve(entries.len());
+            let mut m: Combiner<K, V> = Combiner::with_capacity(entries.len());
             for (k, v) in entries {
                 combine(&mut m, k, v, f);
             }
@@ -490,7 +497,7 @@ where
         });
         out = Vec::with_capacity(merged.iter().map(|m| m.len()).sum());
         for m in merged {
-            out.extend(m);
+            out.extend(m.into_entries());
         }
     }
     out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -498,19 +505,16 @@ where
 }
 
 /// Folds `v` into the entry of `k`. The old value is cloned rather than moved out so that a
-/// panicking `f` leaves the map intact (the chunk is then re-run; see `run_chunks`); for the
+/// panicking `f` leaves the table intact (the chunk is then re-run; see `run_chunks`); for the
 /// numbers most reductions combine, the clone is a copy.
-#[inline]
-pub(crate) fn combine<K: Key, V: Clone, F: Fn(V, V) -> V>(m: &mut FastMap<K, V>, k: K, v: V, f: &F) {
-    match m.entry(k) {
-        std::collections::hash_map::Entry::Occupied(mut e) => {
-            let slot = e.get_mut();
-            *slot = f(slot.clone(), v);
-        }
-        std::collections::hash_map::Entry::Vacant(e) => {
-            e.insert(v);
-        }
-    }
+#[inline(always)]
+pub(crate) fn combine<K: Key, V: Clone, F: Fn(V, V) -> V>(
+    m: &mut Combiner<K, V>,
+    k: K,
+    v: V,
+    f: &F,
+) {
+    m.upsert(k, v, |slot, v| *slot = f(slot.clone(), v));
 }
 
 impl<P: EventFn> Fused<P> {
@@ -534,7 +538,13 @@ impl<P: EventFn> Fused<P> {
         &self,
         f: F,
     ) -> Fused<Map<P, F>> {
-        self.then("map", Map { p: self.p.clone(), f })
+        self.then(
+            "map",
+            Map {
+                p: self.p.clone(),
+                f,
+            },
+        )
     }
 
     /// Any number of values per value.
@@ -544,7 +554,13 @@ impl<P: EventFn> Fused<P> {
         I::Item: Send + 'static,
         F: Fn(P::Out) -> I + Send + Sync + 'static,
     {
-        self.then("flat_map", FlatMap { p: self.p.clone(), f })
+        self.then(
+            "flat_map",
+            FlatMap {
+                p: self.p.clone(),
+                f,
+            },
+        )
     }
 
     /// Keeps the values for which `f` is true.
@@ -552,7 +568,13 @@ impl<P: EventFn> Fused<P> {
         &self,
         f: F,
     ) -> Fused<Filter<P, F>> {
-        self.then("filter", Filter { p: self.p.clone(), f })
+        self.then(
+            "filter",
+            Filter {
+                p: self.p.clone(),
+                f,
+            },
+        )
     }
 
     /// Maps and keeps the `Some`s.
@@ -560,7 +582,13 @@ impl<P: EventFn> Fused<P> {
         &self,
         f: F,
     ) -> Fused<FilterMap<P, F>> {
-        self.then("filter_map", FilterMap { p: self.p.clone(), f })
+        self.then(
+            "filter_map",
+            FilterMap {
+                p: self.p.clone(),
+                f,
+            },
+        )
     }
 
     /// Pairs every value with the key `f` computes.
@@ -652,8 +680,8 @@ where
         let p = self.p.clone();
         let workers = self.ctx.inner.config.worker_count();
         let node = Node::new(move |env: &BatchEnv<'_>| {
-            let parts = run_chunks(env, &*p, FastMap::<P::Out, u64>::default, |m, k| {
-                *m.entry(k).or_insert(0) += 1
+            let parts = run_chunks(env, &*p, Combiner::<P::Out, u64>::default, |m, k| {
+                *m.entry_or_insert_with(k, || 0) += 1
             });
             Arc::new(merge_keyed(Workers::new(workers), parts, &|a, b| a + b))
         });
@@ -672,7 +700,13 @@ where
         &self,
         f: F,
     ) -> Fused<MapValues<P, F>> {
-        self.then("map_values", MapValues { p: self.p.clone(), f })
+        self.then(
+            "map_values",
+            MapValues {
+                p: self.p.clone(),
+                f,
+            },
+        )
     }
 
     /// Combines the values of each key with `f` (associative), sharded (see the module docs);
@@ -686,7 +720,7 @@ where
         let f = Arc::new(f);
         let workers = self.ctx.inner.config.worker_count();
         let node = Node::new(move |env: &BatchEnv<'_>| {
-            let parts = run_chunks(env, &*p, FastMap::<K, V>::default, |m, (k, v)| {
+            let parts = run_chunks(env, &*p, Combiner::<K, V>::default, |m, (k, v)| {
                 combine(m, k, v, &*f)
             });
             Arc::new(merge_keyed(Workers::new(workers), parts, &*f))

@@ -204,13 +204,19 @@ impl CounterGroup for PipelineCounter {
             ("SchedulingDelayLastMs", gi(&self.scheduling_delay_ms)),
             ("OutputRecords", g(&self.output_records)),
             ("LateEvents", g(&self.late_events)),
-            ("ErrorsNonUtf8", g(&self.errors[ErrorReason::NonUtf8 as usize])),
+            (
+                "ErrorsNonUtf8",
+                g(&self.errors[ErrorReason::NonUtf8 as usize]),
+            ),
             ("ErrorsPanic", g(&self.errors[ErrorReason::Panic as usize])),
             (
                 "ErrorsBadTimestamp",
                 g(&self.errors[ErrorReason::BadTimestamp as usize]),
             ),
-            ("ErrorsOutput", g(&self.errors[ErrorReason::Output as usize])),
+            (
+                "ErrorsOutput",
+                g(&self.errors[ErrorReason::Output as usize]),
+            ),
             (
                 "ErrorsStateLimit",
                 g(&self.errors[ErrorReason::StateLimit as usize]),

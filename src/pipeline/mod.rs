@@ -130,10 +130,12 @@
 //! | `clock.rs` | [`Clock`], [`RealClock`], [`ManualClock`], [`ClockMode`] |
 //! | `metrics.rs` | [`PipelineCounter`], the `PIPELINE.<name>` group |
 //! | `window.rs`, `state.rs`, `event_time.rs` | windows, keyed state, event time (stateful stages) |
+//! | `bench.rs` | the spark-anchor input generator and a one-batch word count, for benchmarks |
 //! | `sql/` | the streaming-SQL front end: a `SELECT` compiled onto these operators |
 //!
 //! [`Channel`]: crate::channel::Channel
 
+pub mod bench;
 mod checkpoint;
 mod clock;
 mod context;
@@ -149,17 +151,17 @@ mod stream;
 mod text;
 pub mod window;
 
-pub use clock::{Clock, ClockMode, ManualClock, RealClock};
+pub use clock::{Clock, ClockMode, ManualClock, RealClock, StopSignal};
 pub use context::{PipelineConfig, StreamingContext};
-pub use driver::{BatchReport, Pipeline, PipelineHandle};
+pub use driver::{BatchReport, CrashPoint, Pipeline, PipelineHandle};
 pub use fused::{EventFn, Events, Fused};
-pub use metrics::PipelineCounter;
+pub use metrics::{ErrorReason, PipelineCounter};
 pub use output::{JsonRecord, Render, ToJson};
 pub use stage::{
     Key, Persist, SnapshotError, SnapshotReader, Stage, StageContext, StatefulStage, Workers,
 };
 pub use stream::DStream;
-pub use text::{FastBuildHasher, FastHasher, FastMap, Text};
+pub use text::{Combiner, FastBuildHasher, FastHasher, FastMap, Text};
 
 /// Why a pipeline could not start, or why a batch failed.
 #[derive(Debug, thiserror::Error)]
@@ -220,6 +222,10 @@ pub enum PipelineError {
         batch_id: u64,
         reason: String,
     },
+    /// A crash injected by a test ([`Pipeline::inject_crash`]).
+    #[doc(hidden)]
+    #[error("injected crash at {0}")]
+    InjectedCrash(String),
     /// After a restart the channel front does not hold the events the plan names.
     #[error("pipeline {pipeline}: replay of batch {batch_id} expected seqs {first}..={last} ({count} events) at the channel front, found {found} (another consumer took from the channel?)")]
     ReplayMismatch {

@@ -261,8 +261,24 @@ macro_rules! json_record_value {
     )*};
 }
 json_record_value!(
-    u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, bool, f32, f64, String, Text, char,
-    serde_json::Value, Event
+    u8,
+    u16,
+    u32,
+    u64,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    isize,
+    bool,
+    f32,
+    f64,
+    String,
+    Text,
+    char,
+    serde_json::Value,
+    Event
 );
 impl<T: ToJson> JsonRecord for Option<T> {
     fn json_record(&self, batch_time_ms: i64, out: &mut String) {
@@ -517,7 +533,10 @@ impl<T: Send + Sync + 'static> DStream<T> {
                         line.clear();
                         x.json_record(env.batch_time_ms, &mut line);
                         Event::new(
-                            [("sluicegate.batch", tag.as_str()), ("timestamp", ts.as_str())],
+                            [
+                                ("sluicegate.batch", tag.as_str()),
+                                ("timestamp", ts.as_str()),
+                            ],
                             line.as_bytes(),
                         )
                     })

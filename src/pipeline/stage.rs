@@ -43,6 +43,9 @@ use super::text::Text;
 pub trait Key: Hash + Eq + Ord + Clone + Send + Sync + 'static {}
 impl<T: Hash + Eq + Ord + Clone + Send + Sync + 'static> Key for T {}
 
+/// See [`Workers::for_items`].
+pub const MIN_ITEMS_PER_WORKER: usize = 16;
+
 /// The worker threads of a pipeline, for sharded work inside a batch.
 #[derive(Debug, Clone, Copy)]
 pub struct Workers {
@@ -53,6 +56,12 @@ impl Workers {
     /// `n` workers (at least 1).
     pub fn new(n: usize) -> Workers {
         Workers { n: n.max(1) }
+    }
+
+    /// The workers worth using for `len` items: all of them once every worker gets at least
+    /// [`MIN_ITEMS_PER_WORKER`] items, fewer below that (thread start-up would dominate).
+    pub fn for_items(&self, len: usize) -> Workers {
+        Workers::new(self.n.min(len / MIN_ITEMS_PER_WORKER))
     }
 
     /// Number of workers.
@@ -445,8 +454,14 @@ mod tests {
     #[test]
     fn persist_round_trips_and_maps_are_canonical() {
         let mut m: FastMap<Text, (u64, Option<i64>)> = FastMap::default();
-        for (i, w) in ["b", "a", "c", "a-long-word-longer-than-22-bytes"].iter().enumerate() {
-            m.insert(Text::new(w), (i as u64, (i % 2 == 0).then_some(-(i as i64))));
+        for (i, w) in ["b", "a", "c", "a-long-word-longer-than-22-bytes"]
+            .iter()
+            .enumerate()
+        {
+            m.insert(
+                Text::new(w),
+                (i as u64, (i % 2 == 0).then_some(-(i as i64))),
+            );
         }
         let mut out = Vec::new();
         m.persist(&mut out);
@@ -458,7 +473,9 @@ mod tests {
         back.persist(&mut again);
         assert_eq!(again, out, "equal maps give equal bytes");
         assert!(matches!(
-            FastMap::<Text, u64>::restore(&mut SnapshotReader::new(&out[..out.len() - 1])),
+            FastMap::<Text, (u64, Option<i64>)>::restore(&mut SnapshotReader::new(
+                &out[..out.len() - 1]
+            )),
             Err(SnapshotError::Truncated { .. })
         ));
     }

@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use super::context::{BatchEnv, Node, StatefulHandle, StreamingContext};
 use super::fused::{combine, merge_keyed};
 use super::metrics::ErrorReason;
-use super::stage::{Key, SnapshotError, Stage, StageContext, StatefulStage, Workers};
-use super::text::FastMap;
+use super::stage::{Key, SnapshotError, Stage, StageContext, StatefulStage};
+use super::text::{Combiner, FastMap};
 
 /// A materialised stream (see the module docs).
 pub struct DStream<T> {
@@ -44,11 +44,7 @@ fn guarded<T: Sync, U: Send>(
     items: &[T],
     f: &(dyn Fn(&T, &mut Vec<U>) + Sync),
 ) -> Vec<U> {
-    let workers = if items.len() < 4096 {
-        Workers::new(1)
-    } else {
-        env.workers
-    };
+    let workers = env.workers.for_items(items.len());
     let parts = workers.run(|i| {
         let chunk = workers.chunk(items, i);
         let fast = catch_unwind(AssertUnwindSafe(|| {
@@ -191,9 +187,7 @@ impl<T: Send + Sync + 'static> DStream<T> {
         T: Clone,
     {
         self.derive("reduce", move |env, items| {
-            let r = catch_unwind(AssertUnwindSafe(|| {
-                items.iter().cloned().reduce(|a, b| f(a, b))
-            }));
+            let r = catch_unwind(AssertUnwindSafe(|| items.iter().cloned().reduce(&f)));
             match r {
                 Ok(v) => v.into_iter().collect(),
                 Err(_) => {
@@ -259,9 +253,11 @@ impl<T: Send + Sync + 'static> DStream<T> {
     /// Plugs in a stateful stage: its state is snapshotted with every batch and restored after
     /// a failed batch or a restart (see [`StatefulStage`]).
     pub fn stateful<S: StatefulStage<In = T>>(&self, stage: S) -> DStream<S::Out> {
-        let id = self
-            .ctx
-            .describe(format!("stateful[{}]({})", stage.describe(), short(&self.id)));
+        let id = self.ctx.describe(format!(
+            "stateful[{}]({})",
+            stage.describe(),
+            short(&self.id)
+        ));
         let handle = Arc::new(StatefulNode {
             id: id.clone(),
             stage: Mutex::new(stage),
@@ -352,20 +348,11 @@ impl<T: Key> DStream<T> {
     /// `(element, occurrences)` per distinct element, sorted.
     pub fn count_by_value(&self) -> DStream<(T, u64)> {
         self.derive("count_by_value", |env, items| {
-            let workers = if items.len() < 4096 {
-                Workers::new(1)
-            } else {
-                env.workers
-            };
+            let workers = env.workers.for_items(items.len());
             let parts = workers.run(|i| {
-                let mut m: FastMap<T, u64> = FastMap::default();
+                let mut m: Combiner<T, u64> = Combiner::default();
                 for x in workers.chunk(items, i) {
-                    match m.get_mut(x) {
-                        Some(c) => *c += 1,
-                        None => {
-                            m.insert(x.clone(), 1);
-                        }
-                    }
+                    *m.entry_or_insert_with(x.clone(), || 0) += 1;
                 }
                 m
             });
@@ -390,14 +377,10 @@ impl<K: Key, V: Clone + Send + Sync + 'static> DStream<(K, V)> {
     /// Combines the values of each key with `f` (associative); sorted by key.
     pub fn reduce_by_key(&self, f: impl Fn(V, V) -> V + Send + Sync + 'static) -> DStream<(K, V)> {
         self.derive("reduce_by_key", move |env, items| {
-            let workers = if items.len() < 4096 {
-                Workers::new(1)
-            } else {
-                env.workers
-            };
+            let workers = env.workers.for_items(items.len());
             let r = catch_unwind(AssertUnwindSafe(|| {
                 let parts = workers.run(|i| {
-                    let mut m: FastMap<K, V> = FastMap::default();
+                    let mut m: Combiner<K, V> = Combiner::default();
                     for (k, v) in workers.chunk(items, i) {
                         combine(&mut m, k.clone(), v.clone(), &f);
                     }
