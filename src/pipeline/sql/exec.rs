@@ -355,16 +355,8 @@ impl Acc {
                 *a += b;
                 *x |= y;
             }
-            (Acc::Min(a), Acc::Min(Some(b))) => {
-                if a.as_ref().is_none_or(|x| b < *x) {
-                    *a = Some(b)
-                }
-            }
-            (Acc::Max(a), Acc::Max(Some(b))) => {
-                if a.as_ref().is_none_or(|x| b > *x) {
-                    *a = Some(b)
-                }
-            }
+            (Acc::Min(a), Acc::Min(Some(b))) if a.as_ref().is_none_or(|x| b < *x) => *a = Some(b),
+            (Acc::Max(a), Acc::Max(Some(b))) if a.as_ref().is_none_or(|x| b > *x) => *a = Some(b),
             (Acc::Avg(a, n), Acc::Avg(b, m)) => {
                 *a += b;
                 *n += m;
