@@ -131,6 +131,7 @@
 //! | `metrics.rs` | [`PipelineCounter`], the `PIPELINE.<name>` group |
 //! | `window.rs`, `state.rs`, `event_time.rs` | windows, keyed state, event time (stateful stages) |
 //! | `bench.rs` | the spark-anchor input generator and a one-batch word count, for benchmarks |
+//! | `sql/` | the streaming-SQL front end: a `SELECT` compiled onto these operators |
 //!
 //! [`Channel`]: crate::channel::Channel
 
@@ -143,6 +144,7 @@ pub mod event_time;
 mod fused;
 mod metrics;
 mod output;
+pub mod sql;
 mod stage;
 pub mod state;
 mod stream;
