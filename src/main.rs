@@ -8,6 +8,10 @@ use clap::{Args, Parser, Subcommand};
 use sluicegate::agent::cli::{log_filter, parse_defines};
 use sluicegate::agent::lifecycle::check;
 use sluicegate::agent::run::{run, RunOptions};
+use sluicegate::agent::summary;
+
+/// The built-in demo `sluicegate agent` runs without `-f`.
+const DEMO_CONF: &str = include_str!("../examples/hop.conf");
 
 /// A wire-compatible, crash-safe replacement for an Apache Flume Avro hop.
 ///
@@ -23,7 +27,8 @@ struct Cli {
 enum Command {
     /// Run an agent from a flume.conf, as `flume-ng agent` does.
     ///
-    /// Starts channels, then sinks, then sources; SIGTERM or Ctrl-C stops sources first,
+    /// Without -f it runs the built-in demo (examples/hop.conf). Starts channels, then
+    /// sources, then sinks; SIGTERM or Ctrl-C stops sources first,
     /// drains sinks and closes channels. The file is re-read every 30 s and only changed
     /// components are restarted. Monitoring: -Dflume.monitoring.type=http
     /// -Dflume.monitoring.port=34545 serves Flume's /metrics JSON (and /metrics/prometheus).
@@ -87,7 +92,7 @@ struct BenchArgs {
     #[arg(long = "target")]
     target: Option<std::net::SocketAddr>,
     /// Number of events.
-    #[arg(long = "events", default_value_t = 2_000_000)]
+    #[arg(long = "events", default_value_t = 2_000_000, value_parser = at_least_one_u64)]
     events: u64,
     /// Body size in bytes.
     #[arg(long = "body-size", default_value_t = 256)]
@@ -96,17 +101,24 @@ struct BenchArgs {
     #[arg(long = "headers", default_value_t = 3)]
     headers: usize,
     /// Events per appendBatch call.
-    #[arg(long = "batch-size", default_value_t = 1000)]
+    #[arg(long = "batch-size", default_value_t = 1000, value_parser = at_least_one)]
     batch_size: usize,
     /// Concurrent connections.
-    #[arg(long = "connections", default_value_t = 4)]
+    #[arg(long = "connections", default_value_t = 4, value_parser = at_least_one)]
     connections: usize,
+    /// Open loop: offer this many events/s (calls are scheduled on time whether or not earlier
+    /// ones returned; latency counts from the scheduled time). Default: as fast as acknowledged.
+    #[arg(long = "rate", value_name = "EVENTS_PER_SEC", value_parser = positive_rate)]
+    rate: Option<f64>,
+    /// Print the result as one JSON object (no progress bar, no table).
+    #[arg(long = "json")]
+    json: bool,
     /// Measure two sluicegate hops end to end instead: clients -> hop A (Avro source, durable
     /// file channel in --dir, Avro sink) -> hop B (Avro source, memory channel), verified.
     #[arg(long = "relay")]
     relay: bool,
     /// With --relay: Avro sinks draining hop A's channel (order is checked only with 1).
-    #[arg(long = "sinks", default_value_t = 1)]
+    #[arg(long = "sinks", default_value_t = 1, value_parser = at_least_one)]
     sinks: usize,
     /// With --relay: where hop A's file channel lives (default: a fresh temporary directory).
     #[arg(long = "dir")]
@@ -116,15 +128,36 @@ struct BenchArgs {
     set: Vec<String>,
 }
 
+fn at_least_one(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("not a whole number: {e}")),
+    }
+}
+
+fn at_least_one_u64(v: &str) -> Result<u64, String> {
+    at_least_one(v).map(|n| n as u64)
+}
+
+fn positive_rate(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        Ok(_) => Err("must be a positive number of events/s".into()),
+        Err(e) => Err(format!("not a number: {e}")),
+    }
+}
+
 /// The options `flume-ng agent` and `sluicegate check` share.
 #[derive(Args, Debug)]
 struct ConfArgs {
-    /// The agent name: which `<name>.*` keys of the file to run.
+    /// The agent name: which `<name>.*` keys of the file to run (`a1` for the built-in demo).
     #[arg(short = 'n', long = "name")]
-    name: String,
-    /// The configuration file (Java properties, Flume naming).
+    name: Option<String>,
+    /// The configuration file (Java properties, Flume naming). `sluicegate agent` without it
+    /// runs the built-in demo, examples/hop.conf.
     #[arg(short = 'f', long = "conf-file")]
-    conf_file: PathBuf,
+    conf_file: Option<PathBuf>,
     /// The configuration directory (accepted for compatibility with flume-ng; a relative
     /// --conf-file that is not found as given is looked up in it).
     #[arg(short = 'c', long = "conf")]
@@ -140,12 +173,37 @@ impl ConfArgs {
         parse_defines(self.defines.iter().map(String::as_str))
     }
 
-    fn path(&self) -> PathBuf {
-        match &self.conf_dir {
-            Some(dir) if self.conf_file.is_relative() && !self.conf_file.exists() => {
-                dir.join(&self.conf_file)
+    /// The file and agent name to use; without `-f`, the built-in demo (written to a
+    /// temporary file) when `demo` allows it.
+    fn resolve(&self, demo: bool) -> Result<(PathBuf, String), String> {
+        match (&self.conf_file, &self.name) {
+            (Some(file), Some(name)) => {
+                let path = match &self.conf_dir {
+                    Some(dir) if file.is_relative() && !file.exists() => dir.join(file),
+                    _ => file.clone(),
+                };
+                Ok((path, name.clone()))
             }
-            _ => self.conf_file.clone(),
+            (Some(_), None) => Err("-n/--name is required with -f (the agent to run)".into()),
+            (None, name) if demo => {
+                if name.as_deref().is_some_and(|n| n != "a1") {
+                    return Err(
+                        "the built-in demo's agent is a1; pass -f to run another file".into(),
+                    );
+                }
+                let dir =
+                    std::env::temp_dir().join(format!("sluicegate-demo-{}", std::process::id()));
+                let path = dir.join("hop.conf");
+                std::fs::create_dir_all(&dir)
+                    .and_then(|()| std::fs::write(&path, DEMO_CONF))
+                    .map_err(|e| format!("writing the built-in demo to {}: {e}", path.display()))?;
+                eprintln!(
+                    "sluicegate: no -f given: running the built-in demo (examples/hop.conf, agent a1); \
+                     its output goes to ./target/hop/out"
+                );
+                Ok((path, "a1".into()))
+            }
+            (None, _) => Err("-f/--conf-file and -n/--name are required".into()),
         }
     }
 }
@@ -160,6 +218,10 @@ struct AgentArgs {
     /// Seconds between checks of the configuration file for changes.
     #[arg(long = "reload-interval", default_value_t = 30, value_name = "SECONDS")]
     reload_interval: u64,
+    /// Do not log the periodic one-line summary per flow (default every 10 s; change with
+    /// -Dsluicegate.summary.interval=5s).
+    #[arg(long = "no-summary")]
+    no_summary: bool,
 }
 
 #[derive(Args, Debug)]
@@ -193,31 +255,30 @@ fn init_logging(filter: &str) {
         .try_init();
 }
 
-fn bench(b: BenchArgs) -> Result<sluicegate::tools::bench::BenchReport, String> {
+fn bench(b: &BenchArgs) -> Result<sluicegate::tools::bench::BenchReport, String> {
+    use std::io::IsTerminal;
     let props = sluicegate::rpc::tls::SystemProps::new();
-    let build = |target| {
-        let mut o = sluicegate::tools::bench::BenchOptions::new(target);
-        o.events = b.events;
-        o.body_size = b.body_size;
-        o.headers = b.headers;
-        o.batch_size = b.batch_size.max(1);
-        o.connections = b.connections.max(1);
-        o.client_settings = b
-            .set
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                (k.to_string(), v.to_string())
-            })
-            .collect();
-        o
-    };
-    match b.target {
-        Some(t) => {
-            sluicegate::tools::bench::run_blocking(&build(t), &props).map_err(|e| e.to_string())
-        }
-        None => sluicegate::tools::bench::run_in_process(build, &props).map_err(|e| e.to_string()),
+    let placeholder = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut o = sluicegate::tools::bench::BenchOptions::new(b.target.unwrap_or(placeholder));
+    o.events = b.events;
+    o.body_size = b.body_size;
+    o.headers = b.headers;
+    o.batch_size = b.batch_size;
+    o.connections = b.connections;
+    o.rate = b.rate;
+    o.progress = !b.json && std::io::stderr().is_terminal();
+    for kv in &b.set {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(format!("--set {kv}: expected KEY=VALUE"));
+        };
+        o.client_settings
+            .push((k.trim().to_string(), v.trim().to_string()));
     }
+    match b.target {
+        Some(_) => sluicegate::tools::bench::run_blocking(&o, &props),
+        None => sluicegate::tools::bench::run_in_process_matching(&o, &props),
+    }
+    .map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -226,12 +287,34 @@ fn main() -> ExitCode {
         Command::Agent(a) => {
             let props = a.conf.props();
             init_logging(&log_filter(&props));
+            let (conf_file, name) = match a.conf.resolve(true) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("sluicegate agent: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let summary_interval = if a.no_summary {
+                None
+            } else {
+                match props.get(summary::INTERVAL_PROPERTY) {
+                    None => Some(summary::DEFAULT_INTERVAL),
+                    Some(v) => match summary::parse_interval(v) {
+                        Ok(i) => i,
+                        Err(e) => {
+                            eprintln!("sluicegate agent: {e}");
+                            return ExitCode::from(2);
+                        }
+                    },
+                }
+            };
             let opts = RunOptions {
-                conf_file: a.conf.path(),
-                name: a.conf.name.clone(),
+                conf_file,
+                name,
                 props,
                 reload_interval: (!a.no_reload_conf)
                     .then(|| Duration::from_secs(a.reload_interval.max(1))),
+                summary_interval,
             };
             match run(opts) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -243,8 +326,14 @@ fn main() -> ExitCode {
         }
         Command::Check(CheckArgs { conf }) => {
             init_logging("warn");
-            let path = conf.path();
-            match check(&path, &conf.name, &conf.props()) {
+            let (path, name) = match conf.resolve(false) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("sluicegate check: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match check(&path, &name, &conf.props()) {
                 Ok(cfg) => {
                     println!(
                         "{}: agent {} is valid: {} source(s), {} channel(s), {} sink(s), {} sink group(s)",
@@ -297,9 +386,9 @@ fn main() -> ExitCode {
             let opts = sluicegate::tools::relay::RelayOptions {
                 events: b.events,
                 body_size: b.body_size,
-                batch_size: b.batch_size.max(1),
-                connections: b.connections.max(1),
-                sinks: b.sinks.max(1),
+                batch_size: b.batch_size,
+                connections: b.connections,
+                sinks: b.sinks,
                 dir: dir.clone(),
                 deadline: Duration::from_secs(600),
             };
@@ -327,9 +416,13 @@ fn main() -> ExitCode {
         }
         Command::Bench(b) => {
             init_logging("warn");
-            match bench(b) {
+            match bench(&b) {
                 Ok(report) => {
-                    println!("{report}");
+                    if b.json {
+                        println!("{}", report.to_json());
+                    } else {
+                        print!("{}", report.table());
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
