@@ -22,7 +22,21 @@
 //! | [`pipeline`] | the micro-batch stream processor |
 //! | [`agent`] | `flume.conf` loading, topology wiring, lifecycle, reload |
 //! | [`tools`] | the CLI's tools as functions: `avro-client`, `bench`, the verified relay |
-//! | [`tools`] | the `avro-client` and `bench` command-line tools as functions |
+//!
+//! ## Errors: each cause printed once
+//!
+//! Errors are `thiserror` enums. One convention holds everywhere so that a message never repeats
+//! its context (`cannot connect to h:p: cannot connect to h:p: refused`):
+//!
+//! * An error's `Display` is the **whole** message: it includes its cause's `Display` inline
+//!   (`"reading {path}: {source}"`). Logs (`error = %e`) and the CLI print `Display` only and
+//!   never walk [`std::error::Error::source`] (the chain stays available to programs).
+//! * A wrapper adds only context its cause does not already carry. When the cause names the
+//!   target, path or component itself, the wrapper prints it alone (`#[error("{source}")]` or
+//!   `#[error(transparent)]`): `RpcClientError::Connect` prints the transport error, which names
+//!   the host; `AgentError::Start` prints the component's error, which names the component.
+//! * A message that embeds an earlier error's text (a "last error" hint) does not repeat the
+//!   context that text already has.
 
 pub mod agent;
 pub mod channel;

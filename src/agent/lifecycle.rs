@@ -42,8 +42,9 @@ pub enum AgentError {
     /// Components could not be constructed (all problems are listed).
     #[error("{}", list(.0))]
     Build(Vec<ConfigError>),
-    /// A component failed to start.
-    #[error("{kind} {name} failed to start: {message}")]
+    /// A component failed to start. `message` is the component's own error, which already
+    /// names it (`source r1: binding ...`), so `kind` and `name` are not printed again.
+    #[error("failed to start {message}")]
     Start {
         kind: &'static str,
         name: String,
@@ -124,7 +125,7 @@ pub fn check(path: &Path, name: &str, props: &SystemProps) -> Result<AgentConfig
         .map_err(|e| AgentError::Start {
             kind: "agent",
             name: name.to_string(),
-            message: format!("runtime: {e}"),
+            message: format!("agent {name}: the I/O runtime: {e}"),
         })?;
     let env = BuildEnv {
         props,
