@@ -200,3 +200,27 @@ fn inspect_of_segments_without_a_findable_ledger_asks_for_the_checkpoint_dir() {
     assert!(out.status.success(), "{}", text(&out.stdout));
     assert!(text(&out.stdout).ends_with("all checks passed\n"));
 }
+
+#[test]
+fn agent_and_check_say_what_is_missing_and_refuse_a_bad_summary_interval() {
+    let out = run(&["check", "-n", "a1"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("-f/--conf-file and -n/--name are required"));
+    let out = run(&["agent", "-f", "examples/hop.conf"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("-n/--name is required with -f"));
+    let out = run(&["agent", "-n", "b1"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("the built-in demo's agent is a1"));
+    let out = run(&[
+        "agent",
+        "-n",
+        "a1",
+        "-f",
+        "examples/hop.conf",
+        "-Dsluicegate.summary.interval=fast",
+    ]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("sluicegate.summary.interval=fast"), "{err}");
+}
