@@ -404,9 +404,14 @@ fn progress_bar(events: u64) -> indicatif::ProgressBar {
         indicatif::ProgressDrawTarget::stderr_with_hz(4),
     );
     if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{bar:40} {human_pos}/{human_len} events  {per_sec}  eta {eta}",
+        "{bar:40} {human_pos}/{human_len} events  {rate}  eta {eta}",
     ) {
-        bar.set_style(style);
+        bar.set_style(style.with_key(
+            "rate",
+            |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0} events/s", s.per_sec());
+            },
+        ));
     }
     bar
 }
