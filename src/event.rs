@@ -17,7 +17,7 @@ use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::wire::avro::{self, AvroDecodeError};
+use crate::avro::{self, AvroDecodeError};
 
 /// One Flume event: string headers and an opaque body, held in Avro binary form.
 #[derive(Clone, PartialEq, Eq, Hash)]

@@ -6,22 +6,31 @@
 //!
 //! ## Layout
 //!
-//! Events flow `wire → rpc → source → channel → sink`; imports only point down
-//! (`tools`/`agent` → `source`/`sink`/`pipeline` → `rpc`/`channel` → `wire`/`metrics`/`config`/`event`).
+//! Events flow `wire → rpc → source → channel → sink`. Modules sit on numbered layers, and a
+//! module imports only from modules on a **strictly lower** layer: never upward, never
+//! sideways (`source` and `sink` do not import each other, nor `rpc` and `channel`), so there
+//! are no cycles. `tests/layering.rs` checks this on every `crate::`/`super::` path in `src/`,
+//! `#[cfg(test)]` modules included, and also that the files of one folder do not import each
+//! other in a cycle. `main.rs` (the binary) sits on top and may use anything.
 //!
-//! | module | job |
-//! |---|---|
-//! | [`wire`] | pure codecs: Netty frames, Avro primitives, the IPC handshake, Flume's messages |
-//! | [`event`] | the [`Event`] type, kept in its Avro encoding end to end |
-//! | [`config`] | a component's settings ([`config::Context`]) with file/line for every error |
-//! | [`metrics`] | Flume's counters, `/metrics` JSON, Prometheus text |
-//! | [`channel`] | the [`channel::Channel`] trait, memory channel, durable file channel |
-//! | [`rpc`] | tokio transport: the server the source runs on, the client the sink uses |
-//! | [`source`] | sources and the channel processor |
-//! | [`sink`] | sinks and sink processors |
-//! | [`pipeline`] | the micro-batch stream processor |
-//! | [`agent`] | `flume.conf` loading, topology wiring, lifecycle, reload |
-//! | [`tools`] | the CLI's tools as functions: `avro-client`, `bench`, the verified relay |
+//! | layer | module | job |
+//! |---|---|---|
+//! | 5 | [`agent`] | `flume.conf` loading and validation, topology wiring, lifecycle, reload |
+//! | 5 | [`tools`] | the CLI's tools as functions: `avro-client`, `bench`, the verified relay |
+//! | 4 | [`source`] | sources, interceptors, channel selectors and the channel processor |
+//! | 4 | [`sink`] | sinks, sink processors and the sink runner |
+//! | 4 | [`pipeline`] | the micro-batch stream processor; may use only `channel`, `event`, `config`, `metrics`, `clock` |
+//! | 3 | [`rpc`] | tokio transport: the server the source runs on, the client the sink uses |
+//! | 3 | [`channel`] | the [`channel::Channel`] trait, memory channel, durable file channel |
+//! | 2 | [`wire`] | pure codecs: Netty frames, the IPC handshake, Flume's messages |
+//! | 1 | [`event`] | the [`Event`] type, kept in its Avro encoding end to end |
+//! | 1 | [`component`] | the one registry of component type names (`avro`, `org.apache.flume.…`) |
+//! | 1 | [`metrics`] | Flume's counters, `/metrics` JSON, Prometheus text |
+//! | 0 | [`avro`] | Avro binary primitives (varints, bytes, strings, blocks) |
+//! | 0 | [`config`] | a component's settings ([`config::Context`]) with file/line for every error; the `-D` system properties ([`config::SystemProps`]) |
+//! | 0 | [`clock`] | time sources: wall-clock milliseconds as Flume reports them; the monotonic clock timers read, and a manual one tests advance |
+//!
+//! To add a module, give it a layer here and in `LAYERS` in `tests/layering.rs`.
 //!
 //! ## Errors: each cause printed once
 //!
@@ -38,8 +47,15 @@
 //! * A message that embeds an earlier error's text (a "last error" hint) does not repeat the
 //!   context that text already has.
 
+// Every `unsafe` block (the file channel's mmaps, the libc calls of rpc::ipfilter) must say why
+// it is sound.
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod agent;
+pub mod avro;
 pub mod channel;
+pub mod clock;
+pub mod component;
 pub mod config;
 pub mod event;
 pub mod metrics;

@@ -40,7 +40,8 @@ enum Command {
     /// Load generator: push events over Avro RPC and report events/s, MB/s and latency.
     ///
     /// Without --target it starts an in-process Avro source (memory channel, drained) on
-    /// 127.0.0.1 and measures the whole path over loopback.
+    /// 127.0.0.1 and measures the whole path over loopback. With --pipeline it measures the
+    /// streaming word count: Avro → durable file channel → micro-batches (--rate or --fixed-batch).
     Bench(BenchArgs),
     /// Inspect a durable file channel: segments, positions, sizes, and a CRC check of every record.
     Channel {
@@ -108,11 +109,20 @@ struct BenchArgs {
     connections: usize,
     /// Open loop: offer this many events/s (calls are scheduled on time whether or not earlier
     /// ones returned; latency counts from the scheduled time). Default: as fast as acknowledged.
-    #[arg(long = "rate", value_name = "EVENTS_PER_SEC", value_parser = positive_rate)]
+    /// With --pipeline: open-loop lines/s for warm-up + measurement; prints per-batch timings
+    /// and whether it kept up (the anchor's rule).
+    #[arg(
+        long = "rate",
+        value_name = "PER_SEC",
+        value_parser = positive_rate,
+        conflicts_with = "fixed_batch"
+    )]
     rate: Option<f64>,
-    /// Print the result as one JSON object (no progress bar, no table).
-    #[arg(long = "json")]
-    json: bool,
+    /// The result as JSON: `--json` prints one JSON object instead of the table (no progress
+    /// bar); `--json FILE` writes it to FILE as well as printing the table (with --pipeline:
+    /// the report's options, every batch and the summary).
+    #[arg(long = "json", value_name = "FILE", num_args = 0..=1)]
+    json: Option<Option<PathBuf>>,
     /// Measure two sluicegate hops end to end instead: clients -> hop A (Avro source, durable
     /// file channel in --dir, Avro sink) -> hop B (Avro source, memory channel), verified.
     #[arg(long = "relay")]
@@ -126,6 +136,36 @@ struct BenchArgs {
     /// Client settings as Avro-sink keys (e.g. compression-type=deflate).
     #[arg(long = "set", value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
     set: Vec<String>,
+    /// Measure the streaming pipeline instead: the lines of --input pushed over Avro
+    /// (--connections, --batch-size per call) into a durable file channel (in --dir) and counted
+    /// per batch (words → reduce by key), with --rate or --fixed-batch.
+    #[arg(long = "pipeline", requires = "input")]
+    pipeline: bool,
+    /// With --pipeline: the lines to send, one event each (e.g. the Spark anchor's
+    /// data/lines_1000000.txt).
+    #[arg(long = "input", value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// With --pipeline: push N lines into the channel, then time one batch of all N.
+    #[arg(long = "fixed-batch", value_name = "N")]
+    fixed_batch: Option<u64>,
+    /// With --fixed-batch: how many batches (each preceded by its push).
+    #[arg(long = "repeat", default_value_t = 3)]
+    repeat: usize,
+    /// With --pipeline: the windowed word count (10 s window, 1 s slide, incremental).
+    #[arg(long = "window")]
+    window: bool,
+    /// With --pipeline: the batch interval.
+    #[arg(long = "batch-interval-ms", default_value_t = 1000)]
+    batch_interval_ms: u64,
+    /// With --rate: seconds after the first non-empty batch before the window.
+    #[arg(long = "warmup", default_value_t = 10.0)]
+    warmup: f64,
+    /// With --rate: seconds of the measurement window.
+    #[arg(long = "measure", default_value_t = 30.0)]
+    measure: f64,
+    /// With --pipeline: worker threads for keyed work (0 = one per core).
+    #[arg(long = "workers", default_value_t = 0)]
+    workers: usize,
 }
 
 fn at_least_one(v: &str) -> Result<usize, String> {
@@ -169,7 +209,7 @@ struct ConfArgs {
 }
 
 impl ConfArgs {
-    fn props(&self) -> sluicegate::rpc::tls::SystemProps {
+    fn props(&self) -> sluicegate::config::SystemProps {
         parse_defines(self.defines.iter().map(String::as_str))
     }
 
@@ -257,7 +297,7 @@ fn init_logging(filter: &str) {
 
 fn bench(b: &BenchArgs) -> Result<sluicegate::tools::bench::BenchReport, String> {
     use std::io::IsTerminal;
-    let props = sluicegate::rpc::tls::SystemProps::new();
+    let props = sluicegate::config::SystemProps::new();
     let placeholder = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let mut o = sluicegate::tools::bench::BenchOptions::new(b.target.unwrap_or(placeholder));
     o.events = b.events;
@@ -266,7 +306,7 @@ fn bench(b: &BenchArgs) -> Result<sluicegate::tools::bench::BenchReport, String>
     o.batch_size = b.batch_size;
     o.connections = b.connections;
     o.rate = b.rate;
-    o.progress = !b.json && std::io::stderr().is_terminal();
+    o.progress = b.json.is_none() && std::io::stderr().is_terminal();
     for kv in &b.set {
         let Some((k, v)) = kv.split_once('=') else {
             return Err(format!("--set {kv}: expected KEY=VALUE"));
@@ -279,6 +319,61 @@ fn bench(b: &BenchArgs) -> Result<sluicegate::tools::bench::BenchReport, String>
         None => sluicegate::tools::bench::run_in_process_matching(&o, &props),
     }
     .map_err(|e| e.to_string())
+}
+
+fn pipeline_bench(b: &BenchArgs) -> Result<(), String> {
+    use sluicegate::tools::pipeline_bench as pb;
+    let load = match (b.rate, b.fixed_batch) {
+        (Some(r), None) => pb::Load::Rate { lines_per_sec: r },
+        (None, Some(n)) => pb::Load::FixedBatch {
+            lines: n,
+            repeat: b.repeat,
+        },
+        _ => return Err("give --rate LINES_PER_SEC or --fixed-batch N".into()),
+    };
+    let secs = |v: f64, what: &str| {
+        Duration::try_from_secs_f64(v)
+            .map_err(|_| format!("{what} must be a number of seconds >= 0"))
+    };
+    let input = b.input.clone().ok_or("--input FILE is required")?;
+    let dir = b.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("sluicegate-pipeline-bench-{}", std::process::id()))
+    });
+    if dir.exists() && std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_some()) {
+        return Err(format!(
+            "{} is not empty: give an empty or new --dir (the bench starts from an empty channel)",
+            dir.display()
+        ));
+    }
+    let mut o = pb::PipelineBenchOptions::new(input, load, dir.clone());
+    o.variant = if b.window {
+        pb::Variant::Window
+    } else {
+        pb::Variant::WordCount
+    };
+    o.batch_interval = Duration::from_millis(b.batch_interval_ms);
+    o.warmup = secs(b.warmup, "--warmup")?;
+    o.measure = secs(b.measure, "--measure")?;
+    o.call_size = b.batch_size;
+    o.connections = b.connections;
+    o.workers = b.workers;
+    let result = pb::run(&o);
+    if b.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let report = result.map_err(|e| e.to_string())?;
+    println!("{report}");
+    match &b.json {
+        Some(Some(path)) => {
+            let text =
+                serde_json::to_string_pretty(&report.to_json()).map_err(|e| e.to_string())?;
+            std::fs::write(path, text + "\n")
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        }
+        Some(None) => println!("{}", report.to_json()),
+        None => {}
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -378,6 +473,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Bench(b) if b.pipeline => {
+            init_logging("warn");
+            match pipeline_bench(&b) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("sluicegate bench --pipeline: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Bench(b) if b.relay => {
             init_logging("warn");
             let dir = b.dir.clone().unwrap_or_else(|| {
@@ -417,14 +522,26 @@ fn main() -> ExitCode {
         Command::Bench(b) => {
             init_logging("warn");
             match bench(&b) {
-                Ok(report) => {
-                    if b.json {
-                        println!("{}", report.to_json());
-                    } else {
+                Ok(report) => match &b.json {
+                    None => {
                         print!("{}", report.table());
+                        ExitCode::SUCCESS
                     }
-                    ExitCode::SUCCESS
-                }
+                    Some(None) => {
+                        println!("{}", report.to_json());
+                        ExitCode::SUCCESS
+                    }
+                    Some(Some(path)) => {
+                        print!("{}", report.table());
+                        match std::fs::write(path, format!("{:#}\n", report.to_json())) {
+                            Ok(()) => ExitCode::SUCCESS,
+                            Err(e) => {
+                                eprintln!("sluicegate bench: writing {}: {e}", path.display());
+                                ExitCode::from(1)
+                            }
+                        }
+                    }
+                },
                 Err(e) => {
                     eprintln!("sluicegate bench: {e}");
                     ExitCode::from(1)

@@ -4,6 +4,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use sluicegate::channel::file::inspect_dirs;
+
 const BIN: &str = env!("CARGO_BIN_EXE_sluicegate");
 
 fn out_lines(dir: &Path) -> Vec<String> {
@@ -83,8 +85,11 @@ fn sigterm_mid_stream_loses_no_committed_event_and_a_restart_drains_the_rest() {
     while out_lines(&d.join("out")).len() < 5000 && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let rc = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert_eq!(rc, 0);
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
     let status =
         wait_exit(&mut child, Duration::from_secs(20)).expect("the agent must exit after SIGTERM");
     assert!(status.success(), "exit status {status:?}");
@@ -94,7 +99,16 @@ fn sigterm_mid_stream_loses_no_committed_event_and_a_restart_drains_the_rest() {
         "only {first_run} events were delivered before SIGTERM"
     );
 
-    // Restart without the source: the sink drains whatever the channel still holds.
+    // What the channel still holds after the graceful stop (its closing checkpoint says).
+    let held = |what: &str| {
+        inspect_dirs(&d.join("cp"), &d.join("data"))
+            .unwrap()
+            .checkpointed_events()
+            .unwrap_or_else(|| panic!("{what}: the channel left no checkpoint"))
+    };
+    let left = held("after the first run") as usize;
+
+    // Restart without the source: the sink drains exactly what the channel still holds.
     std::fs::write(&conf, channel_and_sink(d)).unwrap();
     let mut child = Command::new(BIN)
         .args(["agent", "-n", "a1", "-f"])
@@ -104,22 +118,22 @@ fn sigterm_mid_stream_loses_no_committed_event_and_a_restart_drains_the_rest() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Drain until the output stops growing.
-    let mut last = 0;
-    let mut stable_since = Instant::now();
-    let end = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < end {
-        let n = out_lines(&d.join("out")).len();
-        if n != last {
-            last = n;
-            stable_since = Instant::now();
-        } else if stable_since.elapsed() > Duration::from_millis(1500) {
-            break;
-        }
+    let end = Instant::now() + Duration::from_secs(60);
+    while out_lines(&d.join("out")).len() < first_run + left {
+        assert!(
+            Instant::now() < end,
+            "the restart delivered {} of the {left} events left",
+            out_lines(&d.join("out")).len() - first_run
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    );
     assert!(wait_exit(&mut child, Duration::from_secs(20)).is_some_and(|s| s.success()));
+    assert_eq!(held("after the restart"), 0, "the channel is drained");
+    assert_eq!(out_lines(&d.join("out")).len(), first_run + left);
 
     // Every event the source committed is there exactly once: 0..K with no gap, no duplicate.
     let mut seen: Vec<u64> = out_lines(&d.join("out"))

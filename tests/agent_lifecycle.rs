@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use sluicegate::agent::lifecycle::{check, Agent, AgentError};
+use sluicegate::config::SystemProps;
 use sluicegate::metrics::MetricsRegistry;
-use sluicegate::rpc::tls::SystemProps;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

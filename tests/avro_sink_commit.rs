@@ -9,9 +9,8 @@ use std::sync::Arc;
 use rpc_client_common::{numbered, runtime, Mode, TestServer};
 use sluicegate::channel::file::{FileChannel, FileChannelConfig};
 use sluicegate::channel::{Channel, ChannelError};
-use sluicegate::config::Context;
+use sluicegate::config::{Context, SystemProps};
 use sluicegate::metrics::SinkCounter;
-use sluicegate::rpc::SystemProps;
 use sluicegate::sink::avro::{AvroSink, COMMITS_IN_FLIGHT};
 use sluicegate::sink::{Sink, SinkError, SinkStatus};
 

@@ -10,12 +10,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rpc_client_common::{numbered, runtime, server_transport, Mode, TestServer};
+use rpc_client_common::{dead_port, numbered, runtime, server_transport, Mode, TestServer};
 use sluicegate::channel::memory::{MemoryChannel, MemoryChannelConfig};
 use sluicegate::channel::Channel;
-use sluicegate::config::Context;
+use sluicegate::config::{Context, SystemProps};
 use sluicegate::metrics::SinkCounter;
-use sluicegate::rpc::SystemProps;
 use sluicegate::sink::avro::AvroSink;
 use sluicegate::sink::processor::DefaultSinkProcessor;
 use sluicegate::sink::runner::SinkRunner;
@@ -92,18 +91,11 @@ fn assert_at_least_once_in_order(bodies: &[String], prefix: &str, n: usize) {
     assert_eq!(got, want, "first deliveries must be every event, in order");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn downstream_not_listening_at_start() {
     let rt = runtime();
-    let port = free_port();
+    // Reserved and refusing until the server below listens on it (the socket is held all along).
+    let (_held, port) = dead_port();
     let mut r = rig(&rt, port, 10);
     r.channel.put_batch(&numbered("e", 35)).unwrap();
     r.runner.start().unwrap();

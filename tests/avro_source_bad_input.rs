@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
-use sluicegate::config::Context;
-use sluicegate::rpc::{ClientTransport, SystemProps};
-use sluicegate::wire::avro::write_str;
+use sluicegate::avro::write_str;
+use sluicegate::config::{Context, SystemProps};
+use sluicegate::rpc::ClientTransport;
 use sluicegate::wire::protocol::{protocol_md5, FLUME_PROTOCOL_MD5, FLUME_PROTOCOL_TEXT};
 use sluicegate::wire::{
     ClientReply, ClientSession, Frame, FrameCodec, HandshakeRequest, SentRequest, Status,

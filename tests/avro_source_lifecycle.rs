@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use sluicegate::channel::memory::MemoryChannelConfig;
 use sluicegate::channel::Channel;
-use sluicegate::config::Context;
+use sluicegate::config::{Context, SystemProps};
 use sluicegate::metrics::SourceCounter;
 use sluicegate::rpc::server::{Outcome, Request, RpcServer, ServerConfig};
-use sluicegate::rpc::{ServerTransport, SystemProps, TransportSettings};
+use sluicegate::rpc::{ServerTransport, TransportSettings};
 use sluicegate::source::avro::AvroSource;
 use sluicegate::source::{ChannelProcessor, Source, SourceError};
 use sluicegate::wire::Status;

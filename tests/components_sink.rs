@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use sluicegate::channel::memory::{MemoryChannel, MemoryChannelConfig};
 use sluicegate::channel::Channel;
+use sluicegate::clock::ManualClock;
 use sluicegate::config::Context;
 use sluicegate::event::Event;
 use sluicegate::metrics::SinkCounter;
@@ -364,12 +365,23 @@ fn file_roll_rolls_by_interval() {
             ("sink.rollInterval", "1"),
         ],
     );
-    let mut s = FileRollSink::from_context("k1", &ctx, c.clone()).unwrap();
+    // The interval is timed with a manual clock: the test steps exactly to the deadline, so
+    // neither a slow machine nor a fast one changes what it sees.
+    let clock = ManualClock::new();
+    let mut s = FileRollSink::from_context("k1", &ctx, c.clone())
+        .unwrap()
+        .with_clock(clock.clock());
     s.start().unwrap();
     c.put_batch(&[Event::from_body("first")]).unwrap();
     s.process().unwrap();
     let first = s.current_file().unwrap().to_path_buf();
-    std::thread::sleep(Duration::from_millis(1100));
+    // Just before the interval is over: same file.
+    clock.advance(Duration::from_millis(999));
+    c.put_batch(&[Event::from_body("more")]).unwrap();
+    s.process().unwrap();
+    assert_eq!(s.current_file().unwrap(), first, "no roll before 1 s");
+    // At the interval: the next process rolls.
+    clock.advance(Duration::from_millis(1));
     c.put_batch(&[Event::from_body("second")]).unwrap();
     s.process().unwrap();
     let second = s.current_file().unwrap().to_path_buf();
@@ -378,7 +390,7 @@ fn file_roll_rolls_by_interval() {
     let f = files(dir.path());
     assert_eq!(f, vec![first.clone(), second.clone()]);
     assert!(second.to_string_lossy().ends_with("-2"));
-    assert_eq!(std::fs::read(&first).unwrap(), b"first\n");
+    assert_eq!(std::fs::read(&first).unwrap(), b"first\nmore\n");
     assert_eq!(std::fs::read(&second).unwrap(), b"second\n");
     assert_eq!(get(&s.counter().connection_closed), 2);
 }
@@ -453,7 +465,12 @@ fn failover_switches_on_failure_and_returns_after_penalty() {
             ("maxpenalty", "40"),
         ],
     );
-    let mut p = FailoverSinkProcessor::from_context("g1", &ctx, vec![k2, k1, k3]).unwrap();
+    // Penalties are timed with a manual clock: "k1 sits out its penalty" holds however slow
+    // the machine is, and the retry happens exactly when the penalty is over.
+    let clock = ManualClock::new();
+    let mut p = FailoverSinkProcessor::from_context("g1", &ctx, vec![k2, k1, k3])
+        .unwrap()
+        .with_clock(clock.clock());
     p.start().unwrap();
     assert_eq!(p.active_sink(), Some("k1"));
     p.process().unwrap();
@@ -463,23 +480,65 @@ fn failover_switches_on_failure_and_returns_after_penalty() {
     assert_eq!(p.process().unwrap(), SinkStatus::Ready);
     assert_eq!(take_log(&log), ["k1", "k2"]);
     assert_eq!(p.active_sink(), Some("k2"));
-    // k1 sits out its penalty.
+    // k1 sits out its penalty (maxpenalty = 40 ms caps Flume's 2 s).
     p.process().unwrap();
     assert_eq!(take_log(&log), ["k2"]);
+    clock.advance(Duration::from_millis(39));
+    p.process().unwrap();
+    assert_eq!(take_log(&log), ["k2"], "1 ms of penalty left");
 
     // Still failing after the penalty: retried, penalized again, k2 keeps working.
-    std::thread::sleep(Duration::from_millis(60));
+    clock.advance(Duration::from_millis(1));
     p.process().unwrap();
     assert_eq!(take_log(&log), ["k1", "k2"]);
+    clock.advance(Duration::from_millis(39));
+    p.process().unwrap();
+    assert_eq!(take_log(&log), ["k2"], "penalized again");
 
     h1.fail.store(false, Ordering::SeqCst);
-    std::thread::sleep(Duration::from_millis(60));
+    clock.advance(Duration::from_millis(1));
     assert_eq!(p.process().unwrap(), SinkStatus::Ready);
     assert_eq!(take_log(&log), ["k1"]);
     assert_eq!(p.active_sink(), Some("k1"));
     p.process().unwrap();
     assert_eq!(take_log(&log), ["k1"]);
     assert!(h2.calls.load(Ordering::SeqCst) >= 2);
+}
+
+#[test]
+fn failover_penalty_doubles_per_failure_up_to_maxpenalty() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (k1, h1) = probe("k1", &log);
+    let (k2, _h2) = probe("k2", &log);
+    let ctx = Context::from_pairs(
+        "a1.sinkgroups.g1.processor",
+        [
+            ("priority.k1", "10"),
+            ("priority.k2", "5"),
+            ("maxpenalty", "5000"),
+        ],
+    );
+    let clock = ManualClock::new();
+    let mut p = FailoverSinkProcessor::from_context("g1", &ctx, vec![k1, k2])
+        .unwrap()
+        .with_clock(clock.clock());
+    h1.fail.store(true, Ordering::SeqCst);
+    p.process().unwrap();
+    assert_eq!(take_log(&log), ["k1", "k2"]);
+    // 1000 ms · 2^failures: 2 s, then 4 s, then capped at maxpenalty = 5 s.
+    for penalty in [2000, 4000, 5000, 5000] {
+        clock.advance(Duration::from_millis(penalty - 1));
+        p.process().unwrap();
+        assert_eq!(take_log(&log), ["k2"], "{penalty} ms penalty not over");
+        clock.advance(Duration::from_millis(1));
+        p.process().unwrap();
+        assert_eq!(take_log(&log), ["k1", "k2"], "retried after {penalty} ms");
+    }
+    h1.fail.store(false, Ordering::SeqCst);
+    clock.advance(Duration::from_millis(5000));
+    p.process().unwrap();
+    assert_eq!(take_log(&log), ["k1"]);
+    assert_eq!(p.active_sink(), Some("k1"));
 }
 
 #[test]

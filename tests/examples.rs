@@ -1,14 +1,26 @@
 //! End to end, per example config: start the binary on it, push events with
 //! `sluicegate avro-client`, read them back from the sink's output, stop with SIGTERM, and
-//! check nothing was lost. The examples are rewritten only where a test must: ports (free ones)
-//! and directories (a temporary one).
+//! check nothing was lost. The examples are rewritten only where a test must: ports and
+//! directories (a temporary one).
+//!
+//! Ports are never guessed: every Avro source binds port 0 and the test reads the bound port
+//! back from the agent's `Avro source started ... addr=127.0.0.1:<port>` log line. A port that
+//! must refuse connections is reserved by a socket bound but never listening, held for the
+//! whole test. Where an example's sink points at its own agent's source (`hop.conf`), the sink
+//! goes through a relay listening on a port the test holds, which forwards to the port read
+//! back.
 
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluicegate");
+
+/// How long the test waits for anything an agent does (start, log, deliver, stop).
+const LIMIT: Duration = Duration::from_secs(60);
 
 fn example(rel: &str) -> String {
     std::fs::read_to_string(
@@ -19,34 +31,99 @@ fn example(rel: &str) -> String {
     .unwrap()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A port on 127.0.0.1 that refuses connections for as long as the returned socket lives: it is
+/// bound (so nobody else can take the port) but never listens.
+fn dead_port() -> (socket2::Socket, u16) {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    s.bind(&any.into()).unwrap();
+    let port = s.local_addr().unwrap().as_socket().unwrap().port();
+    (s, port)
 }
 
-struct Agent(Child);
+/// Forwards every connection accepted on `listener` to 127.0.0.1:`to`, both ways, until either
+/// side closes.
+fn relay(listener: TcpListener, to: u16) {
+    std::thread::spawn(move || {
+        for down in listener.incoming() {
+            let Ok(down) = down else { return };
+            let Ok(up) = TcpStream::connect(("127.0.0.1", to)) else {
+                continue; // the caller sees a closed connection and retries
+            };
+            for (mut from, mut into) in [
+                (down.try_clone().unwrap(), up.try_clone().unwrap()),
+                (up, down),
+            ] {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut into);
+                    let _ = into.shutdown(Shutdown::Write);
+                });
+            }
+        }
+    });
+}
+
+struct Agent {
+    child: Child,
+    /// Every stderr (log) line so far.
+    log: Arc<Mutex<Vec<String>>>,
+}
 
 impl Agent {
     fn start(conf: &Path, name: &str) -> Agent {
-        Agent(
-            Command::new(BIN)
-                .args(["agent", "--no-reload-conf", "-n", name, "-f"])
-                .arg(conf)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        )
+        let mut child = Command::new(BIN)
+            .args(["agent", "--no-reload-conf", "-n", name, "-f"])
+            .arg(conf)
+            .env("SLUICEGATE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        // Drains the pipe for the agent's whole life (a full pipe would block its logging).
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Agent { child, log }
+    }
+
+    /// The port the Avro source `source` bound (its config says port 0), from its start log line.
+    fn bound_port(&mut self, source: &str) -> u16 {
+        let end = Instant::now() + LIMIT;
+        let tag = format!("source={source} ");
+        loop {
+            let found = self.log.lock().unwrap().iter().find_map(|l| {
+                if !l.contains("Avro source started") || !l.contains(&tag) {
+                    return None;
+                }
+                let addr = l.split("addr=").nth(1)?.split_whitespace().next()?;
+                addr.parse::<SocketAddr>().ok().map(|a| a.port())
+            });
+            if let Some(port) = found {
+                return port;
+            }
+            let exited = self.child.try_wait().unwrap();
+            assert!(
+                exited.is_none() && Instant::now() < end,
+                "no 'Avro source started' line for {source} (agent exit: {exited:?}); log:\n{}",
+                self.log.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn sigterm_and_wait(mut self) -> bool {
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let end = Instant::now() + Duration::from_secs(30);
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_child(&self.child),
+            rustix::process::Signal::TERM,
+        );
+        let end = Instant::now() + LIMIT;
         while Instant::now() < end {
-            if let Some(s) = self.0.try_wait().unwrap() {
+            if let Some(s) = self.child.try_wait().unwrap() {
                 return s.success();
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -57,8 +134,8 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -90,17 +167,6 @@ fn wait_lines(dir: &Path, n: usize, limit: Duration) -> Vec<String> {
     }
 }
 
-fn wait_port(port: u16) {
-    let end = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < end {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("nothing listens on {port}");
-}
-
 fn avro_client(port: u16, input: &Path, extra: &[&str]) {
     let out = Command::new(BIN)
         .args([
@@ -126,16 +192,28 @@ fn avro_client(port: u16, input: &Path, extra: &[&str]) {
 fn the_embedded_default_hop_delivers_generated_and_pushed_events() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let port = free_port();
+    // The embedded hop's sink talks to its own agent's source: through a relay on a port this
+    // test holds, since the source's port is only known once it has bound port 0.
+    let relay_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let relay_port = relay_listener.local_addr().unwrap().port();
     let conf = example("hop.conf")
         .replace("./target/hop", &d.display().to_string())
-        .replace("4141", &port.to_string())
+        .replace(
+            "a1.sinks.fwd.port = 4141",
+            &format!("a1.sinks.fwd.port = {relay_port}"),
+        )
+        .replace("a1.sources.r1.port = 4141", "a1.sources.r1.port = 0")
         .replace("totalEvents = 100000", "totalEvents = 3000");
+    assert!(
+        !conf.contains("port = 4141"),
+        "every port of hop.conf rewritten"
+    );
     std::fs::create_dir_all(d.join("out")).unwrap();
     let path = d.join("hop.conf");
     std::fs::write(&path, conf).unwrap();
-    let agent = Agent::start(&path, "a1");
-    wait_port(port);
+    let mut agent = Agent::start(&path, "a1");
+    let port = agent.bound_port("r1");
+    relay(relay_listener, port);
     let input = d.join("lines.txt");
     std::fs::write(
         &input,
@@ -145,7 +223,7 @@ fn the_embedded_default_hop_delivers_generated_and_pushed_events() {
     )
     .unwrap();
     avro_client(port, &input, &["--batch", "50"]);
-    wait_lines(&d.join("out"), 3500, Duration::from_secs(60));
+    wait_lines(&d.join("out"), 3500, LIMIT);
     assert!(
         agent.sigterm_and_wait(),
         "the agent must stop cleanly on SIGTERM"
@@ -171,14 +249,31 @@ fn the_embedded_default_hop_delivers_generated_and_pushed_events() {
 fn the_migration_collector_runs_unchanged_behind_deflating_upstreams_and_fails_over() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (in_port, store_a, store_b) = (free_port(), free_port(), free_port());
+    // Store A is down for the whole test: its port refuses connections.
+    let (_store_a_socket, store_a) = dead_port();
+    // Only store B runs: the failover group must route around the dead, higher-priority A.
+    std::fs::create_dir_all(d.join("storeb/out")).unwrap();
+    let store_conf = d.join("store.conf");
+    std::fs::write(
+        &store_conf,
+        format!(
+            "s.sources = r\ns.channels = c\ns.sinks = k\n\
+             s.sources.r.type = avro\ns.sources.r.bind = 127.0.0.1\ns.sources.r.port = 0\ns.sources.r.channels = c\n\
+             s.channels.c.type = memory\ns.channels.c.capacity = 100000\ns.channels.c.transactionCapacity = 10000\n\
+             s.sinks.k.type = file_roll\ns.sinks.k.sink.directory = {}\ns.sinks.k.sink.rollInterval = 0\ns.sinks.k.channel = c\n",
+            d.join("storeb/out").display()
+        ),
+    )
+    .unwrap();
+    let mut store = Agent::start(&store_conf, "s");
+    let store_b = store.bound_port("r");
     // The collector file, only re-pointed at this machine.
     let conf = example("migration/collector-sluicegate.conf")
         .replace("/var/lib/sluicegate", &d.display().to_string())
         .replace("0.0.0.0", "127.0.0.1")
         .replace(
             "collector.sources.in.port = 4141",
-            &format!("collector.sources.in.port = {in_port}"),
+            "collector.sources.in.port = 0",
         )
         .replace("store-a.example.internal", "127.0.0.1")
         .replace("store-b.example.internal", "127.0.0.1")
@@ -190,26 +285,14 @@ fn the_migration_collector_runs_unchanged_behind_deflating_upstreams_and_fails_o
             "collector.sinks.out2.port = 4545",
             &format!("collector.sinks.out2.port = {store_b}"),
         );
+    assert!(
+        !conf.contains("port = 4141") && !conf.contains("port = 4545"),
+        "every port of the collector rewritten"
+    );
     let collector_conf = d.join("collector.conf");
     std::fs::write(&collector_conf, &conf).unwrap();
-    // Only store B runs: the failover group must route around the dead, higher-priority A.
-    std::fs::create_dir_all(d.join("storeb/out")).unwrap();
-    let store_conf = d.join("store.conf");
-    std::fs::write(
-        &store_conf,
-        format!(
-            "s.sources = r\ns.channels = c\ns.sinks = k\n\
-             s.sources.r.type = avro\ns.sources.r.bind = 127.0.0.1\ns.sources.r.port = {store_b}\ns.sources.r.channels = c\n\
-             s.channels.c.type = memory\ns.channels.c.capacity = 100000\ns.channels.c.transactionCapacity = 10000\n\
-             s.sinks.k.type = file_roll\ns.sinks.k.sink.directory = {}\ns.sinks.k.sink.rollInterval = 0\ns.sinks.k.channel = c\n",
-            d.join("storeb/out").display()
-        ),
-    )
-    .unwrap();
-    let store = Agent::start(&store_conf, "s");
-    wait_port(store_b);
-    let collector = Agent::start(&collector_conf, "collector");
-    wait_port(in_port);
+    let mut collector = Agent::start(&collector_conf, "collector");
+    let in_port = collector.bound_port("in");
     let input = d.join("access.log");
     std::fs::write(
         &input,
@@ -219,7 +302,7 @@ fn the_migration_collector_runs_unchanged_behind_deflating_upstreams_and_fails_o
     )
     .unwrap();
     avro_client(in_port, &input, &["--batch", "100", "--deflate"]);
-    let got = wait_lines(&d.join("storeb/out"), 2000, Duration::from_secs(60));
+    let got = wait_lines(&d.join("storeb/out"), 2000, LIMIT);
     assert!(collector.sigterm_and_wait());
     assert!(store.sigterm_and_wait());
     let expected: Vec<String> = (0..2000).map(|i| format!("GET /page/{i}")).collect();

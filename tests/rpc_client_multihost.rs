@@ -5,10 +5,9 @@ mod rpc_client_common;
 
 use std::time::Duration;
 
-use rpc_client_common::{numbered, Mode, TestServer};
-use sluicegate::config::Context;
+use rpc_client_common::{dead_port, numbered, Mode, TestServer};
+use sluicegate::config::{Context, SystemProps};
 use sluicegate::rpc::client::{RpcClient, RpcClientConfig, RpcClientError};
-use sluicegate::rpc::SystemProps;
 
 fn cfg(client_type: &str, ports: &[u16], extra: &[(&str, &str)]) -> RpcClientConfig {
     let aliases: Vec<String> = (0..ports.len()).map(|i| format!("h{i}")).collect();
@@ -29,12 +28,6 @@ async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(30), f)
         .await
         .expect("test step took more than 30 s")
-}
-
-fn dead_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-    // dropped: nothing listens there any more
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +84,7 @@ async fn random_selector_uses_every_host() {
 async fn dead_hosts_are_skipped_and_backed_off() {
     let ok = TestServer::start(Mode::Ok).await;
     let failing = TestServer::start(Mode::FailFirst(1000)).await;
-    let dead = dead_port();
+    let (_held, dead) = dead_port();
     let ports = [dead, failing.port(), ok.port()];
     // Without backoff every batch tries the hosts in turn; all batches still arrive.
     let mut c = within(RpcClient::connect(&cfg("default_loadbalance", &ports, &[])))
@@ -135,7 +128,7 @@ async fn dead_hosts_are_skipped_and_backed_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_hosts_failing_is_unable_to_send() {
     let f1 = TestServer::start(Mode::FailFirst(100)).await;
-    let dead = dead_port();
+    let (_held, dead) = dead_port();
     let mut c = within(RpcClient::connect(&cfg(
         "default_loadbalance",
         &[f1.port(), dead],
@@ -225,13 +218,10 @@ async fn failover_attempt_limit_and_no_host() {
     a.stop().await;
     b.stop().await;
 
-    let mut c = within(RpcClient::connect(&cfg(
-        "default_failover",
-        &[dead_port(), dead_port()],
-        &[],
-    )))
-    .await
-    .unwrap();
+    let ((_h1, d1), (_h2, d2)) = (dead_port(), dead_port());
+    let mut c = within(RpcClient::connect(&cfg("default_failover", &[d1, d2], &[])))
+        .await
+        .unwrap();
     let e = within(c.append_batch(&numbered("x", 1))).await.unwrap_err();
     assert!(matches!(e, RpcClientError::NoActiveHost { .. }), "{e}");
     assert!(e.is_connect());

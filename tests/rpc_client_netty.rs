@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use futures::StreamExt;
-use rpc_client_common::{numbered, server_transport, tls_dir, Mode, TestServer};
-use sluicegate::config::Context;
+use rpc_client_common::{dead_port, numbered, server_transport, tls_dir, Mode, TestServer};
+use sluicegate::config::{Context, SystemProps};
 use sluicegate::rpc::client::{NettyAvroClient, RpcClient, RpcClientConfig, RpcClientError};
-use sluicegate::rpc::SystemProps;
 use sluicegate::wire::{Frame, FrameCodec, ProtocolCache, ServerAction, ServerSession, Status};
 use tokio::io::AsyncWriteExt;
 use tokio_util::codec::FramedRead;
@@ -138,9 +137,7 @@ async fn garbage_reply_is_an_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_refused_is_a_connect_error() {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
+    let (_held, port) = dead_port();
     let e = within(RpcClient::connect(&cfg(port, &[])))
         .await
         .unwrap_err();

@@ -5,7 +5,7 @@ mod rpc_client_common;
 use std::time::Duration;
 
 use rpc_client_common::{runtime, server_transport, Mode, TestServer};
-use sluicegate::rpc::SystemProps;
+use sluicegate::config::SystemProps;
 use sluicegate::tools::avro_client::{self, AvroClientError, AvroClientOptions};
 use sluicegate::tools::bench::{self, BenchOptions};
 

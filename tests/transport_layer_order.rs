@@ -8,10 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluicegate::config::Context;
+use sluicegate::config::{Context, SystemProps};
 use sluicegate::rpc::{
-    ClientTransport, LayerOrder, RpcStream, ServerLayerOrder, ServerTransport, SystemProps,
-    TransportError,
+    ClientTransport, LayerOrder, RpcStream, ServerLayerOrder, ServerTransport, TransportError,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluicegate::config::{Context, Origin};
+use sluicegate::config::{Context, Origin, SystemProps};
 use sluicegate::rpc::{
-    ClientTransport, LayerOrder, RpcStream, ServerTransport, StoreSource, SystemProps,
-    TlsClientSettings, TlsFilters, TlsServerSettings, TransportError, TransportSettings, TrustMode,
+    ClientTransport, LayerOrder, RpcStream, ServerTransport, StoreSource, TlsClientSettings,
+    TlsFilters, TlsServerSettings, TransportError, TransportSettings, TrustMode,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -591,11 +591,11 @@ async fn full_context_round_trip_with_deflate_and_flume_19_order() {
 
 #[tokio::test]
 async fn connect_errors() {
-    // Nothing listens on this port (bound, then dropped).
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // Nothing listens on this port: it is bound, never listening, and held until the end.
+    let held = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    held.bind(&any.into()).unwrap();
+    let port = held.local_addr().unwrap().as_socket().unwrap().port();
     let c = client(TransportSettings::plain(), None);
     let e = c.connect("127.0.0.1", port).await.unwrap_err();
     assert!(matches!(e, TransportError::Connect { .. }), "{e}");

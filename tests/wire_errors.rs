@@ -2,7 +2,7 @@
 //! Java-compatible reply).
 
 use bytes::{BufMut, Bytes, BytesMut};
-use sluicegate::wire::avro::{self, AvroDecodeError};
+use sluicegate::avro::{self, AvroDecodeError};
 use sluicegate::wire::protocol::{protocol_md5, FLUME_PROTOCOL_MD5};
 use sluicegate::wire::{
     FlumeMessage, Frame, FrameCodec, FrameError, FrameLimits, HandshakeError, HandshakeRequest,

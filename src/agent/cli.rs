@@ -1,7 +1,7 @@
 //! Flume-style command-line pieces shared by `sluicegate agent` and `sluicegate check`:
 //! `-Dkey=value` system properties and the logging level `-Dflume.root.logger` asks for.
 
-use crate::rpc::tls::SystemProps;
+use crate::config::SystemProps;
 
 /// Parses `-D` definitions (`key=value`; a bare `key` means `key=`, as `java -Dkey` does) and
 /// adds Flume's `FLUME_SSL_*` environment fallbacks.

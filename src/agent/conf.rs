@@ -17,8 +17,15 @@
 //! but not listed, a key set twice, an empty value) become [`ConfigWarning`]s with their line.
 //!
 //! Flume semantics kept: keys and values are trimmed; a key set twice keeps its last value;
-//! an empty value is ignored as if unset; type names are matched as in [`super::types`];
+//! an empty value is ignored as if unset; type names are matched as in [`crate::component`];
 //! lists are split on whitespace.
+//!
+//! Validation is one validator per kind of component (`ChannelValidator`, `SourceValidator`,
+//! `SinkValidator`, `SinkGroupValidator`, each a `Validator`), run in that order so each can
+//! check references to the kinds before it (sources and sinks name channels, sink groups name
+//! sinks). Every `type` is resolved here, once, through [`crate::component`], and the
+//! resolved enum travels in the typed config down to the components. A new kind (such as the
+//! stream processor's `pipelines`) is one new validator plus its place in `KINDS`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -26,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::properties::{Properties, PropertiesError, TextEncoding};
-use super::types::{
+use crate::component::{
     ChannelType, ComponentType, InterceptorType, SelectorType, SinkProcessorType, SinkType,
     SourceType,
 };
@@ -368,16 +375,24 @@ const SOURCES: &str = "sources";
 const CHANNELS: &str = "channels";
 const SINKS: &str = "sinks";
 const SINKGROUPS: &str = "sinkgroups";
-const KINDS: [&str; 4] = [SOURCES, CHANNELS, SINKS, SINKGROUPS];
 
-fn singular(kind: &str) -> &'static str {
-    match kind {
-        SOURCES => "source",
-        CHANNELS => "channel",
-        SINKS => "sink",
-        _ => "sink group",
-    }
+/// One kind of component: `<agent>.<list> = names`, `<agent>.<list>.<name>.<key> = value`.
+struct Kind {
+    /// The list key (`sources`).
+    list: &'static str,
+    /// The kind in messages (`source`).
+    singular: &'static str,
+    /// What a listed component must set at least (`type`; `sinks` for a sink group).
+    needs: &'static str,
 }
+
+/// Every kind, in validation order: a kind's validator may look at the kinds before it.
+const KINDS: [&Kind; 4] = [
+    &ChannelValidator::KIND,
+    &SourceValidator::KIND,
+    &SinkValidator::KIND,
+    &SinkGroupValidator::KIND,
+];
 
 fn split_list(value: &str) -> Vec<String> {
     value.split_whitespace().map(str::to_string).collect()
@@ -390,7 +405,7 @@ impl Builder {
             file,
             agent_seen: false,
             lists: BTreeMap::new(),
-            raw: KINDS.iter().map(|k| (*k, BTreeMap::new())).collect(),
+            raw: KINDS.iter().map(|k| (k.list, BTreeMap::new())).collect(),
             errors: Vec::new(),
             warnings: Vec::new(),
         }
@@ -483,9 +498,9 @@ impl Builder {
                         .into(),
                 );
             }
-            if let Some(kind) = KINDS.iter().find(|k| **k == rest) {
+            if let Some(kind) = KINDS.iter().find(|k| k.list == rest) {
                 self.lists.insert(
-                    kind,
+                    kind.list,
                     NameList {
                         names: split_list(value),
                         line: e.line,
@@ -505,7 +520,7 @@ impl Builder {
                 continue;
             }
             let mut placed = false;
-            for kind in KINDS {
+            for kind in KINDS.map(|k| k.list) {
                 let Some(after) = rest.strip_prefix(kind).and_then(|r| r.strip_prefix('.')) else {
                     continue;
                 };
@@ -570,19 +585,19 @@ impl Builder {
     }
 
     /// The context of a listed component, or an error when it has no settings.
-    fn take_raw(&mut self, kind: &'static str, name: &str, list_line: usize) -> Option<Context> {
-        match self.raw.get_mut(kind).and_then(|m| m.remove(name)) {
+    fn take_raw(&mut self, kind: &Kind, name: &str, list_line: usize) -> Option<Context> {
+        match self.raw.get_mut(kind.list).and_then(|m| m.remove(name)) {
             Some(r) => Some(r.ctx),
             None => {
-                let needed = if kind == SINKGROUPS { "sinks" } else { "type" };
-                let key = format!("{}.{}.{}.{needed}", self.agent, kind, name);
-                let listed = self.full(kind);
+                let needed = kind.needs;
+                let key = format!("{}.{}.{}.{needed}", self.agent, kind.list, name);
+                let listed = self.full(kind.list);
                 self.error(
                     list_line,
                     key,
                     format!(
                         "{} '{name}' is listed in {listed} but has no settings; set its {needed}",
-                        singular(kind)
+                        kind.singular
                     ),
                 );
                 None
@@ -590,39 +605,28 @@ impl Builder {
         }
     }
 
-    /// Resolves `type` of a component.
+    /// Resolves `type` of a component (through the registry, [`crate::component`]).
     fn component_type<T: ComponentType>(&mut self, ctx: &Context, what: &str) -> Option<T> {
-        match ctx.get("type").map(str::trim) {
-            None => {
-                self.ctx_error(
-                    ctx,
-                    "type",
-                    format!(
-                        "is not set: {what} needs a type (supported {} types: {})",
-                        T::KIND,
-                        T::supported_list()
-                    ),
-                );
-                None
-            }
-            Some(v) => match T::from_config(v) {
-                Some(t) => Some(t),
-                None => {
-                    let msg = T::unsupported_message(v);
-                    self.ctx_error(ctx, "type", msg);
-                    None
-                }
-            },
-        }
+        self.ok(T::from_context(ctx, what))
     }
 
-    fn build(mut self) -> Result<AgentConfig, ConfigErrors> {
-        let channel_list = self.list(CHANNELS);
-        let source_list = self.list(SOURCES);
-        let sink_list = self.list(SINKS);
-        let group_list = self.list(SINKGROUPS);
+    /// The value, or `None` with the error recorded.
+    fn ok<T>(&mut self, r: Result<T, ConfigError>) -> Option<T> {
+        r.map_err(|e| self.errors.push(e)).ok()
+    }
 
-        if !channel_list.set || channel_list.names.is_empty() {
+    /// Validates every listed component, kind by kind (see [`KINDS`] and [`Validator`]), then
+    /// warns about what is configured but unused.
+    fn build(mut self) -> Result<AgentConfig, ConfigErrors> {
+        let lists = KINDS
+            .map(|k| (k.list, self.list(k.list)))
+            .into_iter()
+            .collect();
+        let mut scope = Scope {
+            lists,
+            used_channels: BTreeSet::new(),
+        };
+        if !scope.list(CHANNELS).set || scope.names(CHANNELS).is_empty() {
             let key = self.full(CHANNELS);
             self.error(
                 0,
@@ -630,7 +634,7 @@ impl Builder {
                 "is not set: the agent needs at least one channel (space-separated names)".into(),
             );
         }
-        if source_list.names.is_empty() && sink_list.names.is_empty() {
+        if scope.names(SOURCES).is_empty() && scope.names(SINKS).is_empty() {
             let (k1, k2) = (self.full(SOURCES), self.full(SINKS));
             self.error(
                 0,
@@ -638,282 +642,17 @@ impl Builder {
                 "are both unset: the agent needs at least one source or sink".into(),
             );
         }
-        let channel_names: BTreeSet<String> = channel_list.names.iter().cloned().collect();
-        let defined = |names: &[String]| -> String {
-            if names.is_empty() {
-                "none are defined".to_string()
-            } else {
-                format!("defined: {}", names.join(", "))
-            }
-        };
-        let channels_defined = defined(&channel_list.names);
 
-        // Channels.
-        let mut channels = Vec::new();
-        for name in &channel_list.names {
-            let Some(ctx) = self.take_raw(CHANNELS, name, channel_list.line) else {
-                continue;
-            };
-            let what = format!("channel '{name}'");
-            if let Some(t) = self.component_type::<ChannelType>(&ctx, &what) {
-                channels.push(ChannelConfig {
-                    name: name.clone(),
-                    channel_type: t,
-                    context: ctx,
-                });
-            }
-        }
+        let channels = self.validate_all(&mut scope, &mut ChannelValidator);
+        let sources = self.validate_all(&mut scope, &mut SourceValidator);
+        let sinks = self.validate_all(&mut scope, &mut SinkValidator);
+        let sinkgroups = self.validate_all(&mut scope, &mut SinkGroupValidator::default());
 
-        // Sources.
-        let mut sources = Vec::new();
-        let mut used_channels: BTreeSet<String> = BTreeSet::new();
-        for name in &source_list.names {
-            let Some(ctx) = self.take_raw(SOURCES, name, source_list.line) else {
-                continue;
-            };
-            let what = format!("source '{name}'");
-            let t = self.component_type::<SourceType>(&ctx, &what);
-            let mut ok = t.is_some();
-            let chans = match ctx.get("channels") {
-                None => {
-                    self.ctx_error(
-                        &ctx,
-                        "channels",
-                        format!(
-                            "is not set: source '{name}' must write to at least one channel \
-                             ({channels_defined})"
-                        ),
-                    );
-                    ok = false;
-                    Vec::new()
-                }
-                Some(v) => {
-                    let mut list = Vec::new();
-                    for c in split_list(v) {
-                        if !channel_names.contains(&c) {
-                            self.ctx_error(
-                                &ctx,
-                                "channels",
-                                format!(
-                                    "channel '{c}' is not listed in {} ({channels_defined})",
-                                    self.full(CHANNELS)
-                                ),
-                            );
-                            ok = false;
-                        } else if !list.contains(&c) {
-                            list.push(c);
-                        }
-                    }
-                    list
-                }
-            };
-            used_channels.extend(chans.iter().cloned());
-            let selector = self.selector(&ctx, name, &chans);
-            let interceptors = self.interceptors(&ctx);
-            if let (true, Some(t), Some(selector), Some(interceptors)) =
-                (ok, t, selector, interceptors)
-            {
-                sources.push(SourceConfig {
-                    name: name.clone(),
-                    source_type: t,
-                    channels: chans,
-                    selector,
-                    interceptors,
-                    context: ctx,
-                });
-            }
-        }
-
-        // Sinks.
-        let mut sinks = Vec::new();
-        for name in &sink_list.names {
-            let Some(ctx) = self.take_raw(SINKS, name, sink_list.line) else {
-                continue;
-            };
-            let what = format!("sink '{name}'");
-            let t = self.component_type::<SinkType>(&ctx, &what);
-            let channel = match ctx.get("channel").map(split_list) {
-                None => {
-                    let hint = if ctx.contains("channels") {
-                        " (sinks use 'channel', singular; 'channels' is for sources)"
-                    } else {
-                        ""
-                    };
-                    self.ctx_error(
-                        &ctx,
-                        "channel",
-                        format!(
-                            "is not set: sink '{name}' must read one channel{hint} \
-                             ({channels_defined})"
-                        ),
-                    );
-                    None
-                }
-                Some(list) if list.len() != 1 => {
-                    self.ctx_error(
-                        &ctx,
-                        "channel",
-                        format!(
-                            "a sink reads exactly one channel, got {} ('{}')",
-                            list.len(),
-                            list.join(" ")
-                        ),
-                    );
-                    None
-                }
-                Some(list) => {
-                    let c = list.into_iter().next().unwrap_or_default();
-                    if channel_names.contains(&c) {
-                        used_channels.insert(c.clone());
-                        Some(c)
-                    } else {
-                        self.ctx_error(
-                            &ctx,
-                            "channel",
-                            format!(
-                                "channel '{c}' is not listed in {} ({channels_defined})",
-                                self.full(CHANNELS)
-                            ),
-                        );
-                        None
-                    }
-                }
-            };
-            if let (Some(t), Some(channel)) = (t, channel) {
-                sinks.push(SinkConfig {
-                    name: name.clone(),
-                    sink_type: t,
-                    channel,
-                    context: ctx,
-                });
-            }
-        }
-
-        // Sink groups.
-        let sink_names: BTreeSet<String> = sink_list.names.iter().cloned().collect();
-        let sinks_defined = defined(&sink_list.names);
-        let mut grouped: BTreeMap<String, String> = BTreeMap::new();
-        let mut sinkgroups = Vec::new();
-        for name in &group_list.names {
-            if sink_names.contains(name) {
-                let key = self.full(SINKGROUPS);
-                self.error(
-                    group_list.line,
-                    key,
-                    format!(
-                        "sink group '{name}' has the same name as a sink; Flume runs sink groups \
-                         and lone sinks under one set of names, so one of them would never run — \
-                         rename one"
-                    ),
-                );
-            }
-            let Some(ctx) = self.take_raw(SINKGROUPS, name, group_list.line) else {
-                continue;
-            };
-            let mut ok = true;
-            let mut members = Vec::new();
-            match ctx.get("sinks") {
-                None => {
-                    self.ctx_error(
-                        &ctx,
-                        "sinks",
-                        format!(
-                            "is not set: sink group '{name}' needs its sinks (space-separated; \
-                             {sinks_defined})"
-                        ),
-                    );
-                    ok = false;
-                }
-                Some(v) => {
-                    for s in split_list(v) {
-                        if members.contains(&s) {
-                            let key = ctx.full_key("sinks");
-                            let line = ctx.origin("sinks").line;
-                            self.warn(line, key, format!("lists '{s}' more than once"));
-                            continue;
-                        }
-                        if !sink_names.contains(&s) {
-                            self.ctx_error(
-                                &ctx,
-                                "sinks",
-                                format!(
-                                    "sink '{s}' is not listed in {} ({sinks_defined})",
-                                    self.full(SINKS)
-                                ),
-                            );
-                            ok = false;
-                        } else if let Some(other) = grouped.get(&s) {
-                            let msg = format!(
-                                "sink '{s}' is already in sink group '{other}'; a sink can \
-                                 belong to only one group"
-                            );
-                            self.ctx_error(&ctx, "sinks", msg);
-                            ok = false;
-                        } else {
-                            grouped.insert(s.clone(), name.clone());
-                        }
-                        members.push(s);
-                    }
-                }
-            }
-            let pctx = ctx.sub("processor");
-            let ptype = match pctx.get("type").map(str::trim) {
-                None => Some(SinkProcessorType::Default),
-                Some(v) => match SinkProcessorType::from_config(v) {
-                    Some(t) => Some(t),
-                    None => {
-                        self.ctx_error(&pctx, "type", SinkProcessorType::unsupported_message(v));
-                        None
-                    }
-                },
-            };
-            if ptype == Some(SinkProcessorType::Default) && members.len() > 1 {
-                let msg = format!(
-                    "the default sink processor takes exactly one sink, but group '{name}' has \
-                     {}; use processor.type = failover or load_balance",
-                    members.len()
-                );
-                if pctx.contains("type") {
-                    self.ctx_error(&pctx, "type", msg);
-                } else {
-                    self.ctx_error(&ctx, "sinks", msg);
-                }
-                ok = false;
-            }
-            if ptype == Some(SinkProcessorType::Failover) {
-                let stray: Vec<(String, usize)> = pctx
-                    .keys()
-                    .filter_map(|k| k.strip_prefix("priority."))
-                    .filter(|s| !members.iter().any(|m| m == s))
-                    .map(|s| (s.to_string(), pctx.origin(&format!("priority.{s}")).line))
-                    .collect();
-                for (s, line) in stray {
-                    let key = pctx.full_key(&format!("priority.{s}"));
-                    self.warn(
-                        line,
-                        key,
-                        format!("sets a priority for '{s}', which is not in sink group '{name}'"),
-                    );
-                }
-            }
-            if let (true, Some(t)) = (ok, ptype) {
-                sinkgroups.push(SinkGroupConfig {
-                    name: name.clone(),
-                    sinks: members,
-                    processor: ProcessorConfig {
-                        processor_type: t,
-                        context: pctx,
-                    },
-                    context: ctx,
-                });
-            }
-        }
-
-        for c in &channel_list.names {
-            if !used_channels.contains(c) {
+        for c in scope.names(CHANNELS) {
+            if !scope.used_channels.contains(c) {
                 let key = self.full(CHANNELS);
                 self.warn(
-                    channel_list.line,
+                    scope.list(CHANNELS).line,
                     key,
                     format!(
                         "channel '{c}' is connected to no source or sink; Flume removes such \
@@ -927,19 +666,19 @@ impl Builder {
         for kind in KINDS {
             let leftovers: Vec<(String, usize)> = self
                 .raw
-                .get(kind)
+                .get(kind.list)
                 .map(|m| m.iter().map(|(n, r)| (n.clone(), r.first_line)).collect())
                 .unwrap_or_default();
             for (name, line) in leftovers {
-                let key = format!("{}.{}.{}", self.agent, kind, name);
-                let list = self.full(kind);
+                let key = format!("{}.{}.{}", self.agent, kind.list, name);
+                let list = self.full(kind.list);
                 self.warn(
                     line,
                     key,
                     format!(
                         "{} '{name}' is configured but not listed in {list}; it is ignored (as \
                          Flume does)",
-                        singular(kind)
+                        kind.singular
                     ),
                 );
             }
@@ -968,16 +707,10 @@ impl Builder {
         chans: &[String],
     ) -> Option<SelectorConfig> {
         let sctx = ctx.sub("selector");
-        let t = match sctx.get("type").map(str::trim) {
-            None => SelectorType::Replicating,
-            Some(v) => match SelectorType::from_config(v) {
-                Some(t) => t,
-                None => {
-                    self.ctx_error(&sctx, "type", SelectorType::unsupported_message(v));
-                    return None;
-                }
-            },
-        };
+        let t = self.ok(SelectorType::from_context_or(
+            &sctx,
+            SelectorType::Replicating,
+        ))?;
         let mut ok = true;
         let mut names = |this: &mut Builder, key: &str, required: bool| -> Vec<String> {
             let list = sctx.get(key).map(split_list).unwrap_or_default();
@@ -1039,7 +772,9 @@ impl Builder {
         let mut out = Vec::new();
         let mut ok = true;
         for name in &listed {
-            if out.iter().any(|i: &InterceptorConfig| &i.name == name) {
+            if let Some(same) = out.iter().find(|i: &&InterceptorConfig| &i.name == name) {
+                // Listed twice: Flume builds and runs it twice (its chain is the split list).
+                out.push(same.clone());
                 continue;
             }
             let ictx = all.sub(name);
@@ -1084,5 +819,389 @@ impl Builder {
             errors: self.errors,
             warnings: self.warnings,
         }
+    }
+}
+
+/// The agent's lists, which validators check references against, and what validators tell
+/// each other.
+struct Scope {
+    /// Every kind's list (`<agent>.sources = …`), repeats removed.
+    lists: BTreeMap<&'static str, NameList>,
+    /// Channels a valid source or sink uses; the others get a warning.
+    used_channels: BTreeSet<String>,
+}
+
+impl Scope {
+    fn list(&self, kind: &str) -> &NameList {
+        &self.lists[kind]
+    }
+
+    fn names(&self, kind: &str) -> &[String] {
+        &self.lists[kind].names
+    }
+
+    fn has(&self, kind: &str, name: &str) -> bool {
+        self.names(kind).iter().any(|n| n == name)
+    }
+
+    /// `defined: c1, c2` or `none are defined`, for messages about a bad reference.
+    fn defined(&self, kind: &str) -> String {
+        let names = self.names(kind);
+        if names.is_empty() {
+            "none are defined".to_string()
+        } else {
+            format!("defined: {}", names.join(", "))
+        }
+    }
+}
+
+/// Validates the components of one [`Kind`]. Adding a kind (the streaming-SQL `pipelines`, say)
+/// is one more implementation: list its `KIND` in [`KINDS`] (after the kinds it refers to), call
+/// [`Builder::validate_all`] with it in [`Builder::build`] and keep the result in
+/// [`AgentConfig`].
+trait Validator {
+    /// Which kind it validates.
+    const KIND: Kind;
+    /// The validated form of one component.
+    type Config;
+
+    /// Checks a listed name before its settings are looked at (`line` is the list's line).
+    fn check_name(&mut self, _b: &mut Builder, _scope: &Scope, _name: &str, _line: usize) {}
+
+    /// Validates one listed component with settings `ctx`: the typed config, or `None` with
+    /// every problem recorded in `b`.
+    fn validate(
+        &mut self,
+        b: &mut Builder,
+        scope: &mut Scope,
+        name: &str,
+        ctx: Context,
+    ) -> Option<Self::Config>;
+}
+
+impl Builder {
+    /// Runs `v` over every listed component of its kind, in list order.
+    fn validate_all<V: Validator>(&mut self, scope: &mut Scope, v: &mut V) -> Vec<V::Config> {
+        let list = scope.list(V::KIND.list).clone();
+        let mut out = Vec::new();
+        for name in &list.names {
+            v.check_name(self, scope, name, list.line);
+            let Some(ctx) = self.take_raw(&V::KIND, name, list.line) else {
+                continue;
+            };
+            out.extend(v.validate(self, scope, name, ctx));
+        }
+        out
+    }
+}
+
+/// `<agent>.channels`: a type.
+struct ChannelValidator;
+
+impl Validator for ChannelValidator {
+    const KIND: Kind = Kind {
+        list: CHANNELS,
+        singular: "channel",
+        needs: "type",
+    };
+    type Config = ChannelConfig;
+
+    fn validate(
+        &mut self,
+        b: &mut Builder,
+        _scope: &mut Scope,
+        name: &str,
+        ctx: Context,
+    ) -> Option<ChannelConfig> {
+        let what = format!("channel '{name}'");
+        let t = b.component_type::<ChannelType>(&ctx, &what)?;
+        Some(ChannelConfig {
+            name: name.to_string(),
+            channel_type: t,
+            context: ctx,
+        })
+    }
+}
+
+/// `<agent>.sources`: a type, listed channels, a channel selector, interceptors.
+struct SourceValidator;
+
+impl Validator for SourceValidator {
+    const KIND: Kind = Kind {
+        list: SOURCES,
+        singular: "source",
+        needs: "type",
+    };
+    type Config = SourceConfig;
+
+    fn validate(
+        &mut self,
+        b: &mut Builder,
+        scope: &mut Scope,
+        name: &str,
+        ctx: Context,
+    ) -> Option<SourceConfig> {
+        let what = format!("source '{name}'");
+        let t = b.component_type::<SourceType>(&ctx, &what);
+        let mut ok = t.is_some();
+        let channels_defined = scope.defined(CHANNELS);
+        let chans = match ctx.get("channels") {
+            None => {
+                b.ctx_error(
+                    &ctx,
+                    "channels",
+                    format!(
+                        "is not set: source '{name}' must write to at least one channel \
+                         ({channels_defined})"
+                    ),
+                );
+                ok = false;
+                Vec::new()
+            }
+            Some(v) => {
+                let mut list = Vec::new();
+                for c in split_list(v) {
+                    if !scope.has(CHANNELS, &c) {
+                        b.ctx_error(
+                            &ctx,
+                            "channels",
+                            format!(
+                                "channel '{c}' is not listed in {} ({channels_defined})",
+                                b.full(CHANNELS)
+                            ),
+                        );
+                        ok = false;
+                    } else if !list.contains(&c) {
+                        list.push(c);
+                    }
+                }
+                list
+            }
+        };
+        scope.used_channels.extend(chans.iter().cloned());
+        let selector = b.selector(&ctx, name, &chans);
+        let interceptors = b.interceptors(&ctx);
+        let (true, Some(t), Some(selector), Some(interceptors)) = (ok, t, selector, interceptors)
+        else {
+            return None;
+        };
+        Some(SourceConfig {
+            name: name.to_string(),
+            source_type: t,
+            channels: chans,
+            selector,
+            interceptors,
+            context: ctx,
+        })
+    }
+}
+
+/// `<agent>.sinks`: a type and exactly one listed channel.
+struct SinkValidator;
+
+impl Validator for SinkValidator {
+    const KIND: Kind = Kind {
+        list: SINKS,
+        singular: "sink",
+        needs: "type",
+    };
+    type Config = SinkConfig;
+
+    fn validate(
+        &mut self,
+        b: &mut Builder,
+        scope: &mut Scope,
+        name: &str,
+        ctx: Context,
+    ) -> Option<SinkConfig> {
+        let what = format!("sink '{name}'");
+        let t = b.component_type::<SinkType>(&ctx, &what);
+        let channels_defined = scope.defined(CHANNELS);
+        let channel = match ctx.get("channel").map(split_list) {
+            None => {
+                let hint = if ctx.contains("channels") {
+                    " (sinks use 'channel', singular; 'channels' is for sources)"
+                } else {
+                    ""
+                };
+                b.ctx_error(
+                    &ctx,
+                    "channel",
+                    format!(
+                        "is not set: sink '{name}' must read one channel{hint} \
+                         ({channels_defined})"
+                    ),
+                );
+                None
+            }
+            Some(list) if list.len() != 1 => {
+                b.ctx_error(
+                    &ctx,
+                    "channel",
+                    format!(
+                        "a sink reads exactly one channel, got {} ('{}')",
+                        list.len(),
+                        list.join(" ")
+                    ),
+                );
+                None
+            }
+            Some(list) => {
+                let c = list.into_iter().next().unwrap_or_default();
+                if scope.has(CHANNELS, &c) {
+                    scope.used_channels.insert(c.clone());
+                    Some(c)
+                } else {
+                    b.ctx_error(
+                        &ctx,
+                        "channel",
+                        format!(
+                            "channel '{c}' is not listed in {} ({channels_defined})",
+                            b.full(CHANNELS)
+                        ),
+                    );
+                    None
+                }
+            }
+        };
+        Some(SinkConfig {
+            name: name.to_string(),
+            sink_type: t?,
+            channel: channel?,
+            context: ctx,
+        })
+    }
+}
+
+/// `<agent>.sinkgroups`: listed sinks (each in one group at most) and a sink processor.
+#[derive(Default)]
+struct SinkGroupValidator {
+    /// Sink → the group it already belongs to.
+    grouped: BTreeMap<String, String>,
+}
+
+impl Validator for SinkGroupValidator {
+    const KIND: Kind = Kind {
+        list: SINKGROUPS,
+        singular: "sink group",
+        needs: "sinks",
+    };
+    type Config = SinkGroupConfig;
+
+    fn check_name(&mut self, b: &mut Builder, scope: &Scope, name: &str, line: usize) {
+        if scope.has(SINKS, name) {
+            let key = b.full(SINKGROUPS);
+            b.error(
+                line,
+                key,
+                format!(
+                    "sink group '{name}' has the same name as a sink; Flume runs sink groups \
+                     and lone sinks under one set of names, so one of them would never run — \
+                     rename one"
+                ),
+            );
+        }
+    }
+
+    fn validate(
+        &mut self,
+        b: &mut Builder,
+        scope: &mut Scope,
+        name: &str,
+        ctx: Context,
+    ) -> Option<SinkGroupConfig> {
+        let sinks_defined = scope.defined(SINKS);
+        let mut ok = true;
+        let mut members = Vec::new();
+        match ctx.get("sinks") {
+            None => {
+                b.ctx_error(
+                    &ctx,
+                    "sinks",
+                    format!(
+                        "is not set: sink group '{name}' needs its sinks (space-separated; \
+                         {sinks_defined})"
+                    ),
+                );
+                ok = false;
+            }
+            Some(v) => {
+                for s in split_list(v) {
+                    if members.contains(&s) {
+                        let key = ctx.full_key("sinks");
+                        let line = ctx.origin("sinks").line;
+                        b.warn(line, key, format!("lists '{s}' more than once"));
+                        continue;
+                    }
+                    if !scope.has(SINKS, &s) {
+                        b.ctx_error(
+                            &ctx,
+                            "sinks",
+                            format!(
+                                "sink '{s}' is not listed in {} ({sinks_defined})",
+                                b.full(SINKS)
+                            ),
+                        );
+                        ok = false;
+                    } else if let Some(other) = self.grouped.get(&s) {
+                        let msg = format!(
+                            "sink '{s}' is already in sink group '{other}'; a sink can belong \
+                             to only one group"
+                        );
+                        b.ctx_error(&ctx, "sinks", msg);
+                        ok = false;
+                    } else {
+                        self.grouped.insert(s.clone(), name.to_string());
+                    }
+                    members.push(s);
+                }
+            }
+        }
+        let pctx = ctx.sub("processor");
+        let ptype = b.ok(SinkProcessorType::from_context_or(
+            &pctx,
+            SinkProcessorType::Default,
+        ));
+        if ptype == Some(SinkProcessorType::Default) && members.len() > 1 {
+            let msg = format!(
+                "the default sink processor takes exactly one sink, but group '{name}' has {}; \
+                 use processor.type = failover or load_balance",
+                members.len()
+            );
+            if pctx.contains("type") {
+                b.ctx_error(&pctx, "type", msg);
+            } else {
+                b.ctx_error(&ctx, "sinks", msg);
+            }
+            ok = false;
+        }
+        if ptype == Some(SinkProcessorType::Failover) {
+            let stray: Vec<(String, usize)> = pctx
+                .keys()
+                .filter_map(|k| k.strip_prefix("priority."))
+                .filter(|s| !members.iter().any(|m| m == s))
+                .map(|s| (s.to_string(), pctx.origin(&format!("priority.{s}")).line))
+                .collect();
+            for (s, line) in stray {
+                let key = pctx.full_key(&format!("priority.{s}"));
+                b.warn(
+                    line,
+                    key,
+                    format!("sets a priority for '{s}', which is not in sink group '{name}'"),
+                );
+            }
+        }
+        let (true, Some(t)) = (ok, ptype) else {
+            return None;
+        };
+        Some(SinkGroupConfig {
+            name: name.to_string(),
+            sinks: members,
+            processor: ProcessorConfig {
+                processor_type: t,
+                context: pctx,
+            },
+            context: ctx,
+        })
     }
 }

@@ -29,9 +29,8 @@ use super::topology::{
     BuiltSource,
 };
 use crate::channel::Channel;
-use crate::config::ConfigError;
+use crate::config::{ConfigError, SystemProps};
 use crate::metrics::{CounterGroup, MetricsRegistry};
-use crate::rpc::tls::SystemProps;
 
 /// Why an agent could not start (or reload).
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +92,7 @@ pub struct Agent {
     channels: BTreeMap<String, BuiltChannel>,
     runners: BTreeMap<String, BuiltRunner>,
     sources: BTreeMap<String, BuiltSource>,
+    pipelines: BTreeMap<String, crate::pipeline::PipelineHandle>,
 }
 
 fn log_warnings(cfg_warnings: &[super::conf::ConfigWarning]) {
@@ -173,6 +173,7 @@ impl Agent {
             channels: BTreeMap::new(),
             runners: BTreeMap::new(),
             sources: BTreeMap::new(),
+            pipelines: BTreeMap::new(),
         };
         if let Err(e) = agent.bring_up(&config, None) {
             agent.stop();
@@ -283,11 +284,50 @@ impl Agent {
         }
     }
 
-    /// Stops everything: sources, then sink runners, then channels.
+    /// Runs a stream-processing pipeline named `name` over channel `channel` of this agent:
+    /// `build` adds the streams and outputs to the context (see [`crate::pipeline`]). The
+    /// pipeline's `PIPELINE.<name>` metrics join the agent's registry; it stops with the agent
+    /// (after the sources, before the channels). The channel should have no sink of its own
+    /// (a sink would compete for its events). A reload that restarts the channel does not
+    /// restart the pipeline: run pipelines over channels that reloads leave alone.
+    pub fn run_pipeline(
+        &mut self,
+        channel: &str,
+        name: &str,
+        config: crate::pipeline::PipelineConfig,
+        build: impl FnOnce(&crate::pipeline::StreamingContext),
+    ) -> Result<(), AgentError> {
+        let start_err = |message: String| AgentError::Start {
+            kind: "pipeline",
+            name: name.to_string(),
+            message,
+        };
+        if self.pipelines.contains_key(name) {
+            return Err(start_err(
+                "a pipeline of this name is already running".into(),
+            ));
+        }
+        let ch = self
+            .channel(channel)
+            .ok_or_else(|| start_err(format!("the agent has no channel {channel}")))?;
+        let ctx = crate::pipeline::StreamingContext::new(name, ch, config);
+        build(&ctx);
+        let pipeline = ctx.build().map_err(|e| start_err(e.to_string()))?;
+        register(&self.registry, pipeline.counter() as Arc<dyn CounterGroup>);
+        self.pipelines.insert(name.to_string(), pipeline.start());
+        tracing::info!(pipeline = %name, channel = %channel, "pipeline started");
+        Ok(())
+    }
+
+    /// Stops everything: sources, then pipelines, then sink runners, then channels.
     pub fn stop(&mut self) {
         let names: Vec<String> = self.sources.keys().cloned().collect();
         for n in names {
             self.stop_source(&n);
+        }
+        for (n, p) in std::mem::take(&mut self.pipelines) {
+            p.stop();
+            tracing::info!(pipeline = %n, "pipeline stopped");
         }
         let names: Vec<String> = self.runners.keys().cloned().collect();
         for n in names {

@@ -9,7 +9,9 @@
 //! * [`lifecycle`]: the running [`lifecycle::Agent`]: ordered start/stop, reload.
 //! * [`run`]: `sluicegate agent` — signals, metrics server, reload polling, the periodic summary.
 //! * [`summary`]: the one-line-per-flow summary a running agent logs.
-//! * [`types`]: the supported component types and their Flume aliases / class names.
+//!
+//! The supported component types and their Flume aliases / class names live in
+//! [`crate::component`] (re-exported here), below the sources and sinks that use them too.
 
 pub mod cli;
 pub mod conf;
@@ -18,14 +20,13 @@ pub mod properties;
 pub mod run;
 pub mod summary;
 pub mod topology;
-pub mod types;
 
+pub use crate::component::{
+    ChannelType, ComponentType, InterceptorType, SelectorType, SinkProcessorType, SinkType,
+    SourceType,
+};
 pub use conf::{
     load_file, load_str, AgentConfig, ChannelConfig, ChannelSelection, ConfigErrors, ConfigWarning,
     InterceptorConfig, ProcessorConfig, SelectorConfig, SinkConfig, SinkGroupConfig, SourceConfig,
 };
 pub use properties::{Properties, PropertyEntry};
-pub use types::{
-    ChannelType, ComponentType, InterceptorType, SelectorType, SinkProcessorType, SinkType,
-    SourceType,
-};

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use super::lifecycle::{Agent, AgentError};
 use super::summary;
-use super::types::SinkType;
+use crate::component::SinkType;
+use crate::config::SystemProps;
 use crate::metrics::http::{monitoring_options, MetricsServer};
 use crate::metrics::MetricsRegistry;
-use crate::rpc::tls::SystemProps;
 
 /// Options of `sluicegate agent`.
 #[derive(Debug, Clone)]

@@ -15,21 +15,22 @@ use std::sync::Arc;
 use tokio::runtime::Handle;
 
 use super::conf::{AgentConfig, ChannelConfig, SinkConfig, SinkGroupConfig, SourceConfig};
-use super::types::{ChannelType, SinkType, SourceType};
 use crate::channel::file::{FileChannel, FileChannelConfig};
 use crate::channel::memory::{MemoryChannel, MemoryChannelConfig};
 use crate::channel::Channel;
-use crate::config::{ConfigError, Context};
+use crate::component::{ChannelType, SinkType, SourceType};
+use crate::config::{ConfigError, Context, SystemProps};
 use crate::metrics::{CounterGroup, SinkCounter};
-use crate::rpc::tls::SystemProps;
 use crate::sink::file_roll::FileRollSink;
 use crate::sink::logger::LoggerSink;
 use crate::sink::null::NullSink;
-use crate::sink::processor::{sink_processor_from_context, DefaultSinkProcessor};
+use crate::sink::processor::{build_sink_processor, DefaultSinkProcessor};
 use crate::sink::runner::SinkRunner;
 use crate::sink::Sink;
 use crate::source::exec::ExecSource;
+use crate::source::interceptor::build_interceptor;
 use crate::source::netcat::NetcatSource;
+use crate::source::selector::ChannelSelector;
 use crate::source::seq::SeqSource;
 use crate::source::{ChannelProcessor, Source};
 
@@ -278,7 +279,12 @@ pub fn build_sink_runners(
             continue;
         }
         let processor = match group {
-            Some(g) => match sink_processor_from_context(&g.name, &g.context, sinks) {
+            Some(g) => match build_sink_processor(
+                &g.name,
+                g.processor.processor_type,
+                &g.processor.context,
+                sinks,
+            ) {
                 Ok(p) => p,
                 Err(e) => {
                     errors.push(e);
@@ -333,7 +339,15 @@ fn build_source(
             None => return Ok(None), // the channel failed to build; its error is already reported
         }
     }
-    let processor = ChannelProcessor::from_context(ctx, chans)?;
+    // Types were resolved once, by the validator; build from them.
+    let sel = &cfg.selector;
+    let selector = ChannelSelector::build(sel.selector_type, &sel.context, chans)?;
+    let interceptors = cfg
+        .interceptors
+        .iter()
+        .map(|i| build_interceptor(&i.name, i.interceptor_type, &i.context))
+        .collect::<Result<Vec<_>, _>>()?;
+    let processor = ChannelProcessor::new(selector, interceptors);
     let source: Box<dyn Source> = match cfg.source_type {
         SourceType::Seq => Box::new(SeqSource::from_context(&cfg.name, ctx, processor)?),
         SourceType::Netcat => Box::new(NetcatSource::from_context(&cfg.name, ctx, processor)?),

@@ -64,6 +64,8 @@ struct State {
     used_slots: u64,
     used_bytes: u64,
     closed: bool,
+    /// Puts parked waiting for room.
+    puts_waiting: usize,
 }
 
 struct Inner {
@@ -96,11 +98,19 @@ impl MemoryChannel {
                     used_slots: 0,
                     used_bytes: 0,
                     closed: false,
+                    puts_waiting: 0,
                 }),
                 changed: Condvar::new(),
                 counter,
             }),
         }
+    }
+
+    /// How many puts are parked waiting for room (up to `keep-alive`). The count rises under
+    /// the channel's lock just before a put waits, so once a caller sees it, any take that
+    /// commits afterwards wakes that put.
+    pub fn puts_waiting(&self) -> usize {
+        self.lock().puts_waiting
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -179,12 +189,14 @@ impl Channel for MemoryChannel {
                     wanted: bytes,
                 });
             }
+            st.puts_waiting += 1;
             // Poison: as in `lock`.
             st = inner
                 .changed
                 .wait_timeout(st, deadline - now)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+            st.puts_waiting -= 1;
         }
         st.queue.extend(events.iter().cloned());
         st.used_slots += n as u64;
@@ -371,15 +383,26 @@ mod tests {
                 capacity: 1,
                 transaction_capacity: 1,
                 byte_capacity: None,
-                keep_alive: Duration::from_secs(5),
+                // Longer than the bounded wait below: the put cannot time out first.
+                keep_alive: Duration::from_secs(60),
             },
         );
         c.put_batch(&[ev(1)]).unwrap();
         let c2 = c.clone();
         let h = std::thread::spawn(move || c2.put_batch(&[ev(2)]));
-        std::thread::sleep(Duration::from_millis(30));
+        // Proof that the put took the blocking path: it is parked waiting for room.
+        let end = Instant::now() + Duration::from_secs(30);
+        while c.puts_waiting() != 1 {
+            assert!(
+                Instant::now() < end && !h.is_finished(),
+                "the put never parked waiting for room"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(c.size(), 1, "nothing of the waiting put is in yet");
         c.take_batch(1, Duration::ZERO).unwrap().commit().unwrap();
         h.join().unwrap().unwrap();
+        assert_eq!(c.puts_waiting(), 0);
         assert_eq!(c.take_batch(1, Duration::ZERO).unwrap().events(), &[ev(2)]);
     }
 }

@@ -171,6 +171,11 @@ pub trait TakeCompletion: Send {
     fn commit(self: Box<Self>, events: &[Event]) -> Result<(), ChannelError>;
     /// Returns `events` (in order) to the front of the channel.
     fn rollback(self: Box<Self>, events: Vec<Event>);
+    /// The channel's sequence number of each taken event, in the order handed out, when the
+    /// channel has them (the file channel: stable across restarts; the memory channel: none).
+    fn seqs(&self) -> Option<&[u64]> {
+        None
+    }
 }
 
 /// An open take transaction. Dropping it without [`commit`](TakeBatch::commit) rolls it back.
@@ -199,6 +204,14 @@ impl TakeBatch {
     /// The taken events, oldest first.
     pub fn events(&self) -> &[Event] {
         &self.events
+    }
+
+    /// The channel's sequence number of each taken event (same order as [`events`](Self::events)),
+    /// if the channel assigns durable ones (the file channel does; the memory channel does not).
+    /// A consumer that records them can recognise, after a crash, events whose take it had
+    /// already finished but whose commit was lost.
+    pub fn seqs(&self) -> Option<&[u64]> {
+        self.completion.as_ref().and_then(|c| c.seqs())
     }
 
     /// Number of taken events.

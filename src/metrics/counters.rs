@@ -3,7 +3,8 @@
 //! relaxed atomics: incrementing one is a single uncontended `fetch_add`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::clock::now_millis;
 
 /// A named group of counters that the metrics endpoints can render.
 pub trait CounterGroup: Send + Sync {
@@ -13,14 +14,6 @@ pub trait CounterGroup: Send + Sync {
     fn name(&self) -> &str;
     /// Every attribute, by Flume's JMX name, as the string Flume's JSON shows.
     fn attributes(&self) -> Vec<(&'static str, String)>;
-}
-
-/// Milliseconds since the Unix epoch, as Flume reports `StartTime`/`StopTime`.
-pub fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 macro_rules! counter_group {

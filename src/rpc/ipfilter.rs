@@ -324,17 +324,22 @@ pub fn is_local_address(ip: IpAddr) -> bool {
 }
 
 /// This machine's interface addresses (`getifaddrs`).
+///
+/// libc is used directly here and in [`reverse_lookup`]: rustix has no `getifaddrs` (it is a
+/// libc routine over netlink, not a system call) and no `getnameinfo` (a resolver routine).
 fn local_interface_addresses() -> Vec<IpAddr> {
     let mut out = Vec::new();
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills `head` with a list we free below with freeifaddrs; every pointer
-    // is checked for null and sockaddrs are read according to their family.
-    unsafe {
-        if libc::getifaddrs(&mut head) != 0 {
-            return out;
-        }
-        let mut cur = head;
-        while !cur.is_null() {
+    // SAFETY: `head` is a valid place for getifaddrs to store the list head.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return out;
+    }
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a non-null node of the list getifaddrs returned, which stays valid
+        // until the freeifaddrs below; `ifa_addr` is null or points at a sockaddr whose real
+        // type is given by its `sa_family`, and we read it only as that type.
+        unsafe {
             let addr = (*cur).ifa_addr;
             if !addr.is_null() {
                 match i32::from((*addr).sa_family) {
@@ -353,54 +358,35 @@ fn local_interface_addresses() -> Vec<IpAddr> {
             }
             cur = (*cur).ifa_next;
         }
-        libc::freeifaddrs(head);
     }
+    // SAFETY: `head` came from a successful getifaddrs and is freed exactly once; no pointer
+    // into the list is used after this.
+    unsafe { libc::freeifaddrs(head) };
     out
 }
 
 /// Reverse lookup (`getnameinfo` with `NI_NAMEREQD`), confirmed by a forward lookup.
 fn reverse_lookup(ip: IpAddr) -> Option<String> {
-    let sa = SocketAddr::new(ip, 0);
-    let mut host = [0 as libc::c_char; 1025];
-    // SAFETY: the sockaddr is built on the stack with its exact length; getnameinfo writes a
-    // NUL-terminated string of at most `host.len()` bytes.
+    let sa = socket2::SockAddr::from(SocketAddr::new(ip, 0));
+    let mut host = [0u8; 1025];
+    // SAFETY: `sa` holds a sockaddr_in/sockaddr_in6 of exactly `sa.len()` bytes; getnameinfo
+    // writes at most `host.len()` bytes into `host`, and is given no service buffer.
     let rc = unsafe {
-        match sa {
-            SocketAddr::V4(v4) => {
-                let mut s: libc::sockaddr_in = std::mem::zeroed();
-                s.sin_family = libc::AF_INET as libc::sa_family_t;
-                s.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
-                libc::getnameinfo(
-                    &s as *const libc::sockaddr_in as *const libc::sockaddr,
-                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                    host.as_mut_ptr(),
-                    host.len() as libc::socklen_t,
-                    std::ptr::null_mut(),
-                    0,
-                    libc::NI_NAMEREQD,
-                )
-            }
-            SocketAddr::V6(v6) => {
-                let mut s: libc::sockaddr_in6 = std::mem::zeroed();
-                s.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-                s.sin6_addr.s6_addr = v6.ip().octets();
-                libc::getnameinfo(
-                    &s as *const libc::sockaddr_in6 as *const libc::sockaddr,
-                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-                    host.as_mut_ptr(),
-                    host.len() as libc::socklen_t,
-                    std::ptr::null_mut(),
-                    0,
-                    libc::NI_NAMEREQD,
-                )
-            }
-        }
+        libc::getnameinfo(
+            sa.as_ptr().cast::<libc::sockaddr>(),
+            sa.len(),
+            host.as_mut_ptr().cast::<libc::c_char>(),
+            host.len() as libc::socklen_t,
+            std::ptr::null_mut(),
+            0,
+            libc::NI_NAMEREQD,
+        )
     };
     if rc != 0 {
         return None;
     }
-    // SAFETY: getnameinfo succeeded, so `host` holds a NUL-terminated string.
-    let name = unsafe { CStr::from_ptr(host.as_ptr()) }
+    let name = CStr::from_bytes_until_nul(&host)
+        .ok()?
         .to_string_lossy()
         .into_owned();
     // Forward-confirm, as Java does, so a PTR record alone cannot claim a name.
@@ -417,6 +403,30 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn interface_addresses_include_loopback() {
+        let addrs = local_interface_addresses();
+        assert!(addrs.contains(&ip("127.0.0.1")), "{addrs:?}");
+        assert!(is_local_address(ip("127.0.0.1")));
+        assert!(
+            !is_local_address(ip("192.0.2.1")),
+            "TEST-NET-1 is nobody's interface"
+        );
+    }
+
+    #[test]
+    fn reverse_lookup_is_forward_confirmed() {
+        // 127.0.0.1 is named (e.g. `localhost` in /etc/hosts) on every machine this runs on;
+        // whatever the name, it must resolve back to the address.
+        let name = reverse_lookup(ip("127.0.0.1")).expect("a name for 127.0.0.1");
+        let back: Vec<IpAddr> = (name.as_str(), 0)
+            .to_socket_addrs()
+            .unwrap()
+            .map(|a| a.ip())
+            .collect();
+        assert!(back.contains(&ip("127.0.0.1")), "{name} -> {back:?}");
     }
 
     #[test]

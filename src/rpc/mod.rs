@@ -28,8 +28,7 @@ pub mod zlib;
 pub use ipfilter::{IpFilter, IpFilterError, Verdict};
 pub use server::{Outcome, Request, RequestHandler, RpcServer, ServerConfig, ServerHandle};
 pub use tls::{
-    StoreSource, StoreType, SystemProps, TlsClientSettings, TlsError, TlsFilters,
-    TlsServerSettings, TrustMode,
+    StoreSource, StoreType, TlsClientSettings, TlsError, TlsFilters, TlsServerSettings, TrustMode,
 };
 pub use transport::{
     bind_listener, ClientTransport, LayerOrder, Replay, RpcStream, ServerLayerOrder,

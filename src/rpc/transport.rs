@@ -54,9 +54,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsStream;
 
 use super::ipfilter::{IpFilter, Verdict};
-use super::tls::{SystemProps, TlsClientSettings, TlsError, TlsServerSettings};
+use super::tls::{TlsClientSettings, TlsError, TlsServerSettings};
 use super::zlib::ZlibStream;
-use crate::config::{ConfigError, Context};
+use crate::config::{ConfigError, Context, SystemProps};
 
 /// Flume's default `compression-level` (and the level AvroSource always uses).
 pub const DEFAULT_COMPRESSION_LEVEL: u32 = 6;

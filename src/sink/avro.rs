@@ -51,10 +51,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::channel::{Channel, ChannelError, TakeBatch};
-use crate::config::{ConfigError, Context};
+use crate::config::{ConfigError, Context, SystemProps};
 use crate::metrics::SinkCounter;
 use crate::rpc::client::{RpcClient, RpcClientConfig, RpcClientError};
-use crate::rpc::tls::SystemProps;
 
 use super::{Sink, SinkError, SinkStatus};
 
@@ -404,7 +403,7 @@ impl Sink for AvroSink {
         // hop whose channel is only momentarily empty.
         let batch = match self
             .channel
-            .take_batch(self.cfg.batch_size, crate::sink::null::TAKE_WAIT)
+            .take_batch(self.cfg.batch_size, super::batch::TAKE_WAIT)
         {
             Ok(b) => b,
             Err(e) => {

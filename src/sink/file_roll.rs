@@ -38,12 +38,13 @@ use std::time::{Duration, Instant};
 use apache_avro::types::Value;
 use apache_avro::{Codec, DeflateSettings, Schema, Writer};
 
-use super::null::{commit_counted, positive, take_counted};
+use super::batch::{commit_counted, take_counted};
 use super::{Sink, SinkError, SinkStatus};
 use crate::channel::Channel;
+use crate::clock::now_millis;
+use crate::clock::Clock;
 use crate::config::{ConfigError, Context};
 use crate::event::Event;
-use crate::metrics::counters::now_millis;
 use crate::metrics::SinkCounter;
 
 /// Flume's `FlumeEventAvroEventSerializer` schema, as its JSON text.
@@ -92,7 +93,7 @@ impl FileRollSinkConfig {
     pub fn from_context(ctx: &Context) -> Result<Self, ConfigError> {
         let directory = PathBuf::from(ctx.require("sink.directory")?.trim());
         let roll = ctx.get_secs("sink.rollInterval", 30)?;
-        let batch_size = positive(ctx, "sink.batchSize", 100)?;
+        let batch_size = ctx.get_positive_int("sink.batchSize", 100)?;
         let pm = ctx.get_or("sink.pathManager", "DEFAULT").trim().to_string();
         if !pm.eq_ignore_ascii_case("default")
             && pm != "org.apache.flume.formatter.output.DefaultPathManager$Builder"
@@ -127,7 +128,8 @@ impl FileRollSinkConfig {
                 };
                 FileSerializer::AvroEvent {
                     deflate,
-                    sync_interval: positive(ctx, "sink.serializer.syncIntervalBytes", 2_048_000)?,
+                    sync_interval: ctx
+                        .get_positive_int("sink.serializer.syncIntervalBytes", 2_048_000)?,
                 }
             }
             _ => {
@@ -206,6 +208,8 @@ pub struct FileRollSink {
     out: Option<Output>,
     next_roll: Option<Instant>,
     should_rotate: bool,
+    /// What the roll interval is timed with.
+    clock: Clock,
 }
 
 impl FileRollSink {
@@ -235,7 +239,14 @@ impl FileRollSink {
             out: None,
             next_roll: None,
             should_rotate: false,
+            clock: Clock::system(),
         }
+    }
+
+    /// Times the roll interval with `clock` instead of the system clock (tests step it).
+    pub fn with_clock(mut self, clock: Clock) -> FileRollSink {
+        self.clock = clock;
+        self
     }
 
     /// The file currently being written, if one is open.
@@ -338,14 +349,14 @@ impl Sink for FileRollSink {
             )
         })?;
         self.counter.start();
-        self.next_roll = self.cfg.roll_interval.map(|d| Instant::now() + d);
+        self.next_roll = self.cfg.roll_interval.map(|d| self.clock.now() + d);
         tracing::info!(sink = %self.name, dir = %self.cfg.directory.display(), "rolling file sink started");
         Ok(())
     }
 
     fn process(&mut self) -> Result<SinkStatus, SinkError> {
         if let (Some(next), Some(every)) = (self.next_roll, self.cfg.roll_interval) {
-            let now = Instant::now();
+            let now = self.clock.now();
             if now >= next {
                 self.should_rotate = true;
                 let mut n = next;

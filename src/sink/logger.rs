@@ -14,7 +14,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use super::null::{commit_counted, take_counted};
+use super::batch::{commit_counted, take_counted};
 use super::{Sink, SinkError, SinkStatus};
 use crate::channel::Channel;
 use crate::config::{ConfigError, Context};

@@ -7,6 +7,7 @@
 //! failed (the runner backs off and the events stay in the channel).
 
 pub mod avro;
+pub mod batch;
 pub mod file_roll;
 pub mod logger;
 pub mod null;

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 use rand::seq::SliceRandom;
 
 use super::{Sink, SinkError, SinkStatus};
+use crate::clock::Clock;
+use crate::component::{ComponentType, SinkProcessorType};
 use crate::config::{ConfigError, Context};
 
 /// Drives one or more sinks; what a [`SinkRunner`](super::runner::SinkRunner) calls.
@@ -36,31 +38,36 @@ pub trait SinkProcessor: Send + 'static {
 }
 
 /// Builds a processor from a sink group's context (`processor.type` = `default`, `failover` or
-/// `load_balance`, default `default`) and the group's sinks in configuration order.
+/// `load_balance`, default `default`, resolved through the registry in [`crate::component`])
+/// and the group's sinks in configuration order.
 pub fn sink_processor_from_context(
     group: &str,
     group_ctx: &Context,
     sinks: Vec<Box<dyn Sink>>,
 ) -> Result<Box<dyn SinkProcessor>, ConfigError> {
     let ctx = group_ctx.sub("processor");
-    let ty = ctx.get_or("type", "default").trim().to_ascii_lowercase();
-    Ok(match ty.as_str() {
-        "default" | "org.apache.flume.sink.defaultsinkprocessor" => {
-            Box::new(DefaultSinkProcessor::from_context(group, &ctx, sinks)?)
+    let kind = SinkProcessorType::from_context_or(&ctx, SinkProcessorType::Default)?;
+    build_sink_processor(group, kind, &ctx, sinks)
+}
+
+/// Builds a processor of an already resolved `kind` from its own context (the keys under
+/// `processor.`) and the group's sinks in configuration order.
+pub fn build_sink_processor(
+    group: &str,
+    kind: SinkProcessorType,
+    processor_ctx: &Context,
+    sinks: Vec<Box<dyn Sink>>,
+) -> Result<Box<dyn SinkProcessor>, ConfigError> {
+    let ctx = processor_ctx;
+    Ok(match kind {
+        SinkProcessorType::Default => {
+            Box::new(DefaultSinkProcessor::from_context(group, ctx, sinks)?)
         }
-        "failover" | "org.apache.flume.sink.failoversinkprocessor" => {
-            Box::new(FailoverSinkProcessor::from_context(group, &ctx, sinks)?)
+        SinkProcessorType::Failover => {
+            Box::new(FailoverSinkProcessor::from_context(group, ctx, sinks)?)
         }
-        "load_balance" | "org.apache.flume.sink.loadbalancingsinkprocessor" => Box::new(
-            LoadBalancingSinkProcessor::from_context(group, &ctx, sinks)?,
-        ),
-        other => {
-            return Err(ctx.error(
-                "type",
-                &format!(
-                    "unsupported sink processor '{other}' (use default, failover or load_balance)"
-                ),
-            ))
+        SinkProcessorType::LoadBalance => {
+            Box::new(LoadBalancingSinkProcessor::from_context(group, ctx, sinks)?)
         }
     })
 }
@@ -141,6 +148,8 @@ pub struct FailoverSinkProcessor {
     live: Vec<usize>,
     failed: Vec<FailedSink>,
     max_penalty: Duration,
+    /// What penalties are timed with.
+    clock: Clock,
 }
 
 impl FailoverSinkProcessor {
@@ -184,12 +193,19 @@ impl FailoverSinkProcessor {
             live: Vec::new(),
             failed: Vec::new(),
             max_penalty,
+            clock: Clock::system(),
         };
         p.live = (0..p.sinks.len())
             .filter(|&i| p.priority[i].is_some())
             .collect();
         p.sort_live();
         Ok(p)
+    }
+
+    /// Times penalties with `clock` instead of the system clock (tests step it).
+    pub fn with_clock(mut self, clock: Clock) -> FailoverSinkProcessor {
+        self.clock = clock;
+        self
     }
 
     fn sort_live(&mut self) {
@@ -216,7 +232,7 @@ impl SinkProcessor for FailoverSinkProcessor {
 
     fn process(&mut self) -> Result<SinkStatus, SinkError> {
         // Retry failed sinks whose penalty has passed (earliest refresh first).
-        let now = Instant::now();
+        let now = self.clock.now();
         loop {
             let due = self
                 .failed
@@ -241,7 +257,7 @@ impl SinkProcessor for FailoverSinkProcessor {
                 }
                 Err(e) => {
                     cur.failures = cur.failures.saturating_add(1);
-                    cur.refresh = Instant::now() + self.penalty(cur.failures);
+                    cur.refresh = self.clock.now() + self.penalty(cur.failures);
                     tracing::debug!(group = %self.group, sink = self.sinks[cur.idx].name(), error = %e, "sink failed again");
                     self.failed.push(cur);
                 }
@@ -258,7 +274,7 @@ impl SinkProcessor for FailoverSinkProcessor {
                     self.live.remove(0);
                     self.failed.push(FailedSink {
                         idx,
-                        refresh: Instant::now() + self.penalty(1),
+                        refresh: self.clock.now() + self.penalty(1),
                         failures: 1,
                     });
                 }

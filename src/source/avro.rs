@@ -37,12 +37,12 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 
 use super::{ChannelProcessor, Source, SourceError};
-use crate::config::{ConfigError, Context};
+use crate::config::{ConfigError, Context, SystemProps};
 use crate::metrics::SourceCounter;
 use crate::rpc::server::{
     HandlerFuture, Outcome, Request, RequestHandler, RpcServer, ServerConfig, ServerHandle,
 };
-use crate::rpc::{ServerTransport, SystemProps};
+use crate::rpc::ServerTransport;
 use crate::wire::{FlumeMessage, Status};
 
 /// The settings of an Avro source that are not transport (TLS/zlib/IP filter) settings.

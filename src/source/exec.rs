@@ -332,14 +332,14 @@ fn read_lines(r: impl Read, mut f: impl FnMut(Vec<u8>) -> bool) {
 
 /// Terminates the command's process group (SIGTERM, SIGKILL after 2 s) and reaps it.
 fn terminate(child: &mut Child) -> String {
-    let pgid = child.id() as libc::pid_t;
+    use rustix::process::{kill_process_group, Pid, Signal};
+    let pgid = Pid::from_child(child);
     if let Ok(Some(status)) = child.try_wait() {
         return status.code().map_or("signal".into(), |c| c.to_string());
     }
-    // SAFETY: plain syscall; the group id is our unreaped child's pid, so it cannot be reused.
-    unsafe {
-        libc::kill(-pgid, libc::SIGTERM);
-    }
+    // The group id is our unreaped child's pid, so it cannot have been reused. An error means
+    // the group is already gone, which the wait below notices.
+    let _ = kill_process_group(pgid, Signal::TERM);
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
         match child.try_wait() {
@@ -348,10 +348,7 @@ fn terminate(child: &mut Child) -> String {
             }
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
             Ok(None) => {
-                // SAFETY: as above.
-                unsafe {
-                    libc::kill(-pgid, libc::SIGKILL);
-                }
+                let _ = kill_process_group(pgid, Signal::KILL);
                 return child
                     .wait()
                     .map(|s| s.code().map_or("signal".into(), |c| c.to_string()))

@@ -25,10 +25,11 @@ use std::sync::Arc;
 use bytes::{BufMut, BytesMut};
 use regex::Regex;
 
+use crate::avro;
+use crate::clock::now_millis;
+use crate::component::{ComponentType, InterceptorType};
 use crate::config::{ConfigError, Context};
 use crate::event::Event;
-use crate::metrics::counters::now_millis;
-use crate::wire::avro;
 
 /// Rewrites or filters a batch of events. May drop events; must keep the order of the rest.
 pub trait Interceptor: Send + Sync {
@@ -61,47 +62,35 @@ pub fn interceptors_from_context(
     Ok(out)
 }
 
-/// Builds one interceptor from its own context (the keys under `interceptors.<name>.`).
+/// Builds one interceptor from its own context (the keys under `interceptors.<name>.`),
+/// resolving its `type` through the registry in [`crate::component`].
 pub fn interceptor_from_context(
     name: &str,
     ctx: &Context,
 ) -> Result<Arc<dyn Interceptor>, ConfigError> {
-    let ty = match ctx.get("type") {
-        Some(t) if !t.trim().is_empty() => t.trim().to_string(),
-        _ => {
-            return Err(ctx.error(
-                "type",
-                &format!("interceptor {name} has no type (one of {SUPPORTED_TYPES})"),
-            ))
+    let kind = InterceptorType::from_context(ctx, &format!("interceptor '{name}'"))?;
+    build_interceptor(name, kind, ctx)
+}
+
+/// Builds one interceptor of an already resolved `kind` from its own context.
+pub fn build_interceptor(
+    name: &str,
+    kind: InterceptorType,
+    ctx: &Context,
+) -> Result<Arc<dyn Interceptor>, ConfigError> {
+    Ok(match kind {
+        InterceptorType::Timestamp => Arc::new(TimestampInterceptor::from_context(name, ctx)?),
+        InterceptorType::Host => Arc::new(HostInterceptor::from_context(name, ctx)?),
+        InterceptorType::Static => Arc::new(StaticInterceptor::from_context(name, ctx)?),
+        InterceptorType::Uuid => Arc::new(UuidInterceptor::from_context(name, ctx)?),
+        InterceptorType::RegexFilter => {
+            Arc::new(RegexFilteringInterceptor::from_context(name, ctx)?)
         }
-    };
-    let short = ty.to_ascii_lowercase();
-    let short = match short.as_str() {
-        "org.apache.flume.interceptor.timestampinterceptor$builder" => "timestamp",
-        "org.apache.flume.interceptor.hostinterceptor$builder" => "host",
-        "org.apache.flume.interceptor.staticinterceptor$builder" => "static",
-        "org.apache.flume.interceptor.regexfilteringinterceptor$builder" => "regex_filter",
-        "org.apache.flume.interceptor.removeheaderinterceptor$builder" => "remove_header",
-        "org.apache.flume.sink.solr.morphline.uuidinterceptor$builder" => "uuid",
-        other => other,
-    };
-    Ok(match short {
-        "timestamp" => Arc::new(TimestampInterceptor::from_context(name, ctx)?),
-        "host" => Arc::new(HostInterceptor::from_context(name, ctx)?),
-        "static" => Arc::new(StaticInterceptor::from_context(name, ctx)?),
-        "uuid" => Arc::new(UuidInterceptor::from_context(name, ctx)?),
-        "regex_filter" => Arc::new(RegexFilteringInterceptor::from_context(name, ctx)?),
-        "remove_header" => Arc::new(RemoveHeaderInterceptor::from_context(name, ctx)?),
-        _ => {
-            return Err(ctx.error(
-                "type",
-                &format!("unsupported interceptor type '{ty}' (supported: {SUPPORTED_TYPES})"),
-            ))
+        InterceptorType::RemoveHeader => {
+            Arc::new(RemoveHeaderInterceptor::from_context(name, ctx)?)
         }
     })
 }
-
-const SUPPORTED_TYPES: &str = "timestamp, host, static, uuid, regex_filter, remove_header";
 
 /// Re-encodes `ev` keeping the headers whose raw key passes `keep`, then appending `add`
 /// (in order), sharing nothing but copying the body once.
@@ -250,17 +239,10 @@ impl HostInterceptor {
     }
 }
 
-/// The local host name (`gethostname`).
+/// The local host name (`gethostname`, which on Linux is the `nodename` of `uname`).
 pub fn local_hostname() -> Option<String> {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for `buf.len()` bytes; gethostname NUL-terminates on success
-    // when the name fits, and we stop at the first NUL or the buffer end.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return None;
-    }
-    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    let s = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let uname = rustix::system::uname();
+    let s = uname.nodename().to_string_lossy().into_owned();
     (!s.is_empty()).then_some(s)
 }
 

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::channel::Channel;
+use crate::component::{ComponentType, SelectorType};
 use crate::config::{ConfigError, Context};
 use crate::event::Event;
 
@@ -67,29 +68,27 @@ impl ChannelSelector {
 
     /// Builds the selector from the **source's** context (keys `selector.type`,
     /// `selector.optional`, `selector.header`, `selector.mapping.*`, `selector.default`, ...).
-    /// `channels` is the source's channel list, in configuration order.
+    /// `channels` is the source's channel list, in configuration order. `selector.type` is
+    /// resolved through the registry in [`crate::component`] (default `replicating`).
     pub fn from_context(
         source_ctx: &Context,
         channels: Vec<Arc<dyn Channel>>,
     ) -> Result<ChannelSelector, ConfigError> {
         let ctx = source_ctx.sub("selector");
-        let ty = ctx
-            .get_or("type", "replicating")
-            .trim()
-            .to_ascii_lowercase();
-        match ty.as_str() {
-            "replicating" | "org.apache.flume.channel.replicatingchannelselector" => {
-                Self::replicating_from(&ctx, channels)
-            }
-            "multiplexing" | "org.apache.flume.channel.multiplexingchannelselector" => {
-                Self::multiplexing_from(&ctx, channels)
-            }
-            other => Err(ctx.error(
-                "type",
-                &format!(
-                    "unsupported channel selector '{other}' (use replicating or multiplexing)"
-                ),
-            )),
+        let kind = SelectorType::from_context_or(&ctx, SelectorType::Replicating)?;
+        Self::build(kind, &ctx, channels)
+    }
+
+    /// Builds a selector of an already resolved `kind` from its own context (the keys under
+    /// `selector.`).
+    pub fn build(
+        kind: SelectorType,
+        selector_ctx: &Context,
+        channels: Vec<Arc<dyn Channel>>,
+    ) -> Result<ChannelSelector, ConfigError> {
+        match kind {
+            SelectorType::Replicating => Self::replicating_from(selector_ctx, channels),
+            SelectorType::Multiplexing => Self::multiplexing_from(selector_ctx, channels),
         }
     }
 

@@ -14,10 +14,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::config::Context;
+use crate::config::{Context, SystemProps};
 use crate::event::Event;
 use crate::rpc::client::{NettyAvroClient, RpcClientConfig, RpcClientError};
-use crate::rpc::tls::SystemProps;
 
 /// Flume's `AvroCLIClient.BATCH_SIZE`.
 pub const DEFAULT_BATCH_SIZE: usize = 5;

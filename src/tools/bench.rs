@@ -32,10 +32,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::Context;
+use crate::config::{Context, SystemProps};
 use crate::event::Event;
 use crate::rpc::client::{NettyAvroClient, RpcClientConfig, RpcClientError};
-use crate::rpc::tls::SystemProps;
 
 /// What to send.
 #[derive(Debug, Clone)]

@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 use crate::channel::file::{FileChannel, FileChannelConfig};
 use crate::channel::memory::{MemoryChannel, MemoryChannelConfig};
 use crate::channel::Channel;
-use crate::config::Context;
+use crate::config::{Context, SystemProps};
 use crate::event::Event;
 use crate::rpc::client::{NettyAvroClient, RpcClientConfig};
-use crate::rpc::tls::SystemProps;
 use crate::sink::avro::AvroSink;
 use crate::sink::processor::DefaultSinkProcessor;
 use crate::sink::runner::SinkRunner;
@@ -356,16 +355,8 @@ pub fn run_relay(opts: &RelayOptions) -> Result<RelayReport, String> {
     })
 }
 
-/// User + system CPU time of this process so far (zero if the kernel will not say).
+/// User + system CPU time of this process so far, all threads (`CLOCK_PROCESS_CPUTIME_ID`).
 fn cpu_time() -> Duration {
-    // SAFETY: `rusage` is plain data, valid when zeroed; getrusage only writes into it.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid pointer to a live `rusage` for the call's duration.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
-        return Duration::ZERO;
-    }
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
-    };
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::try_from(t).unwrap_or(Duration::ZERO)
 }

@@ -11,13 +11,13 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::avro::{self, AvroDecodeError};
 use super::handshake::{
     ClientHandshake, HandshakeMatch, HandshakeStep, ProtocolCache, ServerHandshake,
 };
 use super::protocol::{FlumeMessage, Md5, Status, FLUME_PROTOCOL_TEXT};
 use super::schema::{prevalidate, ParamsPlan, RemoteProtocol, LOCAL_REQUESTS};
 use super::{java_decode_error_text, WireError};
+use crate::avro::{self, AvroDecodeError};
 use crate::event::Event;
 use std::sync::Arc;
 

@@ -17,11 +17,11 @@ use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::avro::{self, AvroDecodeError};
 use super::protocol::{
     protocol_md5, Md5, FLUME_PROTOCOL_MD5, FLUME_PROTOCOL_TEXT, FLUME_TRUNK_PROTOCOL_TEXT,
 };
 use super::schema::{ProtocolParseError, RemoteProtocol};
+use crate::avro::{self, AvroDecodeError};
 
 /// `HandshakeMatch` enum of the handshake response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

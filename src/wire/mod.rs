@@ -55,11 +55,11 @@
 //! `append`/`appendBatch` request has another schema are decoded by `apache-avro` schema
 //! resolution (slow path); Flume's own shapes always take the fast path.
 //!
-//! Modules: [`avro`] primitives, [`protocol`] texts/hashes/`Status`, [`frame`] Netty framing,
-//! [`handshake`] handshake records and state machines, [`schema`] parsed client protocols,
-//! [`call`] requests, responses and the two sessions.
+//! Modules: [`protocol`] texts/hashes/`Status`, [`frame`] Netty framing, [`handshake`]
+//! handshake records and state machines, [`schema`] parsed client protocols, [`call`] requests,
+//! responses and the two sessions. The Avro binary primitives they share live one layer down,
+//! in [`crate::avro`], because [`crate::event`] needs them too.
 
-pub mod avro;
 pub mod call;
 pub mod frame;
 pub mod handshake;
@@ -78,7 +78,7 @@ pub use handshake::{
 pub use protocol::{FlumeMessage, Md5, Status};
 pub use schema::{ProtocolParseError, RemoteMessage, RemoteProtocol};
 
-use avro::AvroDecodeError;
+use crate::avro::AvroDecodeError;
 
 /// Why a message could not be served (server) or understood (client). Framing problems are
 /// [`FrameError`]s instead.

@@ -590,11 +590,11 @@ impl<'a> Validator<'a> {
     }
 
     fn skip(&mut self, s: &'a Value, depth: u32) -> Result<(), String> {
-        use super::avro;
+        use crate::avro;
         if depth > SLOW_PATH_MAX_DEPTH {
             return Err(format!("data nested deeper than {SLOW_PATH_MAX_DEPTH}"));
         }
-        let e = |e: super::avro::AvroDecodeError| e.to_string();
+        let e = |e: crate::avro::AvroDecodeError| e.to_string();
         let (buf, pos) = (self.buf, &mut self.pos);
         match s {
             Value::String(t) => match t.as_str() {

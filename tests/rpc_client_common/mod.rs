@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use futures::StreamExt;
-use sluicegate::config::Context;
-use sluicegate::rpc::{ServerTransport, SystemProps};
+use sluicegate::config::{Context, SystemProps};
+use sluicegate::rpc::ServerTransport;
 use sluicegate::wire::{Frame, FrameCodec, ProtocolCache, ServerAction, ServerSession, Status};
 use sluicegate::Event;
 use tokio::io::AsyncWriteExt;
@@ -248,6 +248,19 @@ async fn serve(stream: sluicegate::rpc::RpcStream, st: Arc<Mutex<State>>, cache:
 }
 
 /// Events `prefix-0 .. prefix-(n-1)` with a `seq` header.
+/// A port on 127.0.0.1 that refuses connections for as long as the returned socket lives: bound
+/// (so no one else takes it) but not listening. It has `SO_REUSEADDR`, like the listeners
+/// [`ServerTransport::bind`] makes, so a [`TestServer::start_with`] on the same port can start
+/// listening there later while the socket is still held.
+pub fn dead_port() -> (socket2::Socket, u16) {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.set_reuse_address(true).unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    s.bind(&any.into()).unwrap();
+    let port = s.local_addr().unwrap().as_socket().unwrap().port();
+    (s, port)
+}
+
 pub fn numbered(prefix: &str, n: usize) -> Vec<Event> {
     (0..n)
         .map(|i| Event::new([("seq", i.to_string())], format!("{prefix}-{i}")))

@@ -17,7 +17,7 @@
 //! maintenance thread's handle) and are used through [`lock_plain`].
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -65,6 +65,8 @@ struct Shared {
     fault: OnceLock<String>,
     /// Test hook: make the next fdatasync fail as if the disk returned EIO.
     fail_next_sync: AtomicBool,
+    /// Puts parked in [`FileChannel::reserve`] waiting for room (changed under `queue`).
+    puts_waiting: AtomicUsize,
 }
 
 struct LedgerState {
@@ -173,6 +175,7 @@ impl FileChannel {
             closed: AtomicBool::new(false),
             fault: OnceLock::new(),
             fail_next_sync: AtomicBool::new(false),
+            puts_waiting: AtomicUsize::new(0),
             cfg,
         });
         shared.health.open.store(1, Ordering::Relaxed);
@@ -240,6 +243,13 @@ impl FileChannel {
             .durable
             .0;
         (p.seg, p.off)
+    }
+
+    /// How many puts are parked waiting for room (up to `keep-alive`). The count rises under
+    /// the queue lock just before a put waits, so once a caller sees it, any take that commits
+    /// afterwards wakes that put.
+    pub fn puts_waiting(&self) -> usize {
+        self.shared.puts_waiting.load(Ordering::SeqCst)
     }
 
     /// Test hook: the next fdatasync fails with EIO.
@@ -474,7 +484,7 @@ impl Shared {
             files.push(log.cur.clone());
             drop(log);
             let res = if self.fail_next_sync.swap(false, Ordering::SeqCst) {
-                Err(std::io::Error::from_raw_os_error(libc::EIO))
+                Err(std::io::Error::from(rustix::io::Errno::IO))
             } else {
                 files.iter().try_for_each(|s| s.file.sync_data())
             };
@@ -910,7 +920,10 @@ impl FileChannel {
                     wanted: bytes,
                 });
             }
-            q = sh.wait_timeout(&sh.changed, q, deadline - now, "queue")?;
+            sh.puts_waiting.fetch_add(1, Ordering::SeqCst);
+            let waited = sh.wait_timeout(&sh.changed, q, deadline - now, "queue");
+            sh.puts_waiting.fetch_sub(1, Ordering::SeqCst);
+            q = waited?;
             sh.check_fault()?;
         }
     }
@@ -1023,6 +1036,10 @@ impl TakeCompletion for FileTake {
             sh.kick();
         }
         Ok(())
+    }
+
+    fn seqs(&self) -> Option<&[u64]> {
+        Some(&self.seqs)
     }
 
     fn rollback(self: Box<Self>, events: Vec<Event>) {

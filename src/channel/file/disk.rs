@@ -2,8 +2,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 /// Name of the lock file taken in each directory (Flume's name).
@@ -24,29 +22,47 @@ impl DirLock {
             .create(true)
             .truncate(false)
             .open(dir.join(LOCK_FILE))?;
-        // SAFETY: plain syscall on a valid, open descriptor.
-        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
         Ok(DirLock { _file: file })
     }
 }
 
 /// Bytes available to an unprivileged user on the filesystem holding `dir`.
 pub fn available_bytes(dir: &Path) -> io::Result<u64> {
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
-    // SAFETY: statvfs fills the zeroed struct; the path is a valid C string.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(st.f_bavail as u64 * st.f_frsize as u64)
+    let st = rustix::fs::statvfs(dir)?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 /// True when `e` means the disk is full.
 pub fn is_no_space(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+    use rustix::io::Errno;
+    e.raw_os_error()
+        .is_some_and(|n| n == Errno::NOSPC.raw_os_error() || n == Errno::DQUOT.raw_os_error())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_is_exclusive_and_released_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = DirLock::acquire(dir.path()).unwrap();
+        // flock conflicts between open files even inside one process.
+        let e = DirLock::acquire(dir.path()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+        drop(held);
+        DirLock::acquire(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn free_space_and_disk_full_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(available_bytes(dir.path()).unwrap() > 0);
+        assert!(available_bytes(&dir.path().join("missing")).is_err());
+        assert!(is_no_space(&io::Error::from(rustix::io::Errno::NOSPC)));
+        assert!(is_no_space(&io::Error::from(rustix::io::Errno::DQUOT)));
+        assert!(!is_no_space(&io::Error::from(rustix::io::Errno::IO)));
+        assert!(!is_no_space(&io::Error::other("not an OS error")));
+    }
 }

@@ -9,7 +9,6 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
@@ -55,20 +54,17 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// Reserves `len` bytes of disk for `file` so later writes inside cannot hit ENOSPC.
 /// Falls back to a sparse `set_len` where the filesystem cannot preallocate.
 pub fn preallocate(file: &File, len: u64) -> io::Result<()> {
-    // SAFETY: plain syscall on a valid, open descriptor.
-    let r = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) };
-    if r == 0 {
-        return Ok(());
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => {
+    use rustix::fs::{fallocate, FallocateFlags};
+    use rustix::io::Errno;
+    match fallocate(file, FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        Err(e) if e == Errno::OPNOTSUPP || e == Errno::NOSYS => {
             if file.metadata()?.len() < len {
                 file.set_len(len)?;
             }
             Ok(())
         }
-        _ => Err(err),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -136,54 +132,17 @@ impl Segment {
         })
     }
 
-    /// Turns a spare file (see [`super::spare`]) into segment `id`: header, sync (which also
-    /// makes the spare's zeroing durable), then the rename into the log and a directory sync.
-    /// On failure the spare is handed back when it is still intact.
-    pub fn from_spare(
-        spare: super::spare::SpareFile,
-        dir: &Path,
-        id: u64,
-        first_seq: u64,
-        size: u64,
-    ) -> Result<Segment, (io::Error, Option<super::spare::SpareFile>)> {
-        let path = segment_path(dir, id);
-        if path.exists() {
-            let e = io::Error::new(io::ErrorKind::AlreadyExists, "segment file already exists");
-            return Err((e, Some(spare)));
-        }
-        let header = SegmentHeader {
-            id,
-            first_seq,
-            size,
-        };
-        let prepared = (|| {
-            spare.file.write_all_at(&header.encode(), 0)?;
-            spare.file.sync_all()
-        })();
-        if let Err(e) = prepared {
-            // The header may be half written: this spare is no longer known to be zero.
-            let _ = std::fs::remove_file(&spare.path);
-            return Err((e, None));
-        }
-        if let Err(e) = std::fs::rename(&spare.path, &path) {
-            let _ = std::fs::remove_file(&spare.path);
-            return Err((e, None));
-        }
-        let file = spare.file;
-        let res = sync_dir(dir).and_then(|()| map(&file));
-        match res {
-            Ok((data, mapped)) => Ok(Segment {
-                header,
-                path,
-                file,
-                data,
-                mapped,
-            }),
-            Err(e) => {
-                let _ = std::fs::remove_file(&path);
-                Err((e, None))
-            }
-        }
+    /// Wraps a segment file that already holds `header` and its full preallocated length,
+    /// durably (a reused spare, see `spare.rs`): maps it.
+    pub fn from_prepared(header: SegmentHeader, path: PathBuf, file: File) -> io::Result<Segment> {
+        let (data, mapped) = map(&file)?;
+        Ok(Segment {
+            header,
+            path,
+            file,
+            data,
+            mapped,
+        })
     }
 
     /// Gives up this handle's mapping. What remains can tell whether event slices elsewhere
@@ -280,17 +239,10 @@ impl Segment {
         if off >= len {
             return Ok(());
         }
-        let fd = self.file.as_raw_fd();
-        // SAFETY: plain syscall on a valid, open descriptor.
-        let r = unsafe {
-            libc::fallocate(
-                fd,
-                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                off as libc::off_t,
-                (len - off) as libc::off_t,
-            )
-        };
-        if r != 0 {
+        use rustix::fs::FallocateFlags as F;
+        let punched =
+            rustix::fs::fallocate(&self.file, F::PUNCH_HOLE | F::KEEP_SIZE, off, len - off);
+        if punched.is_err() {
             // No hole punching here: overwrite with zeros instead.
             let zeros = vec![0u8; 1 << 16];
             let mut at = off;

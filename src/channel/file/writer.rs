@@ -90,7 +90,7 @@ impl LogState {
     fn roll(&mut self, segs: &SegmentMap, for_puts: bool) -> Result<(), AppendError> {
         let id = self.cur.id() + 1;
         if let Some(spare) = self.spares.take() {
-            match Segment::from_spare(spare, &self.dir, id, self.next_seq, self.segment_size) {
+            match spare.into_segment(&self.dir, id, self.next_seq, self.segment_size) {
                 Ok(seg) => return self.install(segs, Arc::new(seg)),
                 Err((e, back)) => {
                     tracing::warn!(segment = id, error = %e, "could not reuse a spare segment file; creating a new one");

@@ -19,8 +19,7 @@
 
 use std::time::Duration;
 
-use crate::config::{ConfigError, Context};
-use crate::rpc::tls::SystemProps;
+use crate::config::{ConfigError, Context, SystemProps};
 use crate::rpc::transport::ClientTransport;
 
 /// Flume's `DEFAULT_BATCH_SIZE`.

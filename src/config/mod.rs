@@ -2,6 +2,9 @@
 //! component (`a1.sources.r1.*` with the prefix removed), each remembering the file and line it
 //! came from so every error can point at it.
 //!
+//! The process-wide `-D` settings (Java system properties, with the `FLUME_SSL_*` environment
+//! fallbacks) are a [`SystemProps`] ([`system_props`]), handed down next to the `Context`s.
+//!
 //! This module sits at the bottom of the crate: sources, sinks and channels read their settings
 //! from a `Context`; the agent's `flume.conf` loader builds them.
 
@@ -11,6 +14,10 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+pub mod system_props;
+
+pub use system_props::{SystemProps, GLOBAL_SSL_SETTINGS};
 
 /// Where a configuration value came from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -162,6 +169,16 @@ impl Context {
         Ok(self
             .parse::<u64>(key, "a non-negative integer")?
             .unwrap_or(default))
+    }
+
+    /// A positive integer setting in Java's `int` range (`1..=2^31-1`) with a default, as
+    /// Flume's batch sizes and intervals are.
+    pub fn get_positive_int(&self, key: &str, default: u64) -> Result<usize, ConfigError> {
+        let v = self.get_u64(key, default)?;
+        if v == 0 || v > i32::MAX as u64 {
+            return Err(self.error(key, "must be a positive integer"));
+        }
+        Ok(v as usize)
     }
 
     /// A signed integer setting with a default.

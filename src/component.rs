@@ -5,8 +5,17 @@
 //! component (`org.apache.flume.source.AvroSource`), matched exactly as `Class.forName` would.
 //! Types that Flume knows but sluicegate does not implement are recognised so the error can
 //! say so instead of calling them unknown.
+//!
+//! This is the one registry of type names. The `flume.conf` validator (`agent::conf`) resolves
+//! every `type` once and hands the resolved enum down; the components that also build from a
+//! bare [`Context`] (a source's channel selector and interceptors, a sink group's processor)
+//! resolve through [`ComponentType::from_context`] here too, so no name is accepted in one place
+//! and refused in another. The module sits at the bottom of the crate, next to [`crate::config`]
+//! (the only module it uses), so sources, sinks and the agent can all name these types.
 
 use std::fmt;
+
+use crate::config::{ConfigError, Context};
 
 /// What a [`ComponentType`] is a type of, for messages (`source`, `sink processor`).
 pub trait ComponentType: Sized + Copy + Eq + fmt::Debug + 'static {
@@ -29,6 +38,34 @@ pub trait ComponentType: Sized + Copy + Eq + fmt::Debug + 'static {
                 || t.class_name() == value
                 || t.extra_aliases().contains(&value)
         })
+    }
+
+    /// Resolves the `type` key of `ctx` (a component `what`, e.g. `interceptor 'i1'`, that must
+    /// have one). The error names the key's file and line and the supported types.
+    fn from_context(ctx: &Context, what: &str) -> Result<Self, ConfigError> {
+        match ctx.get("type").map(str::trim) {
+            None => Err(ctx.error(
+                "type",
+                &format!(
+                    "is not set: {what} needs a type (supported {} types: {})",
+                    Self::KIND,
+                    Self::supported_list()
+                ),
+            )),
+            Some(v) => {
+                Self::from_config(v).ok_or_else(|| ctx.error("type", &Self::unsupported_message(v)))
+            }
+        }
+    }
+
+    /// Resolves the `type` key of `ctx`, `default` when it is not set.
+    fn from_context_or(ctx: &Context, default: Self) -> Result<Self, ConfigError> {
+        match ctx.get("type").map(str::trim) {
+            None => Ok(default),
+            Some(v) => {
+                Self::from_config(v).ok_or_else(|| ctx.error("type", &Self::unsupported_message(v)))
+            }
+        }
     }
 
     /// Other accepted exact spellings (e.g. Flume's own alias when it differs from ours).
@@ -294,6 +331,45 @@ mod tests {
         assert!(
             SourceType::unsupported_message("org.apache.flume.source.avrosource")
                 .contains("did you mean 'org.apache.flume.source.AvroSource'")
+        );
+    }
+
+    #[test]
+    fn from_context_points_at_the_type_key() {
+        let ctx = Context::from_pairs("a1.sinkgroups.g1.processor", [("type", " Failover ")]);
+        assert_eq!(
+            SinkProcessorType::from_context_or(&ctx, SinkProcessorType::Default),
+            Ok(SinkProcessorType::Failover)
+        );
+        let unset = Context::new("a1.sources.r1.selector");
+        assert_eq!(
+            SelectorType::from_context_or(&unset, SelectorType::Replicating),
+            Ok(SelectorType::Replicating)
+        );
+        let e = InterceptorType::from_context(
+            &Context::new("a1.sources.r1.interceptors.i1"),
+            "interceptor 'i1'",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "a1.sources.r1.interceptors.i1.type");
+        assert_eq!(
+            e.message,
+            "is not set: interceptor 'i1' needs a type (supported interceptor types: timestamp, \
+             host, static, uuid, regex_filter, remove_header)"
+        );
+        let bad = Context::from_pairs(
+            "a1.sources.r1.selector",
+            [(
+                "type",
+                "org.apache.flume.channel.replicatingchannelselector",
+            )],
+        );
+        let e = SelectorType::from_context_or(&bad, SelectorType::Replicating).unwrap_err();
+        assert_eq!(e.key, "a1.sources.r1.selector.type");
+        assert!(
+            e.message.contains("class names must match exactly"),
+            "{}",
+            e.message
         );
     }
 }

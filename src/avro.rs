@@ -1,6 +1,10 @@
 //! Avro binary primitives: zig-zag varints, length-prefixed bytes and strings, map/array
 //! block headers. Pure functions over byte slices and `Vec<u8>`/`BytesMut`, no allocation on
 //! the decode side. Every decode error names the byte offset where it happened.
+//!
+//! This module sits at the very bottom of the crate (it imports nothing from it): both
+//! [`crate::event`] (an event is kept in its Avro encoding) and [`crate::wire`] (Flume's RPC
+//! messages) build on it.
 
 use bytes::BufMut;
 
