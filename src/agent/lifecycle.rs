@@ -1,7 +1,11 @@
 //! Starting, stopping and reloading an agent.
 //!
-//! Order is Flume's: channels first (a durable channel recovers before anything can write to
-//! it), then sink runners, then sources; stopping is the reverse — sources stop accepting and
+//! Start order: channels first (a durable channel recovers before anything can write to it),
+//! then sources, then sink runners. Flume starts sink runners before sources; sluicegate starts
+//! the sources first so that a sink whose target is a source of the same agent (an Avro hop
+//! inside one agent, as `examples/hop.conf`) finds it listening instead of logging a refused
+//! connection. Nothing is lost either way: what a source accepts before its sinks run waits in
+//! the (already open) channel. Stopping is the reverse of Flume's start — sources stop accepting and
 //! answer their in-flight batches, sink runners finish their current transaction, channels are
 //! closed last (a file channel syncs and releases its lock). Nothing committed to a durable
 //! channel is lost across a stop, a crash or a reload.
@@ -37,8 +41,9 @@ pub enum AgentError {
     /// Components could not be constructed (all problems are listed).
     #[error("{}", list(.0))]
     Build(Vec<ConfigError>),
-    /// A component failed to start.
-    #[error("{kind} {name} failed to start: {message}")]
+    /// A component failed to start. `message` is the component's own error, which already
+    /// names it (`source r1: binding ...`), so `kind` and `name` are not printed again.
+    #[error("failed to start {message}")]
     Start {
         /// What failed to start: `agent`, `source` or `sink runner`.
         kind: &'static str,
@@ -123,7 +128,7 @@ pub fn check(path: &Path, name: &str, props: &SystemProps) -> Result<AgentConfig
         .map_err(|e| AgentError::Start {
             kind: "agent",
             name: name.to_string(),
-            message: format!("runtime: {e}"),
+            message: format!("agent {name}: the I/O runtime: {e}"),
         })?;
     let env = BuildEnv {
         props,
@@ -187,7 +192,8 @@ impl Agent {
         Ok(agent)
     }
 
-    /// Builds and starts the components `only` selects (all when `None`), channels first.
+    /// Builds and starts the components `only` selects (all when `None`): channels, sources,
+    /// then sink runners.
     fn bring_up(
         &mut self,
         cfg: &AgentConfig,
@@ -225,6 +231,18 @@ impl Agent {
             errors.sort_by_key(|e| e.line);
             return Err(AgentError::Build(errors));
         }
+        for (name, mut built) in sources {
+            let counter = built.source.counter();
+            counter.start();
+            register(&self.registry, counter as Arc<dyn CounterGroup>);
+            built.source.start().map_err(|e| AgentError::Start {
+                kind: "source",
+                name: name.clone(),
+                message: e.to_string(),
+            })?;
+            started.push(format!("source {name}"));
+            self.sources.insert(name, built);
+        }
         for (name, mut built) in runners {
             for c in &built.counters {
                 c.start();
@@ -237,18 +255,6 @@ impl Agent {
             })?;
             started.push(format!("sinkrunner {name}"));
             self.runners.insert(name, built);
-        }
-        for (name, mut built) in sources {
-            let counter = built.source.counter();
-            counter.start();
-            register(&self.registry, counter as Arc<dyn CounterGroup>);
-            built.source.start().map_err(|e| AgentError::Start {
-                kind: "source",
-                name: name.clone(),
-                message: e.to_string(),
-            })?;
-            started.push(format!("source {name}"));
-            self.sources.insert(name, built);
         }
         Ok(started)
     }

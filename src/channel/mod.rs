@@ -61,7 +61,8 @@ pub enum ChannelError {
     /// No room appeared within `keep-alive` (Flume's `ChannelFullException`).
     #[error(
         "channel {channel} is full: {size} of {capacity} events in use, no room for {wanted} more \
-         after waiting {waited:?} (raise `capacity`, add sinks, or check the downstream)"
+         after waiting {waited:?}: its sinks take events more slowly than its sources put them, \
+         or their downstream is not accepting"
     )]
     Full {
         /// The channel's name from the configuration (`c1`).

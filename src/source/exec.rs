@@ -268,6 +268,7 @@ impl Runner {
 
     /// Delivers `batch`, retrying while the channels refuse it (one last try once stopping).
     fn deliver(&self, batch: &mut Vec<Event>) {
+        let mut reported_full = false;
         loop {
             match self.processor.process_batch(batch) {
                 Ok(()) => {
@@ -285,7 +286,14 @@ impl Runner {
                         batch.clear();
                         return;
                     }
-                    tracing::error!(source = %self.name, error = %e, "channel refused batch; retrying in 1 s");
+                    if matches!(e, crate::channel::ChannelError::Full { .. }) {
+                        if !reported_full {
+                            reported_full = true;
+                            tracing::info!(source = %self.name, cause = %e, "back-pressure: the channel is full; retrying every 1 s (reported once per batch)");
+                        }
+                    } else {
+                        tracing::error!(source = %self.name, error = %e, "channel refused batch; retrying in 1 s");
+                    }
                     // Returns at once when stop is signalled, then the loop tries one last time.
                     sleep_or_stop(&self.stop, Duration::from_secs(1));
                 }

@@ -98,6 +98,8 @@ fn run(
 ) {
     let mut sent: u64 = 0;
     let mut consecutive_backoffs: u32 = 0;
+    // Back-pressure (a full channel) is normal flow control: reported once at INFO per episode.
+    let mut blocked = false;
     let mut batch: Vec<Event> = Vec::with_capacity(cfg.batch_size);
     let mut text = String::new();
     loop {
@@ -127,11 +129,23 @@ fn run(
         consecutive_backoffs = 0;
         match processor.process_batch(&batch) {
             Ok(()) => {
+                if blocked {
+                    blocked = false;
+                    tracing::debug!(source = %name, "channel has room again; generating");
+                }
                 sent = next;
                 if cfg.batch_size > 1 {
                     SourceCounter::add(&counter.append_batch_accepted, 1);
                 }
                 SourceCounter::add(&counter.events_accepted, batch.len() as u64);
+            }
+            Err(e @ crate::channel::ChannelError::Full { .. }) => {
+                SourceCounter::add(&counter.channel_write_fail, 1);
+                if !blocked {
+                    blocked = true;
+                    tracing::info!(source = %name, cause = %e,
+                        "back-pressure: the channel is full, so the source waits for its sinks to drain it (reported once until it clears)");
+                }
             }
             Err(e) => {
                 SourceCounter::add(&counter.channel_write_fail, 1);

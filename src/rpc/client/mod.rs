@@ -40,8 +40,9 @@ pub enum RpcClientError {
     /// No usable host was configured.
     #[error("no hosts configured (set hosts and hosts.<alias> = host:port)")]
     NoHosts,
-    /// TCP connect, TLS handshake or name resolution failed.
-    #[error("cannot connect to {target}: {source}")]
+    /// TCP connect, TLS handshake or name resolution failed. The transport error already
+    /// names the target, so it is printed alone.
+    #[error("{source}")]
     Connect {
         /// `host:port`.
         target: String,
