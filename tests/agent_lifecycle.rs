@@ -136,7 +136,8 @@ fn reload_restarts_only_what_changed_and_keeps_the_durable_channel_contents() {
     std::fs::write(&path, changed).unwrap();
     let s = agent.reload().unwrap();
     assert_eq!(s.stopped, vec!["source r1", "sinkrunner k1", "channel c1"]);
-    assert_eq!(s.started, vec!["channel c1", "sinkrunner k1", "source r1"]);
+    // Started in order: channel, then sources, then sink runners (see lifecycle.rs).
+    assert_eq!(s.started, vec!["channel c1", "source r1", "sinkrunner k1"]);
     // The seq source restarted from 0: 300 more events arrive, none lost.
     let lines = wait_for_lines(&dir.path().join("out"), 600);
     assert_eq!(lines.len(), 600);

@@ -1,7 +1,11 @@
 //! Starting, stopping and reloading an agent.
 //!
-//! Order is Flume's: channels first (a durable channel recovers before anything can write to
-//! it), then sink runners, then sources; stopping is the reverse — sources stop accepting and
+//! Start order: channels first (a durable channel recovers before anything can write to it),
+//! then sources, then sink runners. Flume starts sink runners before sources; sluicegate starts
+//! the sources first so that a sink whose target is a source of the same agent (an Avro hop
+//! inside one agent, as `examples/hop.conf`) finds it listening instead of logging a refused
+//! connection. Nothing is lost either way: what a source accepts before its sinks run waits in
+//! the (already open) channel. Stopping is the reverse of Flume's start — sources stop accepting and
 //! answer their in-flight batches, sink runners finish their current transaction, channels are
 //! closed last (a file channel syncs and releases its lock). Nothing committed to a durable
 //! channel is lost across a stop, a crash or a reload.
@@ -37,11 +41,15 @@ pub enum AgentError {
     /// Components could not be constructed (all problems are listed).
     #[error("{}", list(.0))]
     Build(Vec<ConfigError>),
-    /// A component failed to start.
-    #[error("{kind} {name} failed to start: {message}")]
+    /// A component failed to start. `message` is the component's own error, which already
+    /// names it (`source r1: binding ...`), so `kind` and `name` are not printed again.
+    #[error("failed to start {message}")]
     Start {
+        /// What failed to start: `agent`, `source` or `sink runner`.
         kind: &'static str,
+        /// The component's name from the configuration.
         name: String,
+        /// The component's own error, in words.
         message: String,
     },
 }
@@ -87,6 +95,7 @@ pub struct Agent {
     channels: BTreeMap<String, BuiltChannel>,
     runners: BTreeMap<String, BuiltRunner>,
     sources: BTreeMap<String, BuiltSource>,
+    pipelines: BTreeMap<String, crate::pipeline::PipelineHandle>,
 }
 
 fn log_warnings(cfg_warnings: &[super::conf::ConfigWarning]) {
@@ -144,7 +153,7 @@ pub fn check_report(path: &Path, name: &str, props: &SystemProps) -> CheckReport
             file: cfg.file.clone(),
             line: 0,
             key: name.to_string(),
-            message: format!("cannot start a runtime to check the components: {e}"),
+            message: format!("agent {name}: the I/O runtime: {e}"),
         }),
         Ok(rt) => {
             let env = BuildEnv {
@@ -217,6 +226,7 @@ impl Agent {
             channels: BTreeMap::new(),
             runners: BTreeMap::new(),
             sources: BTreeMap::new(),
+            pipelines: BTreeMap::new(),
         };
         if let Err(e) = agent.bring_up(&config, None) {
             agent.stop();
@@ -232,7 +242,8 @@ impl Agent {
         Ok(agent)
     }
 
-    /// Builds and starts the components `only` selects (all when `None`), channels first.
+    /// Builds and starts the components `only` selects (all when `None`): channels, sources,
+    /// then sink runners.
     fn bring_up(
         &mut self,
         cfg: &AgentConfig,
@@ -286,6 +297,18 @@ impl Agent {
             errors.sort_by_key(|e| e.line);
             return Err(AgentError::Build(errors));
         }
+        for (name, mut built) in sources {
+            let counter = built.source.counter();
+            counter.start();
+            register(&self.registry, counter as Arc<dyn CounterGroup>);
+            built.source.start().map_err(|e| AgentError::Start {
+                kind: "source",
+                name: name.clone(),
+                message: e.to_string(),
+            })?;
+            started.push(format!("source {name}"));
+            self.sources.insert(name, built);
+        }
         for (name, mut built) in runners {
             for c in &built.counters {
                 c.start();
@@ -298,18 +321,6 @@ impl Agent {
             })?;
             started.push(format!("sinkrunner {name}"));
             self.runners.insert(name, built);
-        }
-        for (name, mut built) in sources {
-            let counter = built.source.counter();
-            counter.start();
-            register(&self.registry, counter as Arc<dyn CounterGroup>);
-            built.source.start().map_err(|e| AgentError::Start {
-                kind: "source",
-                name: name.clone(),
-                message: e.to_string(),
-            })?;
-            started.push(format!("source {name}"));
-            self.sources.insert(name, built);
         }
         Ok(started)
     }
@@ -342,11 +353,50 @@ impl Agent {
         }
     }
 
-    /// Stops everything: sources, then sink runners, then channels.
+    /// Runs a stream-processing pipeline named `name` over channel `channel` of this agent:
+    /// `build` adds the streams and outputs to the context (see [`crate::pipeline`]). The
+    /// pipeline's `PIPELINE.<name>` metrics join the agent's registry; it stops with the agent
+    /// (after the sources, before the channels). The channel should have no sink of its own
+    /// (a sink would compete for its events). A reload that restarts the channel does not
+    /// restart the pipeline: run pipelines over channels that reloads leave alone.
+    pub fn run_pipeline(
+        &mut self,
+        channel: &str,
+        name: &str,
+        config: crate::pipeline::PipelineConfig,
+        build: impl FnOnce(&crate::pipeline::StreamingContext),
+    ) -> Result<(), AgentError> {
+        let start_err = |message: String| AgentError::Start {
+            kind: "pipeline",
+            name: name.to_string(),
+            message,
+        };
+        if self.pipelines.contains_key(name) {
+            return Err(start_err(
+                "a pipeline of this name is already running".into(),
+            ));
+        }
+        let ch = self
+            .channel(channel)
+            .ok_or_else(|| start_err(format!("the agent has no channel {channel}")))?;
+        let ctx = crate::pipeline::StreamingContext::new(name, ch, config);
+        build(&ctx);
+        let pipeline = ctx.build().map_err(|e| start_err(e.to_string()))?;
+        register(&self.registry, pipeline.counter() as Arc<dyn CounterGroup>);
+        self.pipelines.insert(name.to_string(), pipeline.start());
+        tracing::info!(pipeline = %name, channel = %channel, "pipeline started");
+        Ok(())
+    }
+
+    /// Stops everything: sources, then pipelines, then sink runners, then channels.
     pub fn stop(&mut self) {
         let names: Vec<String> = self.sources.keys().cloned().collect();
         for n in names {
             self.stop_source(&n);
+        }
+        for (n, p) in std::mem::take(&mut self.pipelines) {
+            p.stop();
+            tracing::info!(pipeline = %n, "pipeline stopped");
         }
         let names: Vec<String> = self.runners.keys().cloned().collect();
         for n in names {

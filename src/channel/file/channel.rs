@@ -1038,6 +1038,10 @@ impl TakeCompletion for FileTake {
         Ok(())
     }
 
+    fn seqs(&self) -> Option<&[u64]> {
+        Some(&self.seqs)
+    }
+
     fn rollback(self: Box<Self>, events: Vec<Event>) {
         let sh = &self.shared;
         // With the queue poisoned the channel is unhealthy: the events stay unacknowledged on

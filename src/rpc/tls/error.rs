@@ -14,7 +14,9 @@
 
 use std::path::PathBuf;
 
-use super::store::JKS_CONVERSION_HINT;
+/// The command that turns a JKS keystore into PKCS#12, quoted in errors and docs.
+pub const JKS_CONVERSION_HINT: &str =
+    "keytool -importkeystore -srckeystore ks.jks -destkeystore ks.p12 -deststoretype PKCS12";
 
 /// A TLS setup problem. [`TlsError::key`] names the configuration key it is about.
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@
 //! kind are skipped, and a malformed section is an error naming the file. JKS and JCEKS, Java's
 //! proprietary formats, cannot be read: [`StoreType::parse`] accepts their names (many PKCS#12 files are configured as `JKS`, which
 //! Java tolerates), the file is sniffed, and a real JKS/JCEKS file is refused with
-//! [`JKS_CONVERSION_HINT`].
+//! [`JKS_CONVERSION_HINT`] (defined with the errors that quote it).
 //!
 //! **Detection.** The configured type wins; otherwise a file containing `-----BEGIN ` is PEM
 //! and one starting with a DER SEQUENCE byte (`0x30`) is PKCS#12. The JKS/JCEKS magic numbers
@@ -26,10 +26,7 @@ use rustls::pki_types::pem::{PemObject, SectionKind};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::error::TlsError;
-
-/// The command that turns a JKS keystore into PKCS#12, quoted in errors and docs.
-pub const JKS_CONVERSION_HINT: &str =
-    "keytool -importkeystore -srckeystore ks.jks -destkeystore ks.p12 -deststoretype PKCS12";
+pub use super::error::JKS_CONVERSION_HINT;
 
 /// The magic number that starts every JKS file.
 const JKS_MAGIC: [u8; 4] = [0xFE, 0xED, 0xFE, 0xED];
