@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use sluicegate::agent::cli::{log_filter, parse_defines};
-use sluicegate::agent::lifecycle::check;
+use sluicegate::agent::lifecycle::check_report;
 use sluicegate::agent::run::{run, RunOptions};
 use sluicegate::agent::summary;
 
@@ -34,6 +34,10 @@ enum Command {
     /// -Dflume.monitoring.port=34545 serves Flume's /metrics JSON (and /metrics/prometheus).
     Agent(AgentArgs),
     /// Validate a flume.conf without starting anything: every problem, with file and line.
+    ///
+    /// Prints each error, then each warning, as `file:line: key: message` on standard error
+    /// (keys no component reads are warnings, with the nearest known key; errors with
+    /// --strict); exits 1 when there are errors.
     Check(CheckArgs),
     /// Send lines of a file (or stdin) as events to an Avro source, as `flume-ng avro-client` does.
     AvroClient(AvroClientArgs),
@@ -272,6 +276,10 @@ struct AgentArgs {
 struct CheckArgs {
     #[command(flatten)]
     conf: ConfArgs,
+    /// Treat keys no component reads (typos such as `batchSize` for `batch-size`) as errors,
+    /// as -Dsluicegate.config.strict=true does for the agent.
+    #[arg(long = "strict")]
+    strict: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -423,7 +431,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Check(CheckArgs { conf }) => {
+        Command::Check(CheckArgs { conf, strict }) => {
             init_logging("warn");
             let (path, name) = match conf.resolve(false) {
                 Ok(r) => r,
@@ -432,10 +440,26 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match check(&path, &name, &conf.props()) {
-                Ok(cfg) => {
+            let mut props = conf.props();
+            if strict {
+                props.set(sluicegate::agent::conf::STRICT_PROPERTY, "true");
+            }
+            let report = check_report(&path, &name, &props);
+            for e in &report.errors {
+                eprintln!("{e}");
+            }
+            for w in &report.warnings {
+                eprintln!("{w}");
+            }
+            let counts = format!(
+                "{} error(s), {} warning(s)",
+                report.errors.len(),
+                report.warnings.len()
+            );
+            match &report.config {
+                Some(cfg) if report.errors.is_empty() => {
                     println!(
-                        "{}: agent {} is valid: {} source(s), {} channel(s), {} sink(s), {} sink group(s)",
+                        "{}: agent {} is valid: {} source(s), {} channel(s), {} sink(s), {} sink group(s); {counts}",
                         path.display(),
                         cfg.name,
                         cfg.sources.len(),
@@ -445,8 +469,8 @@ fn main() -> ExitCode {
                     );
                     ExitCode::SUCCESS
                 }
-                Err(e) => {
-                    eprintln!("{e}");
+                _ => {
+                    eprintln!("{}: agent {} is not valid: {counts}", path.display(), name);
                     ExitCode::from(1)
                 }
             }

@@ -22,11 +22,11 @@ use std::sync::Arc;
 
 use tokio::runtime::Handle;
 
-use super::conf::{load_file, AgentConfig, ConfigErrors};
+use super::conf::{load_file, load_file_partial, strict, AgentConfig, ConfigErrors, ConfigWarning};
 use super::topology::{
-    build_channels, build_sink_runners, build_sources, channel_fingerprints, register,
-    runner_fingerprints, source_fingerprints, BuildEnv, BuildMode, BuiltChannel, BuiltRunner,
-    BuiltSource,
+    build_channels, build_sink_runners, build_sources, built_filter, channel_fingerprints,
+    register, runner_fingerprints, source_fingerprints, BuildEnv, BuildMode, BuiltChannel,
+    BuiltRunner, BuiltSource,
 };
 use crate::channel::Channel;
 use crate::config::{ConfigError, SystemProps};
@@ -118,34 +118,84 @@ pub fn load(path: &Path, name: &str) -> Result<AgentConfig, AgentError> {
     }
 }
 
+/// What `sluicegate check` found: every error and warning, each `file:line: key: message`.
+#[derive(Debug, Clone)]
+pub struct CheckReport {
+    /// The configuration, when the file validated (errors from building may still be listed).
+    pub config: Option<AgentConfig>,
+    /// Every error, sorted by line.
+    pub errors: Vec<ConfigError>,
+    /// Every warning (unknown keys among them unless strict), sorted by line.
+    pub warnings: Vec<ConfigWarning>,
+}
+
 /// Validates a configuration completely without opening durable channels, binding ports or
-/// starting anything: the configuration is loaded and every component is constructed.
-pub fn check(path: &Path, name: &str, props: &SystemProps) -> Result<AgentConfig, AgentError> {
-    let cfg = load(path, name)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
+/// starting anything: the configuration is loaded and every component that validated is
+/// constructed (a topology error does not hide a component's errors), and the keys no
+/// component read are reported ([`AgentConfig::unknown_keys`]) — as errors when
+/// [`strict`](super::conf::strict).
+pub fn check_report(path: &Path, name: &str, props: &SystemProps) -> CheckReport {
+    let loaded = load_file_partial(path, name);
+    let mut errors = loaded.errors;
+    let mut warnings = loaded.warnings;
+    let Some(cfg) = loaded.config else {
+        return CheckReport {
+            config: None,
+            errors,
+            warnings,
+        };
+    };
+    match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| AgentError::Start {
-            kind: "agent",
-            name: name.to_string(),
+    {
+        Err(e) => errors.push(ConfigError {
+            file: cfg.file.clone(),
+            line: 0,
+            key: name.to_string(),
             message: format!("agent {name}: the I/O runtime: {e}"),
-        })?;
-    let env = BuildEnv {
-        props,
-        runtime: rt.handle().clone(),
-        mode: BuildMode::Check,
-    };
-    let (channels, mut errors) = build_channels(&cfg, &env, None);
-    let arcs = channel_arcs(&channels);
-    let (_runners, e2) = build_sink_runners(&cfg, &arcs, &env, None);
-    let (_sources, e3) = build_sources(&cfg, &arcs, &env, None);
-    errors.extend(e2);
-    errors.extend(e3);
-    if errors.is_empty() {
-        Ok(cfg)
-    } else {
-        errors.sort_by_key(|e| e.line);
-        Err(AgentError::Build(errors))
+        }),
+        Ok(rt) => {
+            let env = BuildEnv {
+                props,
+                runtime: rt.handle().clone(),
+                mode: BuildMode::Check,
+            };
+            let (channels, e1) = build_channels(&cfg, &env, None);
+            let arcs = channel_arcs(&channels);
+            let (runners, e2) = build_sink_runners(&cfg, &arcs, &env, None);
+            let (sources, e3) = build_sources(&cfg, &arcs, &env, None);
+            errors.extend(e1.into_iter().chain(e2).chain(e3));
+            let built = built_filter(&channels, &runners, &sources);
+            let unknown = cfg.unknown_keys(&built);
+            if strict(props) {
+                errors.extend(unknown.into_iter().map(ConfigWarning::into_error));
+            } else {
+                warnings.extend(unknown);
+            }
+            warnings.extend(cfg.build_notes(&built));
+        }
+    }
+    errors.sort_by_key(|e| e.line);
+    warnings.sort_by_key(|w| w.line);
+    let ok = errors.is_empty();
+    CheckReport {
+        config: ok.then(|| {
+            let mut c = cfg;
+            c.warnings = warnings.clone();
+            c
+        }),
+        errors,
+        warnings,
+    }
+}
+
+/// [`check_report`] as a result: the configuration, or every error.
+pub fn check(path: &Path, name: &str, props: &SystemProps) -> Result<AgentConfig, AgentError> {
+    let report = check_report(path, name, props);
+    match report.config {
+        Some(cfg) if report.errors.is_empty() => Ok(cfg),
+        _ => Err(AgentError::Build(report.errors)),
     }
 }
 
@@ -227,6 +277,22 @@ impl Agent {
         let (sources, e3) = build_sources(cfg, &arcs, &env, Some(&pick_src));
         errors.extend(e2);
         errors.extend(e3);
+        // Keys no component read, of the components built just now (see conf, "Unknown keys").
+        {
+            let no_channels: BTreeMap<String, BuiltChannel> = BTreeMap::new();
+            let others = built_filter(&no_channels, &runners, &sources);
+            let built = |kind: &str, name: &str| {
+                (kind == "channel" && pick_ch(name) && self.channels.contains_key(name))
+                    || others(kind, name)
+            };
+            let unknown = cfg.unknown_keys(&built);
+            if strict(&self.props) {
+                errors.extend(unknown.into_iter().map(ConfigWarning::into_error));
+            } else {
+                log_warnings(&unknown);
+            }
+            log_warnings(&cfg.build_notes(&built));
+        }
         if !errors.is_empty() {
             errors.sort_by_key(|e| e.line);
             return Err(AgentError::Build(errors));
