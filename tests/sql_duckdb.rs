@@ -13,19 +13,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::Value as J;
 
-use sluicegate::channel::memory::{MemoryChannel, MemoryChannelConfig};
-use sluicegate::channel::Channel;
 use sluicegate::event::Event;
 use sluicegate::pipeline::sql::{Row, SqlOptions, SqlQuery, Value};
-use sluicegate::pipeline::{ClockMode, ManualClock, PipelineConfig, StreamingContext};
 
 fn compat_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("compat-tests")
@@ -388,71 +383,8 @@ impl Gen<'_> {
 
 /// Runs `q` through sluicegate over `recs` as one micro-batch.
 fn run_ours(q: &SqlQuery, recs: &[Rec]) -> Vec<Row> {
-    let ch = Arc::new(MemoryChannel::new(
-        "c1",
-        MemoryChannelConfig {
-            capacity: 100_000,
-            transaction_capacity: 100_000,
-            ..Default::default()
-        },
-    ));
     let evs: Vec<Event> = recs.iter().map(to_event).collect();
-    for c in evs.chunks(1000) {
-        ch.put_batch(c).unwrap();
-    }
-    // Logical mode: batch 1 at 1000 ms holds every event. An empty channel never yields a
-    // logical batch, so the empty case runs in processing mode with a clock that a helper
-    // thread moves until the batch has run.
-    let clock = Arc::new(ManualClock::new(0));
-    let n = evs.len();
-    let mode = if n > 0 {
-        ClockMode::Logical {
-            start_ms: 0,
-            events_per_batch: n,
-            flush_after_ms: 0,
-        }
-    } else {
-        ClockMode::Processing
-    };
-    let ctx = StreamingContext::new(
-        "diff",
-        ch as Arc<dyn Channel>,
-        PipelineConfig {
-            batch_interval: Duration::from_secs(1),
-            clock: clock.clone(),
-            mode,
-            workers: 2,
-            ..Default::default()
-        },
-    );
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let g = got.clone();
-    q.attach(&ctx).foreach_batch(move |rows: &[Row], _| {
-        g.lock().unwrap().extend_from_slice(rows);
-        Ok::<(), String>(())
-    });
-    let mut p = ctx.build().unwrap();
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mover = (n == 0).then(|| {
-        let (clock, done) = (clock.clone(), done.clone());
-        std::thread::spawn(move || {
-            for _ in 0..6000 {
-                if done.load(std::sync::atomic::Ordering::SeqCst) {
-                    break;
-                }
-                clock.advance(500);
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        })
-    });
-    let report = p.step().unwrap();
-    done.store(true, std::sync::atomic::Ordering::SeqCst);
-    if let Some(m) = mover {
-        m.join().unwrap();
-    }
-    assert!(report.is_some(), "the batch ran");
-    let rows = got.lock().unwrap().clone();
-    rows
+    q.run_batch(&evs).unwrap()
 }
 
 fn to_json(v: &Value) -> J {

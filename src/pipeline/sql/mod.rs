@@ -53,6 +53,7 @@ mod compile;
 mod error;
 mod exec;
 pub mod func;
+mod once;
 mod value;
 
 use std::sync::Arc;

@@ -1,17 +1,12 @@
 //! Unit tests of the SQL front end: rejected queries (message and position), every function
 //! with its null behaviour, and whole queries through a pipeline.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
 use super::compile::{compile, Cx, Shape};
 use super::exec::for_each_row;
 use super::*;
-use crate::channel::memory::{MemoryChannel, MemoryChannelConfig};
-use crate::channel::Channel;
 use crate::event::Event;
 use crate::pipeline::output::{format_print, JsonRecord};
-use crate::pipeline::{ClockMode, ManualClock, PipelineConfig, StreamingContext, Text};
+use crate::pipeline::Text;
 
 fn opts() -> SqlOptions {
     SqlOptions::default()
@@ -307,70 +302,7 @@ fn no_panic_on_odd_inputs() {
 /// Runs `sql` over `events` as one micro-batch at batch time 1000 ms.
 fn run_batch(sql: &str, events: &[Event]) -> Vec<Row> {
     let q = SqlQuery::compile(sql, opts()).unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let ch = Arc::new(MemoryChannel::new(
-        "c1",
-        MemoryChannelConfig {
-            capacity: 100_000,
-            transaction_capacity: 100_000,
-            ..Default::default()
-        },
-    ));
-    for c in events.chunks(1000) {
-        ch.put_batch(c).unwrap();
-    }
-    // Logical mode: batch 1 at 1000 ms holds every event. An empty channel never yields a
-    // logical batch, so the empty case runs in processing mode with a clock that a helper
-    // thread moves until the batch has run.
-    let clock = Arc::new(ManualClock::new(0));
-    let n = events.len();
-    let mode = if n > 0 {
-        ClockMode::Logical {
-            start_ms: 0,
-            events_per_batch: n,
-            flush_after_ms: 0,
-        }
-    } else {
-        ClockMode::Processing
-    };
-    let ctx = StreamingContext::new(
-        "sqltest",
-        ch as Arc<dyn Channel>,
-        PipelineConfig {
-            batch_interval: Duration::from_secs(1),
-            clock: clock.clone(),
-            mode,
-            workers: 2,
-            ..Default::default()
-        },
-    );
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let g = got.clone();
-    q.attach(&ctx).foreach_batch(move |rows: &[Row], _| {
-        g.lock().unwrap().extend_from_slice(rows);
-        Ok::<(), String>(())
-    });
-    let mut p = ctx.build().unwrap();
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mover = (n == 0).then(|| {
-        let (clock, done) = (clock.clone(), done.clone());
-        std::thread::spawn(move || {
-            for _ in 0..6000 {
-                if done.load(std::sync::atomic::Ordering::SeqCst) {
-                    break;
-                }
-                clock.advance(500);
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        })
-    });
-    let report = p.step().unwrap();
-    done.store(true, std::sync::atomic::Ordering::SeqCst);
-    if let Some(m) = mover {
-        m.join().unwrap();
-    }
-    assert!(report.is_some(), "the batch ran");
-    let v = got.lock().unwrap().clone();
-    v
+    q.run_batch(events).unwrap()
 }
 
 fn vals(rows: &[Row]) -> Vec<Vec<Value>> {
