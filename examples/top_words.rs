@@ -19,18 +19,16 @@
 //! `(word,count)`. Late events are counted in the metrics (`LateEvents`). Runs until SIGTERM
 //! or Ctrl-C; `listening on 127.0.0.1:<port>` appears on stdout once the source is ready.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluicegate::channel::file::{FileChannel, FileChannelConfig};
+#[path = "support/mod.rs"]
+mod support;
+
 use sluicegate::channel::Channel;
-use sluicegate::config::Context;
 use sluicegate::pipeline::event_time::{EventTime, Timed, WindowResult, Windows};
 use sluicegate::pipeline::{PipelineConfig, StreamingContext, Text};
-use sluicegate::source::avro::AvroSource;
-use sluicegate::source::{ChannelProcessor, Source};
 use sluicegate::Event;
 
 struct Args {
@@ -79,13 +77,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    support::init_tracing();
     if let Err(e) = run(args) {
         eprintln!("top_words: {e}");
         std::process::exit(1);
@@ -107,26 +99,10 @@ fn top10(results: &[WindowResult<Text, u64>]) -> Vec<(Text, u64)> {
     top
 }
 
-fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let _tmp;
-    let dir = match &args.dir {
-        Some(d) => d.clone(),
-        None => {
-            _tmp = tempfile::tempdir()?;
-            _tmp.path().to_path_buf()
-        }
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let channel = Arc::new(FileChannel::open(
-        "c1",
-        FileChannelConfig {
-            capacity: 5_000_000,
-            transaction_capacity: 1_000_000,
-            ..FileChannelConfig::in_dir(&dir.join("channel"))
-        },
-    )?);
+fn run(args: Args) -> Result<(), support::Error> {
+    let scratch = support::Scratch::new(args.dir.as_deref())?;
+    let dir = scratch.path();
+    let channel = support::file_channel(dir)?;
     let ctx = StreamingContext::new(
         "top_words",
         channel.clone() as Arc<dyn Channel>,
@@ -161,34 +137,17 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     top.print(10);
     let pipeline = ctx.build()?.start();
 
-    let props = sluicegate::agent::cli::parse_defines(std::iter::empty());
-    let sctx = Context::from_pairs(
-        "top_words.sources.r1",
-        [
-            ("bind", "127.0.0.1"),
-            ("port", &args.port.to_string()),
+    support::avro_ingest(
+        "top_words",
+        args.port,
+        &[
             ("interceptors", "ts"),
             ("interceptors.ts.type", "timestamp"),
             ("interceptors.ts.preserveExisting", "true"),
         ],
-    );
-    let processor =
-        ChannelProcessor::from_context(&sctx, vec![channel.clone() as Arc<dyn Channel>])?;
-    let mut source = AvroSource::from_context("r1", &sctx, &props, processor, rt.handle().clone())?;
-    source.start()?;
-    let addr = source.local_addr().ok_or("the Avro source did not bind")?;
-    println!("listening on {addr}");
-    std::io::stdout().flush()?;
-
-    rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        Ok::<(), std::io::Error>(())
-    })?;
-    source.stop();
+        &channel,
+    )?
+    .wait_for_shutdown()?;
     pipeline.stop();
     channel.close()?;
     Ok(())

@@ -11,17 +11,15 @@
 //! Spark Structured Streaming). Runs until SIGTERM or Ctrl-C. On stdout the line
 //! `listening on 127.0.0.1:<port>` appears once the source is ready.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluicegate::channel::file::{FileChannel, FileChannelConfig};
+#[path = "support/mod.rs"]
+mod support;
+
 use sluicegate::channel::Channel;
-use sluicegate::config::Context;
 use sluicegate::pipeline::{PipelineConfig, StreamingContext};
-use sluicegate::source::avro::AvroSource;
-use sluicegate::source::{ChannelProcessor, Source};
 
 struct Args {
     port: u16,
@@ -68,39 +66,17 @@ fn main() {
             std::process::exit(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    support::init_tracing();
     if let Err(e) = run(args) {
         eprintln!("word_count: {e}");
         std::process::exit(1);
     }
 }
 
-fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let _tmp;
-    let dir = match &args.dir {
-        Some(d) => d.clone(),
-        None => {
-            _tmp = tempfile::tempdir()?;
-            _tmp.path().to_path_buf()
-        }
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let channel = Arc::new(FileChannel::open(
-        "c1",
-        FileChannelConfig {
-            capacity: 5_000_000,
-            transaction_capacity: 1_000_000,
-            ..FileChannelConfig::in_dir(&dir.join("channel"))
-        },
-    )?);
+fn run(args: Args) -> Result<(), support::Error> {
+    let scratch = support::Scratch::new(args.dir.as_deref())?;
+    let dir = scratch.path();
+    let channel = support::file_channel(dir)?;
     let ctx = StreamingContext::new(
         "word_count",
         channel.clone() as Arc<dyn Channel>,
@@ -117,27 +93,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let pipeline = ctx.build()?.start();
 
-    let props = sluicegate::agent::cli::parse_defines(std::iter::empty());
-    let sctx = Context::from_pairs(
-        "word_count.sources.r1",
-        [("bind", "127.0.0.1"), ("port", &args.port.to_string())],
-    );
-    let processor = ChannelProcessor::replicating(vec![channel.clone() as Arc<dyn Channel>]);
-    let mut source = AvroSource::from_context("r1", &sctx, &props, processor, rt.handle().clone())?;
-    source.start()?;
-    let addr = source.local_addr().ok_or("the Avro source did not bind")?;
-    println!("listening on {addr}");
-    std::io::stdout().flush()?;
-
-    rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        Ok::<(), std::io::Error>(())
-    })?;
-    source.stop();
+    support::avro_ingest("word_count", args.port, &[], &channel)?.wait_for_shutdown()?;
     pipeline.stop();
     channel.close()?;
     Ok(())
