@@ -3,8 +3,8 @@
 //! stateful pipeline over a file channel with file outputs, and the parent SIGKILLs it at random
 //! moments, 20+ rounds, restarting it on the same directories each time, until the channel is
 //! drained. The outputs and the final state must then equal those of an uninterrupted run of the
-//! same child over the same input in another directory, byte for byte, and both must equal a
-//! naive reference computed here from the input.
+//! same child over the same input in another directory (run concurrently with the killed one),
+//! byte for byte, and its outputs must equal a naive reference computed here from the input.
 //!
 //! The pipeline (logical clock: batch `N` = the next 10 events at time `START + N s`, so batch
 //! boundaries do not depend on timing):
@@ -21,9 +21,9 @@
 //! rings and partials, keyed totals, batch id, seqs).
 //!
 //! Kill points: most rounds wait (bounded, 60 s) until the child reports a completed batch, then
-//! kill after a random delay of up to two measured batch durations; every fourth round kills
-//! within 1.5 batch durations of the child being ready, i.e. during recovery or the replay of an
-//! interrupted batch. The delays come from a seeded RNG (`PC_CRASH_SEED` overrides the seed); they
+//! kill after a random delay of up to two batch durations (an average measured as it runs);
+//! every fourth round kills within 1.5 batch durations of the child being ready, i.e. often
+//! during the replay of an interrupted batch. The delays come from a seeded RNG (`PC_CRASH_SEED` overrides the seed); they
 //! choose the kill point and synchronise nothing. After each kill the parent reads the checkpoint
 //! (documented format: `plan` holds the batch id at bytes 16..24) to tell whether the kill landed
 //! mid-batch (a plan newer than the newest snapshot); the next child reports whether it replayed
@@ -55,7 +55,7 @@ const WINDOW_BATCHES: usize = 5;
 const SLIDE_BATCHES: usize = 2;
 /// A running total reaching this drops its key (`update_state_by_key` returning `None`).
 const RESET: u64 = 40;
-const DEFAULT_SEED: u64 = 0x9_c4a5_11;
+const DEFAULT_SEED: u64 = 0x09c4_a511;
 const WAIT: Duration = Duration::from_secs(60);
 
 const VOCAB: [&str; 16] = [
