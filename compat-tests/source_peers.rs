@@ -13,14 +13,21 @@
 //! Each run checks every call was answered OK and the channel holds every event, with its
 //! headers and body, in order. Peers are installed once by `compat-tests/setup.sh`; every peer
 //! process has a hard deadline.
+//!
+//! End to end with the stream processor: avsc pushes text lines (`--lines`, `appendBatch` and
+//! `append`) into an agent running a real `flume.conf` topology (Avro source → file channel)
+//! with a word-count pipeline on its channel (`Agent::run_pipeline`); the counts the pipeline
+//! prints in Spark's `print()` format add up to a reference computed in the test.
 
 mod common;
 #[path = "source_util.rs"]
 mod source_util;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use source_util::*;
@@ -299,4 +306,153 @@ fn python_append_batch() {
 #[test]
 fn python_append() {
     python_case(3, 1);
+}
+
+/// Runs the avsc client with `--lines` against `port`; returns its JSON lines.
+fn run_avsc_lines(port: u16, lines: &std::path::Path, batch: usize) -> Vec<Value> {
+    let peers = common::ensure_peers();
+    let mut cmd = Command::new(&peers.node);
+    cmd.arg(peers.peers.join("avsc_client.js"))
+        .args(["--port", &port.to_string(), "--protocol"])
+        .arg(common::protocol_file())
+        .args(["--batch", &batch.to_string(), "--lines"])
+        .arg(lines)
+        .current_dir(common::compat_dir());
+    let (ok, out, stderr) = common::run_with_deadline(&mut cmd, PEER_DEADLINE);
+    assert!(ok, "avsc client failed: {out:?}\n{stderr}");
+    out.iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+        .collect()
+}
+
+/// Sums the `(word,count)` lines of every block of Spark-`print()` output.
+fn printed_counts(out: &str) -> BTreeMap<String, u64> {
+    let banner = "-------------------------------------------\n";
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for block in out.split(&format!("{banner}Time: ")).skip(1) {
+        let (head, rest) = block.split_once('\n').expect("a Time line");
+        let ms = head.strip_suffix(" ms").expect("`Time: <ms> ms`");
+        assert!(ms.parse::<i64>().is_ok(), "{head}");
+        let rest = rest.strip_prefix(banner).expect("the closing banner");
+        assert!(
+            rest.ends_with('\n'),
+            "a block ends with an empty line: {rest:?}"
+        );
+        for l in rest.lines().filter(|l| !l.is_empty()) {
+            assert_ne!(l, "...", "print(n) cut a batch: raise n");
+            let (w, c) = l
+                .strip_prefix('(')
+                .and_then(|l| l.strip_suffix(')'))
+                .and_then(|l| l.rsplit_once(','))
+                .unwrap_or_else(|| panic!("not a (word,count) line: {l:?}"));
+            *counts.entry(w.to_string()).or_insert(0) += c.parse::<u64>().unwrap();
+        }
+    }
+    counts
+}
+
+#[test]
+fn avsc_lines_are_counted_by_a_word_count_pipeline_in_a_running_agent() {
+    use sluicegate::agent::lifecycle::Agent;
+    use sluicegate::metrics::MetricsRegistry;
+    use sluicegate::pipeline::PipelineConfig;
+
+    let d = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = d.path().join("flume.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "a1.sources = r1\na1.channels = c1\n\
+             a1.sources.r1.type = avro\na1.sources.r1.bind = 127.0.0.1\n\
+             a1.sources.r1.port = {port}\na1.sources.r1.channels = c1\n\
+             a1.channels.c1.type = file\na1.channels.c1.checkpointDir = {0}/ck\n\
+             a1.channels.c1.dataDirs = {0}/data\na1.channels.c1.transactionCapacity = 10000\n",
+            d.path().display()
+        ),
+    )
+    .unwrap();
+
+    // Two inputs: 1,210 lines by `appendBatch` (50 per call, the last call 10) and 30 lines by
+    // one `append` each. Words repeat, spacing is uneven, two words are not ASCII.
+    let vocab = [
+        "flume", "avsc", "node", "pipeline", "word", "count", "état", "µs",
+    ];
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    let mut inputs = Vec::new();
+    for (name, n, seed) in [("batch.txt", 1_210usize, 3usize), ("single.txt", 30, 11)] {
+        let mut text = String::new();
+        for i in 0..n {
+            let k = 1 + (i * seed) % 7;
+            let words: Vec<&str> = (0..k)
+                .map(|j| vocab[(i * 13 + j * seed) % vocab.len()])
+                .collect();
+            for w in &words {
+                *want.entry(w.to_string()).or_insert(0) += 1;
+            }
+            text.push_str(&words.join(if i % 4 == 0 { "   " } else { " " }));
+            text.push('\n');
+        }
+        let p = d.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        inputs.push((p, n));
+    }
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut agent = Agent::start(
+        &conf,
+        "a1",
+        sluicegate::agent::cli::parse_defines(std::iter::empty()),
+        rt.handle().clone(),
+        MetricsRegistry::new(),
+    )
+    .unwrap();
+    let printed: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let pr = printed.clone();
+    agent
+        .run_pipeline(
+            "c1",
+            "wc",
+            PipelineConfig {
+                batch_interval: Duration::from_millis(100),
+                checkpoint_dir: Some(d.path().join("pipeline")),
+                ..Default::default()
+            },
+            move |ctx| {
+                ctx.events().words().count_by_value().print_to(1_000, pr);
+            },
+        )
+        .unwrap();
+
+    for ((path, n), batch) in inputs.iter().zip([50usize, 1]) {
+        let out = run_avsc_lines(port, path, batch);
+        let calls = n.div_ceil(batch);
+        let summary = all_ok(&out, calls);
+        assert_eq!(summary["events"], *n as u64, "{}", path.display());
+    }
+
+    // Wait (poll every 5 ms, up to 30 s) until the printed counts cover every word pushed.
+    let total: u64 = want.values().sum();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let got = loop {
+        let out = String::from_utf8(printed.lock().unwrap().clone()).unwrap();
+        let got = printed_counts(&out);
+        if got.values().sum::<u64>() >= total || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    agent.stop();
+    assert_eq!(got, want, "printed word counts");
+    // Nothing more arrives after the totals matched (no batch counted twice).
+    let out = String::from_utf8(printed.lock().unwrap().clone()).unwrap();
+    assert_eq!(printed_counts(&out), want);
 }

@@ -439,3 +439,63 @@ fn text_files_and_channel_outputs_use_spark_names_and_batch_headers() {
         "-------------------------------------------\nTime: 1000 ms\n-------------------------------------------\n(a,1)\n...\n\n"
     );
 }
+
+/// Processing time: a step after the clock was advanced past a boundary runs that batch at
+/// once (it used to wait for the next boundary, forever with a manual clock); a pipeline built
+/// between two boundaries waits for the next one.
+#[test]
+fn a_step_after_the_clock_passed_a_boundary_runs_at_once() {
+    let build = |clock: Arc<ManualClock>| {
+        let ch = Arc::new(MemoryChannel::new("m", MemoryChannelConfig::default()));
+        let ctx = StreamingContext::new(
+            "due",
+            ch.clone() as Arc<dyn Channel>,
+            PipelineConfig {
+                clock,
+                ..Default::default()
+            },
+        );
+        ctx.events()
+            .count()
+            .foreach_batch(|_: &[u64], _: &StageContext<'_>| Ok::<(), String>(()));
+        (ch, ctx.build().unwrap())
+    };
+    // Runs one step on a thread; a step still waiting after 30 s is stopped and reported.
+    let step = |mut p: sluicegate::pipeline::Pipeline, before: &dyn Fn()| {
+        let stop = p.stop_signal();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            let r = p.step().unwrap();
+            let _ = tx.send(());
+            (p, r)
+        });
+        before();
+        let waited = rx.recv_timeout(Duration::from_secs(30));
+        if waited.is_err() {
+            stop.stop();
+        }
+        let (p, r) = t.join().unwrap();
+        assert!(waited.is_ok(), "the step did not run when due");
+        (p, r.expect("a batch ran"))
+    };
+
+    let clock = Arc::new(ManualClock::new(0));
+    let (ch, p) = build(clock.clone());
+    ch.put_batch(&[Event::from_body("x")]).unwrap();
+    clock.advance(1500);
+    let (p, r) = step(p, &|| {});
+    assert_eq!((r.batch_id, r.batch_time_ms, r.events), (1, 1000, 1));
+    assert_eq!(r.scheduling_delay_ms, 500);
+    clock.advance(1000); // 2500: batch 2000 is due
+    let (_p, r) = step(p, &|| {});
+    assert_eq!((r.batch_id, r.batch_time_ms), (2, 2000));
+    assert_eq!(r.scheduling_delay_ms, 500);
+
+    // Built at 1500: no boundary passed since, so the first batch is 2000, when it comes.
+    let clock = Arc::new(ManualClock::new(1500));
+    let (_ch, p) = build(clock.clone());
+    let c = clock.clone();
+    let (_p, r) = step(p, &move || c.advance(500));
+    assert_eq!((r.batch_id, r.batch_time_ms), (1, 2000));
+    assert_eq!(r.scheduling_delay_ms, 0);
+}

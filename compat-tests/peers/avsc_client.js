@@ -2,7 +2,9 @@
 // avsc@5.7.9 (an independent Avro implementation, stateful Netty-framed client) pushing Flume
 // events into an Avro source. Usage:
 //   node avsc_client.js --port P --protocol FILE [--calls N] [--batch M] [--deflate] [--tls]
-//        [--order zlib-outside|tls-outside] [--ca FILE]
+//        [--order zlib-outside|tls-outside] [--ca FILE] [--lines FILE]
+// With --lines, the bodies are the file's lines (UTF-8, in order, `--batch` per call, the last
+// call possibly shorter) and --calls is ignored.
 // Prints one JSON line per call ({"call":i,"status":"OK"} or {"call":i,"error":"..."}) and a
 // summary line; exits 0 when every call answered (whatever the status).
 'use strict';
@@ -20,8 +22,11 @@ const opt = (name, dflt) => {
 const flag = (name) => args.includes('--' + name);
 
 const port = Number(opt('port'));
-const calls = Number(opt('calls', '3'));
 const batch = Number(opt('batch', '5'));
+const linesFile = opt('lines');
+const lines = linesFile ? fs.readFileSync(linesFile, 'utf8').split('\n') : null;
+if (lines && lines[lines.length - 1] === '') lines.pop();
+const calls = lines ? Math.ceil(lines.length / batch) : Number(opt('calls', '3'));
 const deflate = flag('deflate');
 const useTls = flag('tls');
 const order = opt('order', 'zlib-outside');
@@ -72,6 +77,7 @@ function connect(cb) {
 }
 
 function body(seq) {
+  if (lines) return Buffer.from(lines[seq], 'utf8');
   const base = 'avsc-' + seq;
   return Buffer.from(bodySize > base.length ? base + 'x'.repeat(bodySize - base.length) : base);
 }
@@ -98,7 +104,8 @@ connect((transport) => {
       client.append({ headers: { seq: String(s), peer: 'avsc' }, body: body(s) }, done);
     } else {
       const events = [];
-      for (let i = 0; i < batch; i++) {
+      const n = lines ? Math.min(batch, lines.length - seq) : batch;
+      for (let i = 0; i < n; i++) {
         const s = seq++;
         events.push({ headers: { seq: String(s), peer: 'avsc' }, body: body(s) });
       }

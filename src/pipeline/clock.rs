@@ -9,7 +9,10 @@
 //!
 //! * [`ClockMode::Processing`] (Spark's DStream default): batch times are multiples of the batch
 //!   interval on the clock; the driver waits for each, and when it falls behind the next batch
-//!   starts at once (its scheduling delay — start minus batch time — grows, visibly).
+//!   starts at once (its scheduling delay — start minus batch time — grows, visibly). The first
+//!   batch time is the latest multiple the clock has passed since the pipeline was built (due
+//!   at once: a `ManualClock` advanced past a boundary runs the batch without waiting), or,
+//!   when none has passed yet, the first multiple at or after the clock's time (waited for).
 //! * [`ClockMode::Logical`]: batch `N` (counting from 1) has time `start_ms + N × interval`, the
 //!   driver never waits for the clock, and a batch is cut by count: it takes
 //!   `events_per_batch` events once that many are in the channel (or whatever is there after

@@ -64,6 +64,9 @@ pub struct Pipeline {
     pending: Option<BatchMark>,
     skip_check: bool,
     restarted: bool,
+    /// The clock when the pipeline was opened (processing mode: the first batch time is the
+    /// latest boundary passed since then, or the next one).
+    opened_ms: i64,
     partial_since: Option<i64>,
     stop: Arc<StopSignal>,
     workers: Workers,
@@ -118,6 +121,7 @@ impl Pipeline {
             pending: None,
             skip_check: false,
             restarted: false,
+            opened_ms: cfg.clock.now_ms(),
             partial_since: None,
             stop: Arc::new(StopSignal::new()),
             crash: None,
@@ -306,12 +310,19 @@ impl Pipeline {
         let (batch_time, take) = match &cfg.mode {
             ClockMode::Processing => {
                 let now = cfg.clock.now_ms();
-                // The first batch time at or after `now` on the interval grid.
-                let aligned_next = (now + interval - 1).div_euclid(interval) * interval;
+                // On the interval grid: the latest boundary the clock passed since the pipeline
+                // was opened is due at once; with none passed yet, the first boundary at or
+                // after `now` (waited for).
+                let passed = now.div_euclid(interval) * interval;
+                let due = if passed > self.opened_ms {
+                    passed
+                } else {
+                    (now + interval - 1).div_euclid(interval) * interval
+                };
                 let t = match self.last {
                     Some(l) if !self.restarted => l.batch_time + interval,
-                    Some(l) => (l.batch_time + interval).max(aligned_next),
-                    None => aligned_next,
+                    Some(l) => (l.batch_time + interval).max(due),
+                    None => due,
                 };
                 if !cfg.clock.wait_until(t, &self.stop) {
                     return Ok(None);
