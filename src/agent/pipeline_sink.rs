@@ -490,10 +490,12 @@ fn output(
     let dir = |errors: &mut Vec<ConfigError>| match o.get("dir") {
         Some(d) => Some(PathBuf::from(d.trim())),
         None => {
-            errors.push(o.error(
+            let mut e = o.error(
                 "dir",
                 &format!("is not set: output.type {t} writes its batch files into a directory"),
-            ));
+            );
+            e.line = o.origin("type").line; // the line that asked for a directory
+            errors.push(e);
             None
         }
     };
@@ -526,6 +528,7 @@ fn output(
         "jsonl" => Some(PipelineOutput::Jsonl { dir: dir(errors)? }),
         "channel" => {
             let Some(target) = o.get("channel").map(str::trim) else {
+                let line = o.origin("type").line;
                 errors.push(o.error(
                     "channel",
                     &format!(
@@ -534,6 +537,9 @@ fn output(
                         channels.join(", ")
                     ),
                 ));
+                if let Some(e) = errors.last_mut() {
+                    e.line = line;
+                }
                 return None;
             };
             if target == channel {
