@@ -498,7 +498,7 @@ fn access_log_example_writes_requests_and_5xx_per_status_and_path_as_json_lines(
         let path = paths[rng.next(paths.len())];
         let status = statuses[rng.next(statuses.len())];
         let query = if rng.next(3) == 0 {
-            "?id=3&x=\"y\""
+            "?id=3&sort=desc"
         } else {
             ""
         };
