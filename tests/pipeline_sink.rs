@@ -659,3 +659,41 @@ a1.sinks.files.checkpointDir = ./state/files
     assert!(d.join("state/wc/plan").exists() && d.join("state/files/plan").exists());
     agent.stop();
 }
+
+#[test]
+fn the_agent_refuses_to_start_on_a_query_error_and_names_its_line_and_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The word count example with a window the dialect does not take (yet).
+    let conf = set_key(
+        &example("word_count.conf"),
+        "a1.sinks.wc.query",
+        "SELECT word, count(*) AS n \\\n    FROM events CROSS JOIN UNNEST(split(body, ' ')) AS t(word) \\\n    WHERE word LIKE 'a%' AND wrd <> ''",
+    )
+    .replace("41414", &free_port().to_string());
+    std::fs::create_dir_all(d.join("examples")).unwrap();
+    std::fs::write(d.join("examples/test.conf"), &conf).unwrap();
+    let line = conf
+        .lines()
+        .position(|l| l.starts_with("a1.sinks.wc.query"))
+        .unwrap()
+        + 1;
+    let out = Command::new(BIN)
+        .current_dir(d)
+        .args([
+            "agent",
+            "-n",
+            "a1",
+            "-f",
+            "examples/test.conf",
+            "--no-summary",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let want = format!("examples/test.conf:{line}: a1.sinks.wc.query: query 1:112: found `wrd`:");
+    assert!(stderr.contains(&want), "want {want} in:\n{stderr}");
+    // Nothing was started: no channel directories were created.
+    assert!(!d.join("target/word_count").exists());
+}
