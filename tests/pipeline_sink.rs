@@ -352,6 +352,9 @@ fn word_count_example_prints_the_counts_of_every_batch() {
     assert!(log.contains("pipeline sink wc reads channel c1"), "{log}");
 }
 
+/// An event the next hop received: its headers and its body.
+type Received = (Vec<(String, String)>, String);
+
 #[test]
 fn alerts_example_forwards_alert_events_to_the_next_hop() {
     use sluicegate::metrics::SourceCounter;
@@ -365,7 +368,7 @@ fn alerts_example_forwards_alert_events_to_the_next_hop() {
         .enable_all()
         .build()
         .unwrap();
-    let got: Arc<Mutex<Vec<(Vec<(String, String)>, String)>>> = Arc::default();
+    let got: Arc<Mutex<Vec<Received>>> = Arc::default();
     let g = got.clone();
     let handler = move |r: Request| {
         let g = g.clone();
