@@ -709,3 +709,120 @@ fn the_agent_refuses_to_start_on_a_query_error_and_names_its_line_and_position()
     // Nothing was started: no channel directories were created.
     assert!(!d.join("target/word_count").exists());
 }
+
+#[test]
+fn a_reload_restarts_a_changed_pipeline_and_removes_a_deleted_one() {
+    use sluicegate::agent::lifecycle::Agent;
+    use sluicegate::config::SystemProps;
+    use sluicegate::metrics::MetricsRegistry;
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let conf = |out: &str, with_pipeline: bool| {
+        let mut c = format!(
+            "\
+a1.sources = gen
+a1.channels = c1
+a1.sinks = {sinks}
+a1.sources.gen.type = seq
+a1.sources.gen.totalEvents = 100
+a1.sources.gen.channels = c1
+a1.channels.c1.type = memory
+a1.sinks.k.type = null
+a1.sinks.k.channel = c1
+",
+            sinks = if with_pipeline { "p" } else { "k" }
+        );
+        if with_pipeline {
+            c = c.replace("a1.sinks.k.", "#");
+            c.push_str(&format!(
+                "\
+a1.sinks.p.type = pipeline
+a1.sinks.p.channel = c1
+a1.sinks.p.batchInterval = 100 ms
+a1.sinks.p.query = SELECT count(*) AS n FROM events
+a1.sinks.p.output.type = jsonl
+a1.sinks.p.output.dir = {out}
+a1.sinks.p.checkpointDir = {ck}
+a1.sinks.p.discardStateOnChange = true
+",
+                out = d.join(out).display(),
+                ck = d.join("state").display()
+            ));
+        }
+        c
+    };
+    let rows = |out: &str| -> Vec<u64> {
+        let mut v = Vec::new();
+        for e in std::fs::read_dir(d.join(out))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if e.file_name().to_string_lossy().ends_with(".jsonl") {
+                for l in std::fs::read_to_string(e.path()).unwrap().lines() {
+                    let j: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v.push(j["n"].as_u64().unwrap());
+                }
+            }
+        }
+        v
+    };
+    let wait = |what: &str, f: &dyn Fn() -> bool| {
+        let end = Instant::now() + LIMIT;
+        while !f() {
+            assert!(Instant::now() < end, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let path = d.join("flume.conf");
+    std::fs::write(&path, conf("out1", true)).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let registry = MetricsRegistry::new();
+    let mut agent = Agent::start(
+        &path,
+        "a1",
+        SystemProps::new(),
+        rt.handle().clone(),
+        registry.clone(),
+    )
+    .unwrap();
+    assert!(agent.running().contains(&"pipeline p".to_string()));
+    // Every generated event is counted once (batches without events say 0).
+    wait("100 events counted", &|| {
+        rows("out1").iter().sum::<u64>() == 100
+    });
+    let has_group = |r: &MetricsRegistry| {
+        r.groups()
+            .iter()
+            .any(|g| g.kind() == "PIPELINE" && g.name() == "p")
+    };
+    assert!(has_group(&registry));
+
+    // A changed output: the pipeline (only) restarts and writes to the new place.
+    std::fs::write(&path, conf("out2", true)).unwrap();
+    let summary = agent.reload().unwrap();
+    assert_eq!(summary.stopped, vec!["pipeline p".to_string()]);
+    assert_eq!(summary.started, vec!["pipeline p".to_string()]);
+    wait("a batch in out2", &|| !rows("out2").is_empty());
+    assert_eq!(
+        rows("out2").iter().sum::<u64>(),
+        0,
+        "no event counted twice"
+    );
+
+    // Removed: stopped, and its metrics leave the registry.
+    std::fs::write(&path, conf("out2", false)).unwrap();
+    let summary = agent.reload().unwrap();
+    assert!(
+        summary.stopped.contains(&"pipeline p".to_string()),
+        "{summary}"
+    );
+    assert!(!agent.running().iter().any(|r| r.starts_with("pipeline")));
+    assert!(!has_group(&registry));
+    agent.stop();
+}
