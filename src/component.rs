@@ -209,6 +209,8 @@ component_types! {
         FileRoll => "file_roll", "org.apache.flume.sink.RollingFileSink";
         /// Flume's `NullSink`.
         Null => "null", "org.apache.flume.sink.NullSink";
+        /// sluicegate's streaming-SQL pipeline (no Flume counterpart; `agent::pipeline_sink`).
+        Pipeline => "pipeline", "sluicegate.pipeline.SqlPipelineSink";
     }
 }
 
@@ -321,7 +323,7 @@ mod tests {
         assert_eq!(
             SinkType::unsupported_message("hdfs"),
             "sink type 'hdfs' is a Flume type that sluicegate does not implement; supported sink \
-             types: avro, logger, file_roll, null (or their Flume class names)"
+             types: avro, logger, file_roll, null, pipeline (or their Flume class names)"
         );
         assert_eq!(
             ChannelType::unsupported_message("disk"),

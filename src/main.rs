@@ -459,13 +459,14 @@ fn main() -> ExitCode {
             match &report.config {
                 Some(cfg) if report.errors.is_empty() => {
                     println!(
-                        "{}: agent {} is valid: {} source(s), {} channel(s), {} sink(s), {} sink group(s); {counts}",
+                        "{}: agent {} is valid: {} source(s), {} channel(s), {} sink(s), {} sink group(s), {} pipeline(s); {counts}",
                         path.display(),
                         cfg.name,
                         cfg.sources.len(),
                         cfg.channels.len(),
                         cfg.sinks.len(),
-                        cfg.sinkgroups.len()
+                        cfg.sinkgroups.len(),
+                        cfg.pipelines.len()
                     );
                     ExitCode::SUCCESS
                 }

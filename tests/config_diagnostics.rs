@@ -30,6 +30,113 @@ struct Case {
 
 const CASES: &[Case] = &[
     Case {
+        name: "pipeline sinks: a query error on the query key's line with its position, every problem at once",
+        conf: "\
+a1.sources = r1
+a1.channels = c1 c2
+a1.sinks = wc st
+a1.sources.r1.type = seq
+a1.sources.r1.channels = c1 c2
+a1.channels.c1.type = memory
+a1.channels.c2.type = memory
+a1.sinks.wc.type = pipeline
+a1.sinks.wc.channel = c1
+a1.sinks.wc.batchInterval = 1000
+a1.sinks.wc.query = SELECT lowr(word) AS w, count(*) AS n \\
+    FROM events CROSS JOIN UNNEST(split(body, ' ')) AS t(word) \\
+    GROUP BY word
+a1.sinks.wc.output.type = print
+a1.sinks.st.type = pipeline
+a1.sinks.st.channel = c2
+a1.sinks.st.query = SELECT body FROM events
+a1.sinks.st.output.type = jsonl
+",
+        diags: &[
+            (E, "10: a1.sinks.wc.batchInterval: expected an integer and a unit, such as '1 s', '500 ms', '1 min' or '1 h', got '1000' (no unit)"),
+            (E, "11: a1.sinks.wc.query: query 1:8: found `lowr`: unknown function; supported: lower, upper, trim, length, octet_length, substr, concat, split (in UNNEST), regexp_extract, regexp_like, json_value, parse_timestamp, coalesce, header, body_hex, CAST, CASE; aggregates count, sum, min, max, avg"),
+            (E, "18: a1.sinks.st.output.dir: is not set: output.type jsonl writes its batch files into a directory"),
+        ],
+    },
+    Case {
+        name: "pipeline sinks: unknown keys with suggestions, a shared channel, no sink groups",
+        conf: "\
+a1.sources = r1
+a1.channels = c1
+a1.sinks = wc k1
+a1.sinkgroups = g1
+a1.sources.r1.type = seq
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.sinks.wc.type = pipeline
+a1.sinks.wc.channel = c1
+a1.sinks.wc.query = SELECT body FROM events
+a1.sinks.wc.output.type = print
+a1.sinks.wc.output.limt = 5
+a1.sinks.wc.watermrk = 5 s
+a1.sinks.k1.type = null
+a1.sinks.k1.channel = c1
+a1.sinkgroups.g1.sinks = wc k1
+a1.sinkgroups.g1.processor.type = failover
+",
+        diags: &[
+            (W, "9: a1.sinks.wc.channel: channel 'c1' is also read by sink 'k1'; they take events from it in turn, so pipeline sink 'wc' sees only part of the stream (give each pipeline its own channel, filled by a replicating source)"),
+            (U, "12: a1.sinks.wc.output.limt: not used by pipeline sink wc; did you mean 'output.limit'?"),
+            (U, "13: a1.sinks.wc.watermrk: not used by pipeline sink wc; did you mean 'watermark'?"),
+            (E, "16: a1.sinkgroups.g1.sinks: sink 'wc' is a pipeline sink; a pipeline reads its channel on its own and cannot be in a sink group"),
+        ],
+    },
+    Case {
+        name: "pipeline sinks: a typo hiding the query, the channel output, bad values",
+        conf: "\
+a1.sources = r1
+a1.channels = c1 out
+a1.sinks = p
+a1.sources.r1.type = seq
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.channels.out.type = memory
+a1.sinks.p.type = pipeline
+a1.sinks.p.channel = c1
+a1.sinks.p.qurey = SELECT body FROM events
+a1.sinks.p.output.type = channel
+a1.sinks.p.output.channel = c1
+a1.sinks.p.workers = many
+a1.sinks.p.emit = sometimes
+a1.sinks.p.output.limit = 3
+",
+        diags: &[
+            (E, "8: a1.sinks.p.query: is not set: pipeline sink 'p' needs one SELECT over the stream `events`, e.g. SELECT word, count(*) AS n FROM events CROSS JOIN UNNEST(split(body, ' ')) AS t(word) GROUP BY word (did you mean 'query'? found 'qurey' at {f}:10)"),
+            (E, "12: a1.sinks.p.output.channel: is the channel pipeline sink 'p' reads; its rows would be read back as input — use another channel"),
+            (E, "13: a1.sinks.p.workers: expected a non-negative integer (0 = one per core), got 'many'"),
+            (E, "14: a1.sinks.p.emit: expected update or final, got 'sometimes'"),
+            (W, "2: a1.channels: channel 'out' is connected to no source or sink; Flume removes such channels"),
+        ],
+    },
+    Case {
+        name: "pipeline sinks: output types, postgres not in this build",
+        conf: "\
+a1.sources = r1
+a1.channels = c1 c2
+a1.sinks = a b
+a1.sources.r1.type = seq
+a1.sources.r1.channels = c1 c2
+a1.channels.c1.type = memory
+a1.channels.c2.type = memory
+a1.sinks.a.type = pipeline
+a1.sinks.a.channel = c1
+a1.sinks.a.query = SELECT body FROM events
+a1.sinks.a.output.type = postgres
+a1.sinks.b.type = pipeline
+a1.sinks.b.channel = c2
+a1.sinks.b.query = SELECT body FROM events
+a1.sinks.b.output.type = kafka
+",
+        diags: &[
+            (E, "11: a1.sinks.a.output.type: output.type postgres: not available in this build; supported output types: print, text, jsonl, channel"),
+            (E, "15: a1.sinks.b.output.type: unknown output type 'kafka'; supported output types: print, text, jsonl, channel"),
+        ],
+    },
+    Case {
         name: "typos in three components, one of them hiding a required key",
         conf: "\
 a1.sources = r1
@@ -100,7 +207,7 @@ a1.sinks.k2.batchSize = 0
             (E, "5: a1.sources.r1.channels: channel 'c9' is not listed in a1.channels (defined: c1)"),
             (E, "8: a1.sources.r2.batchSize: expected a non-negative integer, got 'many'"),
             (U, "11: a1.channels.c1.capcity: not used by memory channel c1; did you mean 'capacity'?"),
-            (E, "12: a1.sinks.k1.type: sink type 'hdfs' is a Flume type that sluicegate does not implement; supported sink types: avro, logger, file_roll, null (or their Flume class names)"),
+            (E, "12: a1.sinks.k1.type: sink type 'hdfs' is a Flume type that sluicegate does not implement; supported sink types: avro, logger, file_roll, null, pipeline (or their Flume class names)"),
             (E, "16: a1.sinks.k2.batchSize: must be a positive integer"),
         ],
     },

@@ -42,12 +42,23 @@
 //! sinks). Every `type` is resolved here, once, through [`crate::component`], and the
 //! resolved enum travels in the typed config down to the components. A new kind (such as the
 //! stream processor's `pipelines`) is one new validator plus its place in `KINDS`.
+//!
+//! ## Pipeline sinks
+//!
+//! A sink of type `pipeline` (issue 10) is a streaming-SQL pipeline over its channel, not a
+//! Flume sink: `SinkValidator` checks its type and channel like any sink's and hands it to the
+//! `PipelineSinkValidator`, which compiles its query and reads every setting
+//! ([`super::pipeline_sink`]; every problem at once, a query error on the `query` key's line).
+//! Valid pipeline sinks go to [`AgentConfig::pipelines`], not [`AgentConfig::sinks`]: no sink
+//! runner drives them and they cannot be in a sink group (an error). Another sink reading the
+//! same channel is a warning: the two would split the events, so neither sees them all.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::pipeline_sink::{self, PipelineOutput, PipelineSinkConfig};
 use super::properties::{Properties, PropertiesError, TextEncoding};
 use crate::component::{
     ChannelType, ComponentType, InterceptorType, SelectorType, SinkProcessorType, SinkType,
@@ -130,6 +141,9 @@ pub struct AgentConfig {
     pub sinks: Vec<SinkConfig>,
     /// Sink groups, in the order of `<agent>.sinkgroups`.
     pub sinkgroups: Vec<SinkGroupConfig>,
+    /// Sinks of type `pipeline` (streaming SQL), in the order of `<agent>.sinks`; they are not
+    /// in `sinks`.
+    pub pipelines: Vec<PipelineSinkConfig>,
     /// Things Flume would accept silently; log them at start-up.
     pub warnings: Vec<ConfigWarning>,
 }
@@ -148,6 +162,11 @@ impl AgentConfig {
     /// The sink named `name`.
     pub fn sink(&self, name: &str) -> Option<&SinkConfig> {
         self.sinks.iter().find(|s| s.name == name)
+    }
+
+    /// The pipeline sink named `name`.
+    pub fn pipeline(&self, name: &str) -> Option<&PipelineSinkConfig> {
+        self.pipelines.iter().find(|p| p.name == name)
     }
 
     /// The sink group named `name`.
@@ -171,7 +190,7 @@ impl AgentConfig {
 
     /// Keys set on a component that no code read, as `not used by avro sink k1; did you mean
     /// 'batch-size'?` (see the module docs). Only components `built(kind, name)` accepts are
-    /// looked at (`kind` is `channel`, `source`, `sink` or `sinkgroup`): their keys were read
+    /// looked at (`kind` is `channel`, `source`, `sink`, `sinkgroup` or `pipeline`): their keys were read
     /// by building them. Sorted by line.
     pub fn unknown_keys(&self, built: &dyn Fn(&str, &str) -> bool) -> Vec<ConfigWarning> {
         let mut out = Vec::new();
@@ -199,6 +218,10 @@ impl AgentConfig {
         for k in self.sinks.iter().filter(|k| built("sink", &k.name)) {
             let who = format!("{} sink {}", k.sink_type, k.name);
             unknown_in(&mut out, &k.context, &[], &who);
+        }
+        for p in self.pipelines.iter().filter(|p| built("pipeline", &p.name)) {
+            let who = format!("pipeline sink {}", p.name);
+            unknown_in(&mut out, &p.context, &[], &who);
         }
         for g in self
             .sinkgroups
@@ -239,6 +262,12 @@ impl AgentConfig {
                 .iter()
                 .filter(|k| built("sink", &k.name))
                 .map(|k| &k.context),
+        );
+        ctxs.extend(
+            self.pipelines
+                .iter()
+                .filter(|p| built("pipeline", &p.name))
+                .map(|p| &p.context),
         );
         ctxs.extend(
             self.sinkgroups
@@ -834,6 +863,7 @@ impl Builder {
         let mut scope = Scope {
             lists,
             used_channels: BTreeSet::new(),
+            pipeline_sinks: BTreeSet::new(),
         };
         if !scope.list(CHANNELS).set || scope.names(CHANNELS).is_empty() {
             let key = self.full(CHANNELS);
@@ -854,7 +884,10 @@ impl Builder {
 
         let channels = self.validate_all(&mut scope, &mut ChannelValidator);
         let sources = self.validate_all(&mut scope, &mut SourceValidator);
-        let sinks = self.validate_all(&mut scope, &mut SinkValidator);
+        let mut sink_validator = SinkValidator::default();
+        let sinks = self.validate_all(&mut scope, &mut sink_validator);
+        let pipelines = sink_validator.pipelines.pipelines;
+        self.competing_readers(&sinks, &pipelines);
         let sinkgroups = self.validate_all(&mut scope, &mut SinkGroupValidator::default());
 
         for c in scope.names(CHANNELS) {
@@ -900,6 +933,7 @@ impl Builder {
             channels,
             sinks,
             sinkgroups,
+            pipelines,
             warnings: Vec::new(),
         };
         let e = self.finish_err();
@@ -907,6 +941,41 @@ impl Builder {
             config: Some(config),
             errors: e.errors,
             warnings: e.warnings,
+        }
+    }
+
+    /// Warns about a pipeline sink sharing its channel with another sink or pipeline: they
+    /// would split the events between them.
+    fn competing_readers(&mut self, sinks: &[SinkConfig], pipelines: &[PipelineSinkConfig]) {
+        for p in pipelines {
+            let others: Vec<String> = sinks
+                .iter()
+                .filter(|s| s.channel == p.channel)
+                .map(|s| format!("sink '{}'", s.name))
+                .chain(
+                    pipelines
+                        .iter()
+                        .filter(|q| q.channel == p.channel && q.name != p.name)
+                        .map(|q| format!("pipeline sink '{}'", q.name)),
+                )
+                .collect();
+            if others.is_empty() {
+                continue;
+            }
+            let key = p.context.full_key("channel");
+            let line = p.context.origin("channel").line;
+            self.warn(
+                line,
+                key,
+                format!(
+                    "channel '{}' is also read by {}; they take events from it in turn, so \
+                     pipeline sink '{}' sees only part of the stream (give each pipeline its own \
+                     channel, filled by a replicating source)",
+                    p.channel,
+                    others.join(", "),
+                    p.name
+                ),
+            );
         }
     }
 
@@ -1041,6 +1110,8 @@ struct Scope {
     lists: BTreeMap<&'static str, NameList>,
     /// Channels a valid source or sink uses; the others get a warning.
     used_channels: BTreeSet<String>,
+    /// Sinks of type `pipeline` (valid or not): never in a sink group.
+    pipeline_sinks: BTreeSet<String>,
 }
 
 impl Scope {
@@ -1208,8 +1279,13 @@ impl Validator for SourceValidator {
     }
 }
 
-/// `<agent>.sinks`: a type and exactly one listed channel.
-struct SinkValidator;
+/// `<agent>.sinks`: a type and exactly one listed channel; sinks of type `pipeline` go on to
+/// the [`PipelineSinkValidator`].
+#[derive(Default)]
+struct SinkValidator {
+    /// Validates (and keeps) the pipeline sinks.
+    pipelines: PipelineSinkValidator,
+}
 
 impl Validator for SinkValidator {
     const KIND: Kind = Kind {
@@ -1277,12 +1353,62 @@ impl Validator for SinkValidator {
                 }
             }
         };
+        if t == Some(SinkType::Pipeline) {
+            scope.pipeline_sinks.insert(name.to_string());
+            channel?;
+            let p = self.pipelines.validate(b, scope, name, ctx)?;
+            self.pipelines.pipelines.push(p);
+            return None; // kept in `pipelines`, not a sink run by a sink runner
+        }
         Some(SinkConfig {
             name: name.to_string(),
             sink_type: t?,
             channel: channel?,
             context: ctx,
         })
+    }
+}
+
+/// A sink of type `pipeline` whose type and channel the [`SinkValidator`] checked: its query,
+/// batch interval, output and state settings ([`pipeline_sink::from_context`]).
+#[derive(Default)]
+struct PipelineSinkValidator {
+    /// The valid pipeline sinks so far.
+    pipelines: Vec<PipelineSinkConfig>,
+}
+
+impl Validator for PipelineSinkValidator {
+    const KIND: Kind = Kind {
+        list: SINKS,
+        singular: "pipeline sink",
+        needs: "type",
+    };
+    type Config = PipelineSinkConfig;
+
+    fn validate(
+        &mut self,
+        b: &mut Builder,
+        scope: &mut Scope,
+        name: &str,
+        ctx: Context,
+    ) -> Option<PipelineSinkConfig> {
+        let channel = ctx
+            .get("channel")
+            .map(split_list)
+            .and_then(|l| l.into_iter().next())?;
+        let channels = scope.names(CHANNELS).to_vec();
+        match pipeline_sink::from_context(&b.agent, name, &channel, &ctx, &channels) {
+            Ok(p) => {
+                if let PipelineOutput::Channel { channel } = &p.output {
+                    scope.used_channels.insert(channel.clone());
+                }
+                Some(p)
+            }
+            Err(errors) => {
+                b.errors.extend(errors);
+                None
+            }
+        }
     }
 }
 
@@ -1346,7 +1472,17 @@ impl Validator for SinkGroupValidator {
                         b.warn(line, key, format!("lists '{s}' more than once"));
                         continue;
                     }
-                    if !scope.has(SINKS, &s) {
+                    if scope.pipeline_sinks.contains(&s) {
+                        b.ctx_error(
+                            &ctx,
+                            "sinks",
+                            format!(
+                                "sink '{s}' is a pipeline sink; a pipeline reads its channel on \
+                                 its own and cannot be in a sink group"
+                            ),
+                        );
+                        ok = false;
+                    } else if !scope.has(SINKS, &s) {
                         b.ctx_error(
                             &ctx,
                             "sinks",

@@ -23,10 +23,11 @@ use std::sync::Arc;
 use tokio::runtime::Handle;
 
 use super::conf::{load_file, load_file_partial, strict, AgentConfig, ConfigErrors, ConfigWarning};
+use super::pipeline_sink::{PipelineOutput, PipelineSinkConfig};
 use super::topology::{
     build_channels, build_sink_runners, build_sources, built_filter, channel_fingerprints,
-    register, runner_fingerprints, source_fingerprints, BuildEnv, BuildMode, BuiltChannel,
-    BuiltRunner, BuiltSource,
+    pipeline_fingerprints, register, runner_fingerprints, source_fingerprints, BuildEnv, BuildMode,
+    BuiltChannel, BuiltRunner, BuiltSource,
 };
 use crate::channel::Channel;
 use crate::config::{ConfigError, SystemProps};
@@ -237,6 +238,7 @@ impl Agent {
             sources = agent.sources.len(),
             channels = agent.channels.len(),
             sink_runners = agent.runners.len(),
+            pipelines = agent.pipelines.len(),
             "agent started"
         );
         Ok(agent)
@@ -260,6 +262,7 @@ impl Agent {
         let pick_ch = pick("channel");
         let pick_run = pick("sinkrunner");
         let pick_src = pick("source");
+        let pick_pipe = pick("pipeline");
         let mut started = Vec::new();
 
         let (channels, mut errors) = build_channels(cfg, &env, Some(&pick_ch));
@@ -322,7 +325,63 @@ impl Agent {
             started.push(format!("sinkrunner {name}"));
             self.runners.insert(name, built);
         }
+        for p in cfg.pipelines.iter().filter(|p| pick_pipe(&p.name)) {
+            self.start_pipeline_sink(p)?;
+            started.push(format!("pipeline {}", p.name));
+        }
         Ok(started)
+    }
+
+    /// Starts a `pipeline` sink (see [`super::pipeline_sink`]) with [`Agent::run_pipeline`].
+    fn start_pipeline_sink(&mut self, p: &PipelineSinkConfig) -> Result<(), AgentError> {
+        let target = match &p.output {
+            PipelineOutput::Channel { channel } => {
+                Some(self.channel(channel).ok_or_else(|| AgentError::Start {
+                    kind: "pipeline",
+                    name: p.name.clone(),
+                    message: format!(
+                        "pipeline {}: output channel {channel} is not running",
+                        p.name
+                    ),
+                })?)
+            }
+            _ => None,
+        };
+        self.run_pipeline(&p.channel, &p.name, p.pipeline_config(), |ctx| {
+            p.attach(ctx, target)
+        })
+        .map_err(|e| match e {
+            AgentError::Start {
+                kind,
+                name,
+                message,
+            } if message.contains("different pipeline definition") => AgentError::Start {
+                kind,
+                name,
+                message: format!(
+                    "{message} (in the configuration: {} = true, or another {})",
+                    p.context.full_key("discardStateOnChange"),
+                    p.context.full_key("checkpointDir")
+                ),
+            },
+            e => e,
+        })?;
+        tracing::info!(
+            pipeline = %p.name,
+            "pipeline sink {} reads channel {} every {:?} and {}",
+            p.name,
+            p.channel,
+            p.batch_interval,
+            p.output.describe()
+        );
+        Ok(())
+    }
+
+    fn stop_pipeline(&mut self, name: &str) {
+        if let Some(p) = self.pipelines.remove(name) {
+            p.stop();
+            tracing::info!(pipeline = %name, "pipeline stopped");
+        }
     }
 
     fn stop_source(&mut self, name: &str) {
@@ -394,9 +453,9 @@ impl Agent {
         for n in names {
             self.stop_source(&n);
         }
-        for (n, p) in std::mem::take(&mut self.pipelines) {
-            p.stop();
-            tracing::info!(pipeline = %n, "pipeline stopped");
+        let names: Vec<String> = self.pipelines.keys().cloned().collect();
+        for n in names {
+            self.stop_pipeline(&n);
         }
         let names: Vec<String> = self.runners.keys().cloned().collect();
         for n in names {
@@ -426,11 +485,18 @@ impl Agent {
         let ch = diff(channel_fingerprints(&old), &channel_fingerprints(&new));
         let run = diff(runner_fingerprints(&old), &runner_fingerprints(&new));
         let src = diff(source_fingerprints(&old), &source_fingerprints(&new));
+        let pipes = diff(pipeline_fingerprints(&old), &pipeline_fingerprints(&new));
         let mut summary = ReloadSummary::default();
         for n in &src {
             if self.sources.contains_key(n) {
                 self.stop_source(n);
                 summary.stopped.push(format!("source {n}"));
+            }
+        }
+        for n in &pipes {
+            if self.pipelines.contains_key(n) {
+                self.stop_pipeline(n);
+                summary.stopped.push(format!("pipeline {n}"));
             }
         }
         for n in &run {
@@ -453,6 +519,13 @@ impl Agent {
         for s in old.sinks.iter().filter(|s| new.sink(&s.name).is_none()) {
             self.registry.unregister("SINK", &s.name);
         }
+        for p in old
+            .pipelines
+            .iter()
+            .filter(|p| new.pipeline(&p.name).is_none())
+        {
+            self.registry.unregister("PIPELINE", &p.name);
+        }
         let mut wanted: BTreeSet<String> = BTreeSet::new();
         wanted.extend(
             ch.iter()
@@ -464,6 +537,12 @@ impl Agent {
             src.iter()
                 .filter(|n| new.source(n).is_some())
                 .map(|n| format!("source {n}")),
+        );
+        wanted.extend(
+            pipes
+                .iter()
+                .filter(|n| new.pipeline(n).is_some())
+                .map(|n| format!("pipeline {n}")),
         );
         summary.started = self.bring_up(&new, Some(&wanted))?;
         tracing::info!(%summary, "configuration reloaded");
@@ -489,6 +568,7 @@ impl Agent {
             .collect();
         v.extend(self.runners.keys().map(|n| format!("sinkrunner {n}")));
         v.extend(self.sources.keys().map(|n| format!("source {n}")));
+        v.extend(self.pipelines.keys().map(|n| format!("pipeline {n}")));
         v
     }
 

@@ -5,6 +5,8 @@
 //! * [`conf`]: Flume's `<agent>.sources|channels|sinks|sinkgroups` naming scheme turned into a
 //!   validated [`conf::AgentConfig`]; every problem reported at once.
 //! * [`cli`]: `-Dkey=value` system properties and the log level they select.
+//! * [`pipeline_sink`]: the `pipeline` sink type: a streaming-SQL pipeline declared in
+//!   `flume.conf`, its keys and outputs.
 //! * [`topology`]: constructing components from a validated config, all errors at once.
 //! * [`lifecycle`]: the running [`lifecycle::Agent`]: ordered start/stop, reload.
 //! * [`run`]: `sluicegate agent` — signals, metrics server, reload polling, the periodic summary.
@@ -16,6 +18,7 @@
 pub mod cli;
 pub mod conf;
 pub mod lifecycle;
+pub mod pipeline_sink;
 pub mod properties;
 pub mod run;
 pub mod summary;

@@ -206,6 +206,15 @@ fn build_sink(
             channel,
             env.runtime.clone(),
         )?),
+        SinkType::Pipeline => {
+            // The validator keeps pipeline sinks out of `sinks`: they run as pipelines
+            // (`Agent::run_pipeline`), never under a sink runner.
+            return Err(ctx.error(
+                "type",
+                "a pipeline sink cannot run under a sink runner (internal: it should have been \
+                 kept in AgentConfig::pipelines)",
+            ));
+        }
     };
     Ok(sink)
 }
@@ -313,6 +322,24 @@ pub fn build_sink_runners(
     (out, errors)
 }
 
+/// Fingerprints of every pipeline sink as configured: its settings and those of the channels it
+/// reads and writes (a restarted channel restarts the pipelines wired to it).
+pub fn pipeline_fingerprints(agent: &AgentConfig) -> BTreeMap<String, Fingerprint> {
+    let chans = channel_fingerprints(agent);
+    agent
+        .pipelines
+        .iter()
+        .map(|p| {
+            let mut fp = context_fingerprint(&format!("pipeline {}", p.name), &p.context);
+            fp.extend(channel_fp(&chans, &p.channel));
+            if let super::pipeline_sink::PipelineOutput::Channel { channel } = &p.output {
+                fp.extend(channel_fp(&chans, channel));
+            }
+            (p.name.clone(), fp)
+        })
+        .collect()
+}
+
 /// Fingerprints of every source as configured.
 pub fn source_fingerprints(agent: &AgentConfig) -> BTreeMap<String, Fingerprint> {
     let chans = channel_fingerprints(agent);
@@ -404,7 +431,8 @@ pub fn build_sources(
 }
 
 /// Which components were built, as [`AgentConfig::unknown_keys`] asks: `kind` is `channel`,
-/// `source`, `sink` or `sinkgroup` (a runner's sinks and its group count as built with it).
+/// `source`, `sink`, `sinkgroup` (a runner's sinks and its group count as built with it) or
+/// `pipeline` (a pipeline sink is fully read when the configuration validates).
 pub fn built_filter<'a>(
     channels: &'a BTreeMap<String, BuiltChannel>,
     runners: &'a BTreeMap<String, BuiltRunner>,
@@ -415,6 +443,8 @@ pub fn built_filter<'a>(
         "source" => sources.contains_key(name),
         "sink" => runners.values().any(|r| r.sinks.iter().any(|s| s == name)),
         "sinkgroup" => runners.contains_key(name),
+        // Validated (so every key read) when the configuration was loaded.
+        "pipeline" => true,
         _ => false,
     }
 }
