@@ -14,7 +14,27 @@ pub trait CounterGroup: Send + Sync {
     fn name(&self) -> &str;
     /// Every attribute, by Flume's JMX name, as the string Flume's JSON shows.
     fn attributes(&self) -> Vec<(&'static str, String)>;
+    /// The numeric attributes that can go down (sizes, fill, open connections, timings,
+    /// timestamps, health flags): Prometheus `gauge`s. Every other numeric attribute only grows
+    /// and is a `counter`. Each name listed must be one [`CounterGroup::attributes`] emits as a
+    /// number (`tests/metrics_http.rs` checks it).
+    fn gauges(&self) -> &'static [&'static str] {
+        FLUME_GAUGES
+    }
 }
+
+/// The gauges of Flume's groups (`SOURCE`, `CHANNEL`, `SINK`). FileChannel's `Open` is not one:
+/// it is `true`/`false` in the JSON, so Prometheus gets its numeric twin `Closed` instead.
+pub const FLUME_GAUGES: &[&str] = &[
+    "ChannelSize",
+    "ChannelCapacity",
+    "ChannelFillPercentage",
+    "OpenConnectionCount",
+    "StartTime",
+    "StopTime",
+    "Closed",
+    "Unhealthy",
+];
 
 macro_rules! counter_group {
     (
@@ -52,8 +72,8 @@ macro_rules! counter_group {
                 self.stop_time.store(0, Ordering::Relaxed);
             }
 
-            /// Publishes health flags with the counters (FileChannel's `Open`, `Closed`,
-            /// `Unhealthy`). Later calls are ignored.
+            /// Publishes health flags with the counters (FileChannel's `Open` — `true`/`false`,
+            /// JSON only —, `Closed` and `Unhealthy` — `0`/`1`). Later calls are ignored.
             pub fn attach_health(&self, health: std::sync::Arc<ChannelHealth>) {
                 let _ = self.health.set(health);
             }
