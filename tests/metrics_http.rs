@@ -321,7 +321,8 @@ fn gauges_are_typed_gauge_and_every_declared_gauge_is_emitted() {
         .store(1500, std::sync::atomic::Ordering::Relaxed);
     p.processing_last_ms
         .store(7, std::sync::atomic::Ordering::Relaxed);
-    p.input_total.store(900, std::sync::atomic::Ordering::Relaxed);
+    p.input_total
+        .store(900, std::sync::atomic::Ordering::Relaxed);
     reg.register(p.clone());
     let server = start(reg.clone());
     let (status, _, body) = get(server.addr, "/metrics/prometheus");
@@ -343,8 +344,14 @@ fn gauges_are_typed_gauge_and_every_declared_gauge_is_emitted() {
             );
         }
     }
-    assert!(!typed.contains_key("flume_channel_open"), "Open is JSON-only");
-    assert!(body.contains("flume_channel_closed{component=\"fc\"} 0"), "{body}");
+    assert!(
+        !typed.contains_key("flume_channel_open"),
+        "Open is JSON-only"
+    );
+    assert!(
+        body.contains("flume_channel_closed{component=\"fc\"} 0"),
+        "{body}"
+    );
     for gauge in [
         "flume_pipeline_state_keys",
         "flume_pipeline_watermark_lag_ms",

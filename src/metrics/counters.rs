@@ -17,24 +17,10 @@ pub trait CounterGroup: Send + Sync {
     /// The numeric attributes that can go down (sizes, fill, open connections, timings,
     /// timestamps, health flags): Prometheus `gauge`s. Every other numeric attribute only grows
     /// and is a `counter`. Each name listed must be one [`CounterGroup::attributes`] emits as a
-    /// number (`tests/metrics_http.rs` checks it).
-    fn gauges(&self) -> &'static [&'static str] {
-        FLUME_GAUGES
-    }
+    /// number (`tests/metrics_http.rs` checks it). FileChannel's `Open` is not one: it is
+    /// `true`/`false` in the JSON, so Prometheus gets its numeric twin `Closed` instead.
+    fn gauges(&self) -> &'static [&'static str];
 }
-
-/// The gauges of Flume's groups (`SOURCE`, `CHANNEL`, `SINK`). FileChannel's `Open` is not one:
-/// it is `true`/`false` in the JSON, so Prometheus gets its numeric twin `Closed` instead.
-pub const FLUME_GAUGES: &[&str] = &[
-    "ChannelSize",
-    "ChannelCapacity",
-    "ChannelFillPercentage",
-    "OpenConnectionCount",
-    "StartTime",
-    "StopTime",
-    "Closed",
-    "Unhealthy",
-];
 
 macro_rules! counter_group {
     (
@@ -197,6 +183,9 @@ impl CounterGroup for SourceCounter {
     fn kind(&self) -> &'static str {
         "SOURCE"
     }
+    fn gauges(&self) -> &'static [&'static str] {
+        &["OpenConnectionCount", "StartTime", "StopTime"]
+    }
     fn name(&self) -> &str {
         &self.name
     }
@@ -208,6 +197,9 @@ impl CounterGroup for SourceCounter {
 impl CounterGroup for SinkCounter {
     fn kind(&self) -> &'static str {
         "SINK"
+    }
+    fn gauges(&self) -> &'static [&'static str] {
+        &["StartTime", "StopTime"]
     }
     fn name(&self) -> &str {
         &self.name
@@ -240,6 +232,18 @@ impl ChannelCounter {
 impl CounterGroup for ChannelCounter {
     fn kind(&self) -> &'static str {
         "CHANNEL"
+    }
+    fn gauges(&self) -> &'static [&'static str] {
+        &[
+            "ChannelSize",
+            "ChannelCapacity",
+            "ChannelFillPercentage",
+            "StartTime",
+            "StopTime",
+            // File channels only (see `attach_health`).
+            "Closed",
+            "Unhealthy",
+        ]
     }
     fn name(&self) -> &str {
         &self.name

@@ -713,10 +713,7 @@ impl View {
                 self.url,
                 d.as_secs_f64()
             ),
-            None => format!(
-                "sluicegate top: {}, first poll (no rates yet)",
-                self.url
-            ),
+            None => format!("sluicegate top: {}, first poll (no rates yet)", self.url),
         }
     }
 
@@ -786,10 +783,7 @@ pub fn once(ep: &Endpoint, interval: Duration) -> Result<View, TopError> {
 fn spawn_poller(
     ep: Endpoint,
     interval: Duration,
-) -> (
-    mpsc::Receiver<Result<Sample, TopError>>,
-    mpsc::Sender<()>,
-) {
+) -> (mpsc::Receiver<Result<Sample, TopError>>, mpsc::Sender<()>) {
     let (tx, rx) = mpsc::channel();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     std::thread::Builder::new()
@@ -853,14 +847,8 @@ pub fn run_live(ep: &Endpoint, interval: Duration) -> Result<(), TopError> {
         }
         if dirty || problem.is_some() {
             let status = match &problem {
-                None => format!(
-                    "polling every {}; q to quit",
-                    humantime(interval)
-                ),
-                Some(e) => format!(
-                    "last good poll {} ago: {e}",
-                    humantime(last_ok.elapsed())
-                ),
+                None => format!("polling every {}; q to quit", humantime(interval)),
+                Some(e) => format!("last good poll {} ago: {e}", humantime(last_ok.elapsed())),
             };
             terminal
                 .draw(|f| draw(f, &view, &status, problem.is_some()))
@@ -872,7 +860,11 @@ pub fn run_live(ep: &Endpoint, interval: Duration) -> Result<(), TopError> {
                 Event::Key(k) if k.kind != KeyEventKind::Release => {
                     let ctrl_c = k.modifiers.contains(KeyModifiers::CONTROL)
                         && matches!(k.code, KeyCode::Char('c') | KeyCode::Char('C'));
-                    if ctrl_c || matches!(k.code, KeyCode::Char('q') | KeyCode::Char('Q') | KeyCode::Esc)
+                    if ctrl_c
+                        || matches!(
+                            k.code,
+                            KeyCode::Char('q') | KeyCode::Char('Q') | KeyCode::Esc
+                        )
                     {
                         return Ok(());
                     }
@@ -899,7 +891,11 @@ pub fn draw(f: &mut ratatui::Frame<'_>, view: &View, status: &str, failing: bool
     use ratatui::text::Line;
     use ratatui::widgets::{Block, Paragraph, Row, Table};
 
-    let shown: Vec<&Section> = view.sections.iter().filter(|s| !s.rows.is_empty()).collect();
+    let shown: Vec<&Section> = view
+        .sections
+        .iter()
+        .filter(|s| !s.rows.is_empty())
+        .collect();
     let mut constraints = vec![Constraint::Length(1)];
     constraints.extend(
         shown
@@ -958,7 +954,10 @@ pub fn draw(f: &mut ratatui::Frame<'_>, view: &View, status: &str, failing: bool
         Style::default().fg(Color::DarkGray)
     };
     if let Some(area) = areas.last() {
-        f.render_widget(Paragraph::new(Line::styled(status.to_string(), style)), *area);
+        f.render_widget(
+            Paragraph::new(Line::styled(status.to_string(), style)),
+            *area,
+        );
     }
 }
 
@@ -989,15 +988,34 @@ mod tests {
         let e = Endpoint::parse("http://127.0.0.1:34545").unwrap();
         assert_eq!(e.url(), "http://127.0.0.1:34545/metrics");
         assert_eq!(e.base(), "http://127.0.0.1:34545");
-        assert_eq!(Endpoint::parse("localhost:9").unwrap().url(), "http://localhost:9/metrics");
-        assert_eq!(Endpoint::parse("34545").unwrap().base(), "http://127.0.0.1:34545");
-        assert_eq!(Endpoint::parse("HTTP://h").unwrap().base(), "http://h:41414");
+        assert_eq!(
+            Endpoint::parse("localhost:9").unwrap().url(),
+            "http://localhost:9/metrics"
+        );
+        assert_eq!(
+            Endpoint::parse("34545").unwrap().base(),
+            "http://127.0.0.1:34545"
+        );
+        assert_eq!(
+            Endpoint::parse("HTTP://h").unwrap().base(),
+            "http://h:41414"
+        );
         assert_eq!(
             Endpoint::parse("http://[::1]:8080/metrics").unwrap().url(),
             "http://[::1]:8080/metrics"
         );
-        assert_eq!(Endpoint::parse("http://h:1/").unwrap().url(), "http://h:1/metrics");
-        for bad in ["https://h:1", "ftp://h", "http://:1", "h:0", "h:99999", "http://[::1"] {
+        assert_eq!(
+            Endpoint::parse("http://h:1/").unwrap().url(),
+            "http://h:1/metrics"
+        );
+        for bad in [
+            "https://h:1",
+            "ftp://h",
+            "http://:1",
+            "h:0",
+            "h:99999",
+            "http://[::1",
+        ] {
             let e = Endpoint::parse(bad).unwrap_err().to_string();
             assert!(e.starts_with(&format!("--url {bad}: ")), "{e}");
         }
@@ -1027,9 +1045,11 @@ mod tests {
         assert_eq!((s, b.as_slice()), (200, &br#"{"a":1}"#[..]));
         let (s, b) = parse_response(b"HTTP/1.0 404 Not Found\r\n\r\nnope").unwrap();
         assert_eq!((s, b.as_slice()), (404, &b"nope"[..]));
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{}")
-            .unwrap_err()
-            .contains("cut short"));
+        assert!(
+            parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{}")
+                .unwrap_err()
+                .contains("cut short")
+        );
         assert!(parse_response(b"").is_err());
         assert!(parse_response(b"\x00\x01binary\r\n\r\n").is_err());
     }
@@ -1074,9 +1094,18 @@ mod tests {
                         ("ChannelCapacity", "1000"),
                     ],
                 ),
-                ("SINK.k1", &[("StartTime", "100"), ("EventDrainSuccessCount", "900")]),
-                ("SINK.gone", &[("StartTime", "5"), ("EventDrainSuccessCount", "50")]),
-                ("PIPELINE.wc", &[("StartTime", "100"), ("InputEventsTotal", "0")]),
+                (
+                    "SINK.k1",
+                    &[("StartTime", "100"), ("EventDrainSuccessCount", "900")],
+                ),
+                (
+                    "SINK.gone",
+                    &[("StartTime", "5"), ("EventDrainSuccessCount", "50")],
+                ),
+                (
+                    "PIPELINE.wc",
+                    &[("StartTime", "100"), ("InputEventsTotal", "0")],
+                ),
             ],
         );
         let now = sample(
@@ -1116,7 +1145,10 @@ mod tests {
                     ],
                 ),
                 // Restarted by a reload: its counter went down, so no rate.
-                ("SINK.gone", &[("StartTime", "6"), ("EventDrainSuccessCount", "10")]),
+                (
+                    "SINK.gone",
+                    &[("StartTime", "6"), ("EventDrainSuccessCount", "10")],
+                ),
                 (
                     "PIPELINE.wc",
                     &[
@@ -1171,7 +1203,11 @@ mod tests {
         );
         assert_eq!(row("SINK", "k1")[4].tone, Tone::Bad);
         assert_eq!(row("SINK", "gone")[1].text, "-");
-        assert_eq!(row("SOURCE", "r1")[5].tone, Tone::Warn, "refused is back-pressure");
+        assert_eq!(
+            row("SOURCE", "r1")[5].tone,
+            Tone::Warn,
+            "refused is back-pressure"
+        );
         assert_eq!(
             texts(row("PIPELINE", "wc")),
             ["wc", "250", "2", "7", "6", "9", "-1", "42", "0", "0", "0", "3"]
@@ -1222,7 +1258,9 @@ mod tests {
         ] {
             assert!(all.contains(want), "{want} missing from\n{all}");
         }
-        assert!(screen.iter().any(|l| l.contains("r1") && l.contains("2900")));
+        assert!(screen
+            .iter()
+            .any(|l| l.contains("r1") && l.contains("2900")));
     }
 
     #[test]
