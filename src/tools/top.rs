@@ -38,7 +38,7 @@
 //! `refused` is kept apart from `errors`, as in the agent's summary line: a full channel
 //! refusing puts is back-pressure (the senders retry, nothing is lost), not a failure. In the
 //! live view a non-zero `errors` or `conn-fail`, an unhealthy channel and a fill of 100 % are
-//! red; a non-zero `refused` and a fill of 80 % or more are yellow.
+//! red; a non-zero `refused` or `retried` and a fill of 80 % or more are yellow.
 //!
 //! ## Two modes
 //!
