@@ -16,7 +16,7 @@
 //! | layer | module | job |
 //! |---|---|---|
 //! | 5 | [`agent`] | `flume.conf` loading and validation, topology wiring, lifecycle, reload |
-//! | 5 | [`tools`] | the CLI's tools as functions: `avro-client`, `bench`, the verified relay |
+//! | 5 | [`tools`] | the CLI's tools as functions: `avro-client`, `bench`, the verified relay, `top` |
 //! | 4 | [`source`] | sources, interceptors, channel selectors and the channel processor |
 //! | 4 | [`sink`] | sinks, sink processors and the sink runner |
 //! | 4 | [`pipeline`] | the micro-batch stream processor; may use only `channel`, `event`, `config`, `metrics`, `clock` |

@@ -47,11 +47,32 @@ enum Command {
     /// 127.0.0.1 and measures the whole path over loopback. With --pipeline it measures the
     /// streaming word count: Avro → durable file channel → micro-batches (--rate or --fixed-batch).
     Bench(BenchArgs),
+    /// Live view of a running agent: per source, channel, sink and pipeline the rates, totals,
+    /// channel fill, errors, connections and batch timings, polled from its /metrics.
+    ///
+    /// The agent must serve metrics: run it with -Dflume.monitoring.type=http
+    /// -Dflume.monitoring.port=N and give --url http://HOST:N. q, Esc or Ctrl-C quits.
+    Top(TopArgs),
     /// Inspect a durable file channel: segments, positions, sizes, and a CRC check of every record.
     Channel {
         #[command(subcommand)]
         command: ChannelCommand,
     },
+}
+
+#[derive(Args, Debug)]
+struct TopArgs {
+    /// The agent's metrics server (its -Dflume.monitoring.port): http://HOST:PORT, HOST:PORT
+    /// or PORT.
+    #[arg(long = "url", default_value = sluicegate::tools::top::DEFAULT_URL)]
+    url: String,
+    /// Time between polls, and with --once between the two polls the rates come from
+    /// (500ms, 1s, 2m).
+    #[arg(long = "interval", default_value = "1s", value_parser = sluicegate::tools::top::parse_interval)]
+    interval: Duration,
+    /// Print one frame as plain text and exit (two polls --interval apart): for scripts.
+    #[arg(long = "once")]
+    once: bool,
 }
 
 #[derive(Args, Debug)]
@@ -574,6 +595,24 @@ fn main() -> ExitCode {
                 },
                 Err(e) => {
                     eprintln!("sluicegate bench: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Top(t) => {
+            init_logging("warn");
+            use sluicegate::tools::top;
+            let result = top::Endpoint::parse(&t.url).and_then(|ep| {
+                if t.once {
+                    top::once(&ep, t.interval).map(|view| print!("{view}"))
+                } else {
+                    top::run_live(&ep, t.interval)
+                }
+            });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("sluicegate top: {e}");
                     ExitCode::from(1)
                 }
             }

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluicegate::metrics::http::MetricsServer;
-use sluicegate::metrics::{ChannelCounter, MetricsRegistry, SinkCounter, SourceCounter};
+use sluicegate::metrics::{
+    ChannelCounter, ChannelHealth, CounterGroup, MetricsRegistry, SinkCounter, SourceCounter,
+};
+use sluicegate::pipeline::PipelineCounter;
 
 /// A blocking HTTP/1.1 request; returns (status, headers, body). Bounded by socket timeouts.
 fn request(addr: SocketAddr, raw: &str) -> (u16, Vec<(String, String)>, String) {
@@ -288,6 +291,95 @@ fn prometheus_text_parses_line_by_line() {
         !typed.keys().any(|k| k.ends_with("_type")),
         "the Type attribute is not a metric"
     );
+}
+
+/// The `# TYPE` of every metric in Prometheus text.
+fn prometheus_types(body: &str) -> std::collections::BTreeMap<String, String> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|rest| {
+            let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
+            (name.to_string(), kind.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn gauges_are_typed_gauge_and_every_declared_gauge_is_emitted() {
+    let (reg, ..) = registry();
+    // A file channel's health flags: `Open` is true/false (JSON only), `Closed`/`Unhealthy` 0/1.
+    let fc = Arc::new(ChannelCounter::new("fc"));
+    let health = Arc::new(ChannelHealth::default());
+    health.open.store(1, std::sync::atomic::Ordering::Relaxed);
+    fc.attach_health(health);
+    fc.start();
+    reg.register(fc.clone());
+    let p = Arc::new(PipelineCounter::new("wc"));
+    p.start();
+    p.state_keys.store(42, std::sync::atomic::Ordering::Relaxed);
+    p.watermark_lag_ms
+        .store(1500, std::sync::atomic::Ordering::Relaxed);
+    p.processing_last_ms
+        .store(7, std::sync::atomic::Ordering::Relaxed);
+    p.input_total
+        .store(900, std::sync::atomic::Ordering::Relaxed);
+    reg.register(p.clone());
+    let server = start(reg.clone());
+    let (status, _, body) = get(server.addr, "/metrics/prometheus");
+    assert_eq!(status, 200);
+    let typed = prometheus_types(&body);
+
+    // Every gauge a group declares is emitted, typed gauge (a declared gauge that is never
+    // emitted, like FileChannel's non-numeric `Open` was, fails here).
+    let groups: Vec<Arc<dyn CounterGroup>> = reg.groups();
+    for g in &groups {
+        for attr in g.gauges() {
+            let name = sluicegate::metrics::prometheus::metric_name(g.kind(), attr);
+            assert_eq!(
+                typed.get(&name).map(String::as_str),
+                Some("gauge"),
+                "{}.{}: declared a gauge, so {name} must be typed gauge",
+                g.kind(),
+                attr
+            );
+        }
+    }
+    assert!(
+        !typed.contains_key("flume_channel_open"),
+        "Open is JSON-only"
+    );
+    assert!(
+        body.contains("flume_channel_closed{component=\"fc\"} 0"),
+        "{body}"
+    );
+    for gauge in [
+        "flume_pipeline_state_keys",
+        "flume_pipeline_watermark_lag_ms",
+        "flume_pipeline_processing_time_last_ms",
+        "flume_pipeline_processing_time_p50_ms",
+        "flume_pipeline_processing_time_p99_ms",
+        "flume_pipeline_scheduling_delay_last_ms",
+        "flume_pipeline_input_events_last_batch",
+    ] {
+        assert_eq!(typed[gauge], "gauge", "{gauge}");
+    }
+    for counter in [
+        "flume_pipeline_batches_completed",
+        "flume_pipeline_input_events_total",
+        "flume_pipeline_errors_non_utf8",
+        "flume_pipeline_output_records",
+        "flume_source_event_accepted_count",
+        "flume_channel_event_put_success_count",
+    ] {
+        assert_eq!(typed[counter], "counter", "{counter}");
+    }
+    assert!(body.contains("flume_pipeline_state_keys{component=\"wc\"} 42"));
+    assert!(body.contains("flume_pipeline_watermark_lag_ms{component=\"wc\"} 1500"));
+    // The JSON still carries FileChannel's `Open` as Flume does.
+    let (_, _, json) = get(server.addr, "/metrics");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["CHANNEL.fc"]["Open"], "true");
+    assert_eq!(v["CHANNEL.fc"]["Closed"], "0");
 }
 
 #[tokio::test]

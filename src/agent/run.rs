@@ -68,7 +68,16 @@ fn announce(agent: &Agent, opts: &RunOptions, metrics: Option<SocketAddr>) {
         None => tracing::info!("periodic summary off (--no-summary)"),
     }
     match metrics {
-        Some(addr) => tracing::info!("metrics: curl -s http://{addr}/metrics"),
+        Some(addr) => {
+            // A wildcard bind is reached on the loopback address.
+            let mut addr = addr;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            tracing::info!(
+                "metrics: curl -s http://{addr}/metrics, or watch live: sluicegate top --url http://{addr}"
+            )
+        }
         None => tracing::info!(
             "metrics: not served; add -Dflume.monitoring.type=http -Dflume.monitoring.port=34545 for /metrics"
         ),
@@ -94,7 +103,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     let registry = MetricsRegistry::new();
     let monitoring =
         monitoring_options(opts.props.iter()).map_err(|e| RunError::Monitoring(e.to_string()))?;
-    let metrics_addr = monitoring.as_ref().map(|m| m.addr());
+    let mut metrics_addr = None;
     let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
     let metrics_task = match monitoring {
         Some(m) => {
@@ -104,7 +113,10 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
                     what: format!("binding the metrics port {}", m.addr()),
                     error,
                 })?;
-            tracing::info!(addr = %m.addr(), "metrics: GET /metrics (Flume JSON), /metrics/prometheus");
+            // The bound address: with flume.monitoring.port=0 the system picked the port.
+            let bound = server.local_addr().unwrap_or(m.addr());
+            metrics_addr = Some(bound);
+            tracing::info!(addr = %bound, "metrics: GET /metrics (Flume JSON), /metrics/prometheus");
             Some(runtime.spawn(async move {
                 let _ = server
                     .run(async {

@@ -12,11 +12,24 @@
 //! `/metrics` publishes), so the summary costs nothing on the hot path: rates are the change of
 //! `EventAcceptedCount` (source), `EventPutSuccessCount`/`EventTakeSuccessCount` (channel) and
 //! `EventDrainSuccessCount` (sink) since the previous summary, divided by the time between them;
-//! the fill is `ChannelSize`/`ChannelCapacity`; *errors* is the number of failures counted in
-//! the interval (a source's `ChannelWriteFail`, `EventReadFail`, `GenericProcessingFail`; a
-//! channel's put/take errors; a sink's `EventWriteFail`, `ConnectionFailedCount`,
-//! `ChannelReadFail`). A source whose channel is full counts a `ChannelWriteFail` per refused
-//! batch, as Flume does, so sustained back-pressure shows up there.
+//! the fill is `ChannelSize`/`ChannelCapacity`.
+//!
+//! *errors* is the number of failures counted in the interval: a source's `EventReadFail` and
+//! `GenericProcessingFail`; a channel's `EventTakeErrorCount` and `CheckpointWriteErrorCount`; a
+//! sink's `EventWriteFail`, `ConnectionFailedCount` and `ChannelReadFail`.
+//!
+//! Puts the channel refused are **not** errors: a source's `ChannelWriteFail` (and the channel's
+//! `EventPutErrorCount` that goes with it) mostly counts back-pressure — the channel is full, the
+//! source waits or answers FAILED and the sender retries, and nothing is lost. They are shown
+//! apart, as `, refused N` (source calls refused in the interval; left out when 0):
+//!
+//! ```text
+//! flow c0: gen 0/s -> c0 in 0/s out 0/s, 10000/10000 (100.0%) -> fwd 0/s; errors 0, refused 12
+//! ```
+//!
+//! A put refused for another cause (a batch larger than `transactionCapacity`, a failing
+//! disk) is refused the same way, and the source logs it at WARN/ERROR with the cause; a
+//! failing file channel also counts a `CheckpointWriteErrorCount`, which *is* an error here.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -113,7 +126,14 @@ pub fn lines(
         .iter()
         .map(|ch| {
             let c = ch.name.as_str();
-            let mut errors = delta(now, before, "CHANNEL", c, &["EventPutErrorCount", "EventTakeErrorCount"]);
+            let mut errors = delta(
+                now,
+                before,
+                "CHANNEL",
+                c,
+                &["EventTakeErrorCount", "CheckpointWriteErrorCount"],
+            );
+            let mut refused = 0;
             let sources: Vec<String> = cfg
                 .sources
                 .iter()
@@ -124,8 +144,9 @@ pub fn lines(
                         before,
                         "SOURCE",
                         &s.name,
-                        &["ChannelWriteFail", "EventReadFail", "GenericProcessingFail"],
+                        &["EventReadFail", "GenericProcessingFail"],
                     );
+                    refused += delta(now, before, "SOURCE", &s.name, &["ChannelWriteFail"]);
                     format!("{} {}", s.name, rate(delta(now, before, "SOURCE", &s.name, &["EventAcceptedCount"]), secs))
                 })
                 .collect();
@@ -149,11 +170,12 @@ pub fn lines(
             let fill = if cap == 0 { 0.0 } else { size as f64 * 100.0 / cap as f64 };
             let none = || "(none)".to_string();
             format!(
-                "flow {c}: {} -> {c} in {} out {}, {size}/{cap} ({fill:.1}%) -> {}; errors {errors}",
+                "flow {c}: {} -> {c} in {} out {}, {size}/{cap} ({fill:.1}%) -> {}; errors {errors}{}",
                 if sources.is_empty() { none() } else { sources.join(", ") },
                 rate(delta(now, before, "CHANNEL", c, &["EventPutSuccessCount"]), secs),
                 rate(delta(now, before, "CHANNEL", c, &["EventTakeSuccessCount"]), secs),
                 if sinks.is_empty() { none() } else { sinks.join(", ") },
+                if refused == 0 { String::new() } else { format!(", refused {refused}") },
             )
         })
         .collect()
@@ -188,7 +210,7 @@ mod tests {
             "a",
         )
         .unwrap();
-        let snap = |acc, put, take, drain, size, fail| -> Snapshot {
+        let snap = |acc, put, take, drain, size, fail, read_fail| -> Snapshot {
             let mut s = Snapshot::new();
             let mut put_attrs = |k: &str, n: &str, v: &[(&str, u64)]| {
                 s.insert(
@@ -199,7 +221,11 @@ mod tests {
             put_attrs(
                 "SOURCE",
                 "s",
-                &[("EventAcceptedCount", acc), ("ChannelWriteFail", fail)],
+                &[
+                    ("EventAcceptedCount", acc),
+                    ("ChannelWriteFail", fail),
+                    ("EventReadFail", read_fail),
+                ],
             );
             put_attrs(
                 "CHANNEL",
@@ -209,17 +235,28 @@ mod tests {
                     ("EventTakeSuccessCount", take),
                     ("ChannelSize", size),
                     ("ChannelCapacity", 100),
+                    // Each refused put of the source is also a put error of the channel.
+                    ("EventPutErrorCount", fail * 10),
                 ],
             );
             put_attrs("SINK", "k", &[("EventDrainSuccessCount", drain)]);
             s
         };
-        let before = snap(0, 0, 0, 0, 0, 0);
-        let now = snap(2000, 2000, 1950, 1950, 50, 3);
+        let before = snap(0, 0, 0, 0, 0, 0, 0);
+        let now = snap(2000, 2000, 1950, 1950, 50, 0, 2);
         let l = lines(&cfg, &before, &now, Duration::from_secs(10));
         assert_eq!(
             l,
-            vec!["flow c: s 200/s -> c in 200/s out 195/s, 50/100 (50.0%) -> k 195/s; errors 3"]
+            vec!["flow c: s 200/s -> c in 200/s out 195/s, 50/100 (50.0%) -> k 195/s; errors 2"]
+        );
+        // Back-pressure (a full channel refusing puts) is shown apart, not counted as errors.
+        let full = snap(2000, 2000, 1950, 1950, 100, 3, 2);
+        let l = lines(&cfg, &before, &full, Duration::from_secs(10));
+        assert_eq!(
+            l,
+            vec![
+                "flow c: s 200/s -> c in 200/s out 195/s, 100/100 (100.0%) -> k 195/s; errors 2, refused 3"
+            ]
         );
     }
 }

@@ -14,6 +14,12 @@ pub trait CounterGroup: Send + Sync {
     fn name(&self) -> &str;
     /// Every attribute, by Flume's JMX name, as the string Flume's JSON shows.
     fn attributes(&self) -> Vec<(&'static str, String)>;
+    /// The numeric attributes that can go down (sizes, fill, open connections, timings,
+    /// timestamps, health flags): Prometheus `gauge`s. Every other numeric attribute only grows
+    /// and is a `counter`. Each name listed must be one [`CounterGroup::attributes`] emits as a
+    /// number (`tests/metrics_http.rs` checks it). FileChannel's `Open` is not one: it is
+    /// `true`/`false` in the JSON, so Prometheus gets its numeric twin `Closed` instead.
+    fn gauges(&self) -> &'static [&'static str];
 }
 
 macro_rules! counter_group {
@@ -52,8 +58,8 @@ macro_rules! counter_group {
                 self.stop_time.store(0, Ordering::Relaxed);
             }
 
-            /// Publishes health flags with the counters (FileChannel's `Open`, `Closed`,
-            /// `Unhealthy`). Later calls are ignored.
+            /// Publishes health flags with the counters (FileChannel's `Open` — `true`/`false`,
+            /// JSON only —, `Closed` and `Unhealthy` — `0`/`1`). Later calls are ignored.
             pub fn attach_health(&self, health: std::sync::Arc<ChannelHealth>) {
                 let _ = self.health.set(health);
             }
@@ -177,6 +183,9 @@ impl CounterGroup for SourceCounter {
     fn kind(&self) -> &'static str {
         "SOURCE"
     }
+    fn gauges(&self) -> &'static [&'static str] {
+        &["OpenConnectionCount", "StartTime", "StopTime"]
+    }
     fn name(&self) -> &str {
         &self.name
     }
@@ -188,6 +197,9 @@ impl CounterGroup for SourceCounter {
 impl CounterGroup for SinkCounter {
     fn kind(&self) -> &'static str {
         "SINK"
+    }
+    fn gauges(&self) -> &'static [&'static str] {
+        &["StartTime", "StopTime"]
     }
     fn name(&self) -> &str {
         &self.name
@@ -220,6 +232,18 @@ impl ChannelCounter {
 impl CounterGroup for ChannelCounter {
     fn kind(&self) -> &'static str {
         "CHANNEL"
+    }
+    fn gauges(&self) -> &'static [&'static str] {
+        &[
+            "ChannelSize",
+            "ChannelCapacity",
+            "ChannelFillPercentage",
+            "StartTime",
+            "StopTime",
+            // File channels only (see `attach_health`).
+            "Closed",
+            "Unhealthy",
+        ]
     }
     fn name(&self) -> &str {
         &self.name

@@ -10,27 +10,17 @@
 //! The name is `flume_<kind>_<attribute>`: the kind lower-cased (`source`, `channel`, `sink`)
 //! and the Flume attribute name turned from CamelCase into snake_case
 //! (`EventReceivedCount` → `event_received_count`, `ChannelFillPercentage` →
-//! `channel_fill_percentage`). The `component` label is the component name. Gauges (sizes,
-//! capacities, open connections, start/stop times, health flags) are typed `gauge`, everything
-//! else `counter`. Non-numeric attributes (`Type`) are left out.
+//! `channel_fill_percentage`). The `component` label is the component name. The attributes a
+//! group lists in [`CounterGroup::gauges`](super::counters::CounterGroup::gauges) (sizes,
+//! capacities, open connections, start/stop times, health flags; a pipeline's last-batch
+//! figures, timings, state keys and watermark lag) are typed `gauge`, everything else
+//! `counter`. Non-numeric attributes (`Type`, FileChannel's `Open`, which is `true`/`false`)
+//! are left out.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::registry::MetricsRegistry;
-
-/// Flume attributes that go up and down (or are timestamps): exported as gauges.
-const GAUGES: &[&str] = &[
-    "ChannelSize",
-    "ChannelCapacity",
-    "ChannelFillPercentage",
-    "OpenConnectionCount",
-    "StartTime",
-    "StopTime",
-    "Open",
-    "Closed",
-    "Unhealthy",
-];
 
 /// The content type of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -107,7 +97,7 @@ pub fn render(registry: &MetricsRegistry) -> String {
             };
             let entry = metrics
                 .entry(metric_name(g.kind(), attr))
-                .or_insert_with(|| (GAUGES.contains(&attr), attr, Vec::new()));
+                .or_insert_with(|| (g.gauges().contains(&attr), attr, Vec::new()));
             entry.2.push((g.name().to_string(), text));
         }
     }

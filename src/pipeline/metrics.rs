@@ -15,6 +15,9 @@
 //! | `StateKeys` | keys held by all stateful stages |
 //! | `WatermarkLagMs` | batch time minus the lowest stage watermark (0 without event time) |
 //! | `LastBatchTime`, `LastBatchId` | the last completed batch |
+//!
+//! In Prometheus the last-batch figures, the timings, `StateKeys`, `WatermarkLagMs` and the
+//! start/stop/last-batch times are `gauge`s; the totals and error counts are `counter`s.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -227,6 +230,22 @@ impl CounterGroup for PipelineCounter {
             ("WatermarkLagMs", gi(&self.watermark_lag_ms)),
             ("LastBatchTime", gi(&self.last_batch_time)),
             ("LastBatchId", g(&self.last_batch_id)),
+        ]
+    }
+
+    fn gauges(&self) -> &'static [&'static str] {
+        &[
+            "StartTime",
+            "StopTime",
+            "InputEventsLastBatch",
+            "ProcessingTimeLastMs",
+            "ProcessingTimeP50Ms",
+            "ProcessingTimeP99Ms",
+            "SchedulingDelayLastMs",
+            "StateKeys",
+            "WatermarkLagMs",
+            "LastBatchTime",
+            "LastBatchId",
         ]
     }
 }
