@@ -14,6 +14,11 @@ pub trait CounterGroup: Send + Sync {
     fn name(&self) -> &str;
     /// Every attribute, by Flume's JMX name, as the string Flume's JSON shows.
     fn attributes(&self) -> Vec<(&'static str, String)>;
+    /// Structured detail beyond the flat attributes, served at `/pipelines` (a pipeline's
+    /// latest results; see [`super::status`]). `None`, the default, for Flume's groups.
+    fn details(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 macro_rules! counter_group {

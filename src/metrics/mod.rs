@@ -5,11 +5,14 @@
 //! * [`registry`]: the set of live counter groups, rendered as Flume JSON or Prometheus text.
 //! * [`http`]: the HTTP server (`-Dflume.monitoring.type=http`).
 //! * [`prometheus`]: the Prometheus text rendering served at `/metrics/prometheus`.
+//! * [`status`]: the live status page at `/`, and its `/topology` and `/pipelines` JSON.
 
 pub mod counters;
 pub mod http;
 pub mod prometheus;
 pub mod registry;
+pub mod status;
 
 pub use counters::{ChannelCounter, ChannelHealth, CounterGroup, SinkCounter, SourceCounter};
 pub use registry::MetricsRegistry;
+pub use status::Topology;
