@@ -30,7 +30,7 @@ use super::topology::{
 };
 use crate::channel::Channel;
 use crate::config::{ConfigError, SystemProps};
-use crate::metrics::status::{
+use crate::metrics::topology::{
     Topology, TopologyChannel, TopologyPipeline, TopologySink, TopologySource,
 };
 use crate::metrics::{CounterGroup, MetricsRegistry};

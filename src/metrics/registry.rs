@@ -1,10 +1,10 @@
 //! The set of counter groups an agent exposes, and the description of its topology that the
-//! status page shows (handed in as data by the agent; see [`super::status`]).
+//! status page shows (handed in as data by the agent; see [`super::topology`]).
 
 use std::sync::{Arc, Mutex};
 
 use super::counters::CounterGroup;
-use super::status::Topology;
+use super::topology::Topology;
 
 /// Live counter groups, in registration order, and the agent's topology.
 #[derive(Default, Clone)]
