@@ -416,6 +416,20 @@ fn cell(s: &Value, key: &str, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// For a look at the page: `SLUICEGATE_STATUS_SCREENSHOT=/tmp/status cargo test --release
+/// --test status_page` writes `/tmp/status-<name>.png`.
+fn screenshot_if_asked(cdp: &mut Cdp, name: &str) {
+    if let Some(prefix) = std::env::var_os("SLUICEGATE_STATUS_SCREENSHOT") {
+        let shot = cdp.call(
+            "Page.captureScreenshot",
+            json!({"format": "png", "captureBeyondViewport": true}),
+        );
+        let png = base64_decode(shot["data"].as_str().unwrap());
+        let path = format!("{}-{name}.png", prefix.to_string_lossy());
+        std::fs::write(path, png).unwrap();
+    }
+}
+
 fn base64_decode(s: &str) -> Vec<u8> {
     let val = |c: u8| match c {
         b'A'..=b'Z' => c - b'A',
@@ -568,12 +582,7 @@ fn the_status_page_shows_the_binary_at_work_and_survives_its_restart() {
         errors.is_empty(),
         "console errors while loading and running: {errors:?}"
     );
-    if let Some(path) = std::env::var_os("SLUICEGATE_STATUS_SCREENSHOT") {
-        // For a look at the page: SLUICEGATE_STATUS_SCREENSHOT=/tmp/status.png cargo test ...
-        let shot = cdp.call("Page.captureScreenshot", json!({"format": "png"}));
-        let png = base64_decode(shot["data"].as_str().unwrap());
-        std::fs::write(path, png).unwrap();
-    }
+    screenshot_if_asked(&mut cdp, "agent");
     // The error collector itself works: a console.error in the page is seen.
     cdp.eval(r#"console.error("probe from the test")"#);
     wait_for("the probe console.error", || {
@@ -708,6 +717,7 @@ fn the_status_page_shows_a_pipeline_and_its_latest_results() {
         .map(|(k, v)| (k.into(), v.into()))
         .collect();
     assert_eq!(counts, want);
+    screenshot_if_asked(&mut cdp, "pipeline");
     assert_eq!(s["errors"], "");
     let errors = cdp.errors();
     assert!(errors.is_empty(), "console errors: {errors:?}");
