@@ -31,6 +31,9 @@ use super::topology::{
 };
 use crate::channel::Channel;
 use crate::config::{ConfigError, SystemProps};
+use crate::metrics::topology::{
+    Topology, TopologyChannel, TopologyPipeline, TopologySink, TopologySource,
+};
 use crate::metrics::{CounterGroup, MetricsRegistry};
 
 /// Why an agent could not start (or reload).
@@ -97,6 +100,8 @@ pub struct Agent {
     runners: BTreeMap<String, BuiltRunner>,
     sources: BTreeMap<String, BuiltSource>,
     pipelines: BTreeMap<String, crate::pipeline::PipelineHandle>,
+    /// The channel each pipeline takes from (for the status page's topology).
+    pipeline_channels: BTreeMap<String, String>,
 }
 
 fn log_warnings(cfg_warnings: &[super::conf::ConfigWarning]) {
@@ -228,11 +233,13 @@ impl Agent {
             runners: BTreeMap::new(),
             sources: BTreeMap::new(),
             pipelines: BTreeMap::new(),
+            pipeline_channels: BTreeMap::new(),
         };
         if let Err(e) = agent.bring_up(&config, None) {
             agent.stop();
             return Err(e);
         }
+        agent.publish_topology();
         tracing::info!(
             agent = %name,
             sources = agent.sources.len(),
@@ -378,6 +385,7 @@ impl Agent {
     }
 
     fn stop_pipeline(&mut self, name: &str) {
+        self.pipeline_channels.remove(name);
         if let Some(p) = self.pipelines.remove(name) {
             p.stop();
             tracing::info!(pipeline = %name, "pipeline stopped");
@@ -443,6 +451,9 @@ impl Agent {
         let pipeline = ctx.build().map_err(|e| start_err(e.to_string()))?;
         register(&self.registry, pipeline.counter() as Arc<dyn CounterGroup>);
         self.pipelines.insert(name.to_string(), pipeline.start());
+        self.pipeline_channels
+            .insert(name.to_string(), channel.to_string());
+        self.publish_topology();
         tracing::info!(pipeline = %name, channel = %channel, "pipeline started");
         Ok(())
     }
@@ -544,9 +555,66 @@ impl Agent {
                 .filter(|n| new.pipeline(n).is_some())
                 .map(|n| format!("pipeline {n}")),
         );
-        summary.started = self.bring_up(&new, Some(&wanted))?;
+        let started = self.bring_up(&new, Some(&wanted));
+        self.publish_topology();
+        summary.started = started?;
         tracing::info!(%summary, "configuration reloaded");
         Ok(summary)
+    }
+
+    /// What the agent runs and how it is wired (the configuration in force plus the
+    /// pipelines), as the status page's `/topology` shows it.
+    pub fn topology(&self) -> Topology {
+        let cfg = &self.config;
+        let group_of = |sink: &str| {
+            cfg.sinkgroups
+                .iter()
+                .find(|g| g.sinks.iter().any(|s| s == sink))
+                .map(|g| g.name.clone())
+        };
+        Topology {
+            agent: cfg.name.clone(),
+            sources: cfg
+                .sources
+                .iter()
+                .map(|s| TopologySource {
+                    name: s.name.clone(),
+                    type_name: s.source_type.to_string(),
+                    channels: s.channels.clone(),
+                })
+                .collect(),
+            channels: cfg
+                .channels
+                .iter()
+                .map(|c| TopologyChannel {
+                    name: c.name.clone(),
+                    type_name: c.channel_type.to_string(),
+                })
+                .collect(),
+            sinks: cfg
+                .sinks
+                .iter()
+                .map(|k| TopologySink {
+                    name: k.name.clone(),
+                    type_name: k.sink_type.to_string(),
+                    channel: k.channel.clone(),
+                    group: group_of(&k.name),
+                })
+                .collect(),
+            pipelines: self
+                .pipeline_channels
+                .iter()
+                .map(|(name, channel)| TopologyPipeline {
+                    name: name.clone(),
+                    channel: channel.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Hands the topology to the metrics registry (served at `/topology`).
+    fn publish_topology(&self) {
+        self.registry.set_topology(self.topology());
     }
 
     /// The configuration in force.

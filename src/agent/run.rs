@@ -82,6 +82,9 @@ fn announce(agent: &Agent, opts: &RunOptions, metrics: Option<SocketAddr>) {
             "metrics: not served; add -Dflume.monitoring.type=http -Dflume.monitoring.port=34545 for /metrics"
         ),
     }
+    if let Some(addr) = metrics {
+        tracing::info!("status page: open http://{addr}/ in a browser for a live view");
+    }
 }
 
 /// Runs the agent until a termination signal; returns after a graceful stop.

@@ -20,6 +20,12 @@ pub trait CounterGroup: Send + Sync {
     /// number (`tests/metrics_http.rs` checks it). FileChannel's `Open` is not one: it is
     /// `true`/`false` in the JSON, so Prometheus gets its numeric twin `Closed` instead.
     fn gauges(&self) -> &'static [&'static str];
+
+    /// Structured detail beyond the flat attributes, served at `/pipelines` (a pipeline's
+    /// latest results; see [`super::status`]). `None`, the default, for Flume's groups.
+    fn details(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 macro_rules! counter_group {

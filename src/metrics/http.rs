@@ -5,7 +5,9 @@
 //! |---|---|
 //! | `GET /metrics` (path case-insensitive, as in Flume) | `200`, `application/json;charset=utf-8`: `{"SOURCE.r1":{"EventReceivedCount":"2",...},...}` — every value a string |
 //! | `GET /metrics/prometheus` | `200`, the same counters in Prometheus text format ([`super::prometheus`]) |
-//! | `GET /` | `200`, a small HTML page linking `/metrics` |
+//! | `GET /` | `200`, the live status page ([`super::status`]; it links `/metrics` as Flume's root page does) |
+//! | `GET /topology` | `200`, the agent's topology as JSON ([`super::status::Topology::to_json`]) |
+//! | `GET /pipelines` | `200`, each pipeline's latest results as JSON ([`super::status::render_pipelines`]) |
 //! | `TRACE`, `OPTIONS` (any path) | `403` |
 //! | anything else | `404` |
 //!
@@ -34,6 +36,7 @@ use tokio::task::JoinSet;
 
 use super::prometheus;
 use super::registry::MetricsRegistry;
+use super::status;
 
 /// Flume's default monitoring port.
 pub const DEFAULT_PORT: u16 = 41414;
@@ -84,7 +87,7 @@ impl MetricsServer {
     /// Serves until `shutdown` completes, then stops accepting and drops open connections.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let addr = self.local_addr()?;
-        tracing::info!(%addr, "metrics server listening (/metrics, /metrics/prometheus)");
+        tracing::info!(%addr, "metrics server listening (status page /, /metrics, /metrics/prometheus)");
         let mut conns = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -157,7 +160,21 @@ fn route(method: &str, target: &str, registry: &MetricsRegistry) -> Response {
             status: 200,
             reason: "OK",
             content_type: "text/html;charset=utf-8",
-            body: "For Flume metrics please click <a href = \"./metrics\"> here</a>.".into(),
+            body: status::PAGE.into(),
+        }
+    } else if path.eq_ignore_ascii_case("/topology") {
+        Response {
+            status: 200,
+            reason: "OK",
+            content_type: "application/json;charset=utf-8",
+            body: registry.topology().to_json(),
+        }
+    } else if path.eq_ignore_ascii_case("/pipelines") {
+        Response {
+            status: 200,
+            reason: "OK",
+            content_type: "application/json;charset=utf-8",
+            body: status::render_pipelines(registry),
         }
     } else if path.eq_ignore_ascii_case("/metrics") {
         Response {
@@ -396,5 +413,8 @@ mod tests {
         assert_eq!(route("options", "/", &r).status, 403);
         assert_eq!(route("GET", "/nope", &r).status, 404);
         assert_eq!(route("GET", "/metrics/prometheus", &r).status, 200);
+        assert_eq!(route("GET", "/topology", &r).status, 200);
+        assert_eq!(route("GET", "/pipelines", &r).body, "{}");
+        assert_eq!(route("GET", "/", &r).body, status::PAGE);
     }
 }

@@ -18,8 +18,18 @@
 //!
 //! In Prometheus the last-batch figures, the timings, `StateKeys`, `WatermarkLagMs` and the
 //! start/stop/last-batch times are `gauge`s; the totals and error counts are `counter`s.
+//!
+//! Besides the flat attributes the group keeps each output's **latest results** for the status
+//! page (`/pipelines`, see [`crate::metrics::status`]): per output (`print(10)`,
+//! `to_jsonl(out)`), of the latest batch that gave it any element (an empty batch leaves the
+//! previous results in place, so an idle pipeline still shows what it last computed), the
+//! batch id and time, how many elements the batch gave it, and its first
+//! [`LATEST_ROWS`] elements as rows of cells (a pair is `[key, value]`), each cell cut to
+//! [`LATEST_CELL_BYTES`]. The output records them after writing; the cost is rendering those
+//! few rows once per batch. `foreach_batch` outputs record the count only (their elements need
+//! not be printable).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -56,6 +66,36 @@ impl ErrorReason {
 
 const WINDOW: usize = 1000;
 
+/// Rows of each output's latest batch kept for the status page.
+pub const LATEST_ROWS: usize = 20;
+/// Longest cell kept (longer ones are cut at a character boundary and end in `…`).
+pub const LATEST_CELL_BYTES: usize = 200;
+
+/// One output's latest results (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatestResults {
+    /// The batch they come from.
+    pub batch_id: u64,
+    /// Its batch time (ms since the epoch).
+    pub batch_time: i64,
+    /// Elements the batch gave the output.
+    pub total: u64,
+    /// The first [`LATEST_ROWS`] elements, as cells.
+    pub rows: Vec<Vec<String>>,
+}
+
+fn cut(mut cell: String) -> String {
+    if cell.len() > LATEST_CELL_BYTES {
+        let mut end = LATEST_CELL_BYTES;
+        while !cell.is_char_boundary(end) {
+            end -= 1;
+        }
+        cell.truncate(end);
+        cell.push('…');
+    }
+    cell
+}
+
 /// The pipeline's counters (see the module docs).
 #[derive(Debug)]
 pub struct PipelineCounter {
@@ -90,6 +130,7 @@ pub struct PipelineCounter {
     /// Last completed batch id.
     pub last_batch_id: AtomicU64,
     times: Mutex<VecDeque<u64>>,
+    latest: Mutex<BTreeMap<String, LatestResults>>,
 }
 
 impl PipelineCounter {
@@ -114,6 +155,7 @@ impl PipelineCounter {
             last_batch_time: AtomicI64::new(0),
             last_batch_id: AtomicU64::new(0),
             times: Mutex::new(VecDeque::with_capacity(WINDOW)),
+            latest: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -156,6 +198,45 @@ impl PipelineCounter {
             t.pop_front();
         }
         t.push_back(took_ms);
+    }
+
+    /// Records `output`'s results for a batch: `total` elements in all, `rows` the first of
+    /// them as cells (kept: the first [`LATEST_ROWS`], each cell cut to [`LATEST_CELL_BYTES`]).
+    pub(crate) fn record_latest(
+        &self,
+        output: &str,
+        batch_id: u64,
+        batch_time: i64,
+        total: u64,
+        rows: impl IntoIterator<Item = Vec<String>>,
+    ) {
+        // Poison: a map of plain values, whole after any insert.
+        let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        if total == 0 && latest.contains_key(output) {
+            return;
+        }
+        let rows: Vec<Vec<String>> = rows
+            .into_iter()
+            .take(LATEST_ROWS)
+            .map(|r| r.into_iter().map(cut).collect())
+            .collect();
+        latest.insert(
+            output.to_string(),
+            LatestResults {
+                batch_id,
+                batch_time,
+                total,
+                rows,
+            },
+        );
+    }
+
+    /// Each output's latest results, by output.
+    pub fn latest(&self) -> BTreeMap<String, LatestResults> {
+        self.latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Processing-time percentile `p` (0..=100) over the last 1,000 batches (0 when none).
@@ -248,6 +329,23 @@ impl CounterGroup for PipelineCounter {
             "LastBatchId",
         ]
     }
+
+    fn details(&self) -> Option<serde_json::Value> {
+        let latest: Vec<serde_json::Value> = self
+            .latest()
+            .into_iter()
+            .map(|(output, l)| {
+                serde_json::json!({
+                    "output": output,
+                    "batch_id": l.batch_id,
+                    "batch_time": l.batch_time,
+                    "total": l.total,
+                    "rows": l.rows,
+                })
+            })
+            .collect();
+        Some(serde_json::json!({ "latest": latest }))
+    }
 }
 
 #[cfg(test)]
@@ -273,5 +371,39 @@ mod tests {
         let prom = crate::metrics::prometheus::render(&reg);
         assert!(prom.contains("flume_pipeline_batches_completed{component=\"wc\"} 100"));
         assert!(prom.contains("flume_pipeline_processing_time_p99_ms{component=\"wc\"} 99"));
+    }
+
+    #[test]
+    fn latest_results_are_bounded_and_served_at_pipelines() {
+        let c = std::sync::Arc::new(PipelineCounter::new("wc"));
+        let reg = MetricsRegistry::new();
+        reg.register(c.clone());
+        let v: serde_json::Value =
+            serde_json::from_str(&crate::metrics::status::render_pipelines(&reg)).unwrap();
+        assert_eq!(v["wc"]["latest"], serde_json::json!([]));
+        let long = "é".repeat(LATEST_CELL_BYTES);
+        let rows = (0..100).map(|i| vec![format!("w{i}"), i.to_string()]);
+        c.record_latest("print(10)", 3, 3000, 100, rows);
+        c.record_latest("to_jsonl(out)", 3, 3000, 1, [vec![long.clone()]]);
+        c.record_latest("print(10)", 4, 4000, 2, [vec!["a".into(), "1".into()]]);
+        let latest = c.latest();
+        assert_eq!(latest["print(10)"].batch_id, 4);
+        assert_eq!(latest["print(10)"].rows, vec![vec!["a", "1"]]);
+        // An empty batch keeps the last results; the first one of an output is recorded.
+        c.record_latest("print(10)", 5, 5000, 0, std::iter::empty());
+        assert_eq!(c.latest()["print(10)"].batch_id, 4);
+        c.record_latest("idle", 5, 5000, 0, std::iter::empty());
+        assert_eq!(c.latest()["idle"].rows, Vec::<Vec<String>>::new());
+        let cell = &latest["to_jsonl(out)"].rows[0][0];
+        assert!(cell.len() <= LATEST_CELL_BYTES + '…'.len_utf8() && cell.ends_with('…'));
+        c.record_latest("many", 5, 5000, 100, (0..100).map(|i| vec![i.to_string()]));
+        assert_eq!(c.latest()["many"].rows.len(), LATEST_ROWS);
+        let v: serde_json::Value =
+            serde_json::from_str(&crate::metrics::status::render_pipelines(&reg)).unwrap();
+        let outputs = v["wc"]["latest"].as_array().unwrap();
+        assert_eq!(outputs.len(), 4);
+        assert_eq!(outputs[2]["output"], "print(10)");
+        assert_eq!(outputs[2]["total"], 2);
+        assert_eq!(outputs[2]["rows"], serde_json::json!([["a", "1"]]));
     }
 }

@@ -24,6 +24,7 @@ use crate::channel::Channel;
 use crate::event::Event;
 
 use super::context::{BatchEnv, OutputOp};
+use super::metrics::LATEST_ROWS;
 use super::stage::StageContext;
 use super::stream::DStream;
 use super::text::Text;
@@ -32,6 +33,39 @@ use super::text::Text;
 pub trait Render {
     /// Appends the rendering of `self`.
     fn render(&self, out: &mut String);
+
+    /// Appends `self` as table cells (the status page's latest results): one cell, the
+    /// rendering, by default; one per element for pairs and triples.
+    fn render_cells(&self, cells: &mut Vec<String>) {
+        let mut s = String::new();
+        self.render(&mut s);
+        cells.push(s);
+    }
+}
+
+/// The first rows of a batch as cells (an output's latest results on the status page).
+fn latest_rows<T: Render>(items: &[T]) -> impl Iterator<Item = Vec<String>> + '_ {
+    items.iter().take(LATEST_ROWS).map(|x| {
+        let mut cells = Vec::new();
+        x.render_cells(&mut cells);
+        cells
+    })
+}
+
+/// A JSON Lines record as cells: `[key, value]` for pairs, `[value]` otherwise.
+fn json_cells(line: &str) -> Vec<String> {
+    let cell = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match serde_json::from_str::<serde_json::Value>(line) {
+        Ok(serde_json::Value::Object(m)) => ["key", "value"]
+            .iter()
+            .filter_map(|k| m.get(*k))
+            .map(cell)
+            .collect(),
+        _ => vec![line.to_string()],
+    }
 }
 
 macro_rules! render_display {
@@ -59,6 +93,9 @@ impl<T: Render + ?Sized> Render for &T {
     fn render(&self, out: &mut String) {
         (**self).render(out)
     }
+    fn render_cells(&self, cells: &mut Vec<String>) {
+        (**self).render_cells(cells)
+    }
 }
 impl<T: Render> Render for Option<T> {
     fn render(&self, out: &mut String) {
@@ -80,6 +117,13 @@ impl<A: Render, B: Render> Render for (A, B) {
         self.1.render(out);
         out.push(')');
     }
+    fn render_cells(&self, cells: &mut Vec<String>) {
+        for r in [&self.0 as &dyn Render, &self.1] {
+            let mut s = String::new();
+            r.render(&mut s);
+            cells.push(s);
+        }
+    }
 }
 impl<A: Render, B: Render, C: Render> Render for (A, B, C) {
     fn render(&self, out: &mut String) {
@@ -90,6 +134,13 @@ impl<A: Render, B: Render, C: Render> Render for (A, B, C) {
         out.push(',');
         self.2.render(out);
         out.push(')');
+    }
+    fn render_cells(&self, cells: &mut Vec<String>) {
+        for r in [&self.0 as &dyn Render, &self.1, &self.2] {
+            let mut s = String::new();
+            r.render(&mut s);
+            cells.push(s);
+        }
     }
 }
 impl<T: Render> Render for Vec<T> {
@@ -401,8 +452,9 @@ impl<T: Send + Sync + 'static> DStream<T> {
         T: Render,
     {
         let s = self.clone();
+        let label = format!("print({n})");
         self.ctx.add_output(
-            format!("print({n})"),
+            label.clone(),
             Box::new(Op(move |env: &BatchEnv<'_>| {
                 let items = s.get(env);
                 let text = format_print(&items, n, env.batch_time_ms);
@@ -410,6 +462,14 @@ impl<T: Send + Sync + 'static> DStream<T> {
                 w.write_all(text.as_bytes())
                     .and_then(|_| w.flush())
                     .map_err(|e| format!("print: {e}"))?;
+                let rows = latest_rows(&items[..items.len().min(n)]);
+                env.counter.record_latest(
+                    &label,
+                    env.batch_id,
+                    env.batch_time_ms,
+                    items.len() as u64,
+                    rows,
+                );
                 Ok(items.len().min(n) as u64)
             })),
         );
@@ -435,8 +495,9 @@ impl<T: Send + Sync + 'static> DStream<T> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         clean_temps(&parent);
+        let label = format!("save_as_text_files({},{suffix})", prefix.display());
         self.ctx.add_output(
-            format!("save_as_text_files({},{suffix})", prefix.display()),
+            label.clone(),
             Box::new(Op(move |env: &BatchEnv<'_>| {
                 let items = s.get(env);
                 let name = spark_file_name(&base, &suffix, env.batch_time_ms);
@@ -458,7 +519,11 @@ impl<T: Send + Sync + 'static> DStream<T> {
                 }
                 fs::rename(&tmp, &dst).map_err(|e| io_err("renaming into place", &dst, e))?;
                 sync_dir(&parent)?;
-                Ok(items.len() as u64)
+                let n = items.len() as u64;
+                let rows = latest_rows(&items);
+                env.counter
+                    .record_latest(&label, env.batch_id, env.batch_time_ms, n, rows);
+                Ok(n)
             })),
         );
         self
@@ -473,8 +538,9 @@ impl<T: Send + Sync + 'static> DStream<T> {
         let dir: PathBuf = dir.into();
         let s = self.clone();
         clean_temps(&dir);
+        let label = format!("to_jsonl({})", dir.display());
         self.ctx.add_output(
-            format!("to_jsonl({})", dir.display()),
+            label.clone(),
             Box::new(Op(move |env: &BatchEnv<'_>| {
                 let items = s.get(env);
                 fs::create_dir_all(&dir).map_err(|e| io_err("creating", &dir, e))?;
@@ -485,7 +551,11 @@ impl<T: Send + Sync + 'static> DStream<T> {
                 }
                 let name = jsonl_file_name(env.batch_time_ms, env.batch_id);
                 write_atomic(&dir, &name, text.as_bytes())?;
-                Ok(items.len() as u64)
+                let n = items.len() as u64;
+                let rows = text.lines().take(LATEST_ROWS).map(json_cells);
+                env.counter
+                    .record_latest(&label, env.batch_id, env.batch_time_ms, n, rows);
+                Ok(n)
             })),
         );
         self
@@ -504,7 +574,18 @@ impl<T: Send + Sync + 'static> DStream<T> {
                 let items = s.get(env);
                 let cx = env.stage_ctx();
                 match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&items, &cx))) {
-                    Ok(Ok(())) => Ok(items.len() as u64),
+                    Ok(Ok(())) => {
+                        let n = items.len() as u64;
+                        let none = std::iter::empty::<Vec<String>>();
+                        env.counter.record_latest(
+                            "foreach_batch",
+                            env.batch_id,
+                            env.batch_time_ms,
+                            n,
+                            none,
+                        );
+                        Ok(n)
+                    }
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(_) => Err("the foreach_batch function panicked".into()),
                 }
@@ -520,8 +601,9 @@ impl<T: Send + Sync + 'static> DStream<T> {
     {
         let s = self.clone();
         let pipeline = self.ctx.name().to_string();
+        let label = format!("to_channel({})", target.name());
         self.ctx.add_output(
-            format!("to_channel({})", target.name()),
+            label.clone(),
             Box::new(Op(move |env: &BatchEnv<'_>| {
                 let items = s.get(env);
                 let tag = format!("{pipeline}-{}", env.batch_id);
@@ -544,7 +626,14 @@ impl<T: Send + Sync + 'static> DStream<T> {
                 for chunk in events.chunks(target.transaction_capacity().max(1)) {
                     target.put_batch(chunk).map_err(|e| e.to_string())?;
                 }
-                Ok(items.len() as u64)
+                let n = items.len() as u64;
+                let rows = events
+                    .iter()
+                    .take(LATEST_ROWS)
+                    .map(|e| json_cells(&String::from_utf8_lossy(e.body())));
+                env.counter
+                    .record_latest(&label, env.batch_id, env.batch_time_ms, n, rows);
+                Ok(n)
             })),
         );
         self
