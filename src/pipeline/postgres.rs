@@ -691,26 +691,22 @@ impl PgOp {
             .connect(NoTls)
             .map_err(|e| self.explain("cannot connect to PostgreSQL", &e))?;
         if self.exactly_once {
-            client
-                .batch_execute(&self.out.progress_sql())
-                .map_err(|e| {
-                    self.explain(
-                        &format!(
-                            "cannot create the progress table {}",
-                            self.out.cfg.progress_table
-                        ),
-                        &e,
-                    )
-                })?;
+            create(&mut client, &self.out.progress_sql()).map_err(|e| {
+                self.explain(
+                    &format!(
+                        "cannot create the progress table {}",
+                        self.out.cfg.progress_table
+                    ),
+                    &e,
+                )
+            })?;
         }
         if self.out.cfg.create_table {
             let version: i32 = client
                 .query_one("SELECT current_setting('server_version_num')::int", &[])
                 .and_then(|r| r.try_get(0))
                 .map_err(|e| self.explain("cannot read the server version", &e))?;
-            client
-                .batch_execute(&self.out.create_table_sql(version >= 150000))
-                .map_err(|e| {
+            create(&mut client, &self.out.create_table_sql(version >= 150000)).map_err(|e| {
                     self.explain(
                         &format!("cannot create the table {}", self.out.cfg.table),
                         &e,
@@ -794,6 +790,19 @@ impl PgOp {
         Ok(rows.len() as u64)
     }
 }
+
+/// Runs a `CREATE TABLE IF NOT EXISTS` under a transaction-scoped advisory lock: two
+/// pipelines creating the same table at once would otherwise collide inside the catalog
+/// (`pg_type_typname_nsp_index`) although both said `IF NOT EXISTS`.
+fn create(client: &mut Client, sql: &str) -> Result<(), postgres::Error> {
+    let mut tx = client.transaction()?;
+    tx.batch_execute(CREATE_LOCK)?;
+    tx.batch_execute(sql)?;
+    tx.commit()
+}
+
+/// The advisory lock key all sluicegate table creations take (`hashtext('sluicegate')`).
+pub const CREATE_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('sluicegate'))";
 
 impl DStream<Row> {
     /// Writes every batch's rows into PostgreSQL, one transaction per batch (see
