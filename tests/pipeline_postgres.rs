@@ -31,7 +31,7 @@ use sluicegate::pipeline::postgres::{PostgresConfig, PostgresOutput, CREATE_LOCK
 use sluicegate::pipeline::sql::{SqlOptions, SqlQuery};
 use sluicegate::pipeline::{
     ClockMode, CrashPoint, ErrorReason, ManualClock, Pipeline, PipelineConfig, PipelineError,
-    StreamingContext,
+    RealClock, StreamingContext,
 };
 use sluicegate::Event;
 
@@ -71,7 +71,8 @@ const WORDS_DUCK: &str =
     "SELECT word, count(*) AS n FROM events CROSS JOIN UNNEST(string_split(body, ' ')) AS t(word) GROUP BY word";
 const HOSTS_SQL: &str = "SELECT header('host') AS host, headers['status'] AS status, count(*) AS n, \
      sum(CAST(header('lat') AS BIGINT)) AS lat_sum FROM events GROUP BY header('host'), headers['status']";
-const HOSTS_DUCK: &str = "SELECT host, status, count(*) AS n, sum(TRY_CAST(lat AS BIGINT)) AS lat_sum \
+const HOSTS_DUCK: &str =
+    "SELECT host, status, count(*) AS n, sum(TRY_CAST(lat AS BIGINT)) AS lat_sum \
      FROM events GROUP BY host, status";
 
 /// One random event as both engines see it.
@@ -84,7 +85,17 @@ struct Rec {
 }
 
 const VOCAB: &[&str] = &[
-    "a", "b", "c", "err", "ok", "Foo", "it's", "back\\slash", "GET", "ERROR", "ünï",
+    "a",
+    "b",
+    "c",
+    "err",
+    "ok",
+    "Foo",
+    "it's",
+    "back\\slash",
+    "GET",
+    "ERROR",
+    "ünï",
 ];
 
 fn random_recs(seed: u64, n: usize) -> Vec<Rec> {
@@ -92,7 +103,9 @@ fn random_recs(seed: u64, n: usize) -> Vec<Rec> {
     (0..n)
         .map(|_| {
             let words = rng.gen_range(1..6);
-            let body: Vec<&str> = (0..words).map(|_| *VOCAB.choose(&mut rng).unwrap()).collect();
+            let body: Vec<&str> = (0..words)
+                .map(|_| *VOCAB.choose(&mut rng).unwrap())
+                .collect();
             let pick = |rng: &mut StdRng, opts: &[&str], p_none: f64| {
                 (!rng.gen_bool(p_none)).then(|| opts.choose(rng).unwrap().to_string())
             };
@@ -220,7 +233,13 @@ fn progress(table: &str) -> Option<i64> {
         .map(|r| r.get(0))
 }
 
-fn output(sql: &str, table: &str, keys: &[&str], acc: &[&str], url: &str) -> (SqlQuery, PostgresOutput) {
+fn output(
+    sql: &str,
+    table: &str,
+    keys: &[&str],
+    acc: &[&str],
+    url: &str,
+) -> (SqlQuery, PostgresOutput) {
     let q = SqlQuery::compile(sql, SqlOptions::default()).unwrap();
     let mut cfg = PostgresConfig::from_url(url, table).unwrap();
     cfg.keys = keys.iter().map(|s| s.to_string()).collect();
@@ -283,7 +302,13 @@ fn upserted_running_totals_equal_duckdb_over_all_events() {
     let ctx = StreamingContext::new("pg-ref", memory_channel(&evs), logical(ckpt.path(), 37));
     let (q1, o1) = output(WORDS_SQL, &words, &["word"], &["n"], &url);
     q1.attach(&ctx).to_postgres(o1);
-    let (q2, o2) = output(HOSTS_SQL, &hosts, &["host", "status"], &["n", "lat_sum"], &url);
+    let (q2, o2) = output(
+        HOSTS_SQL,
+        &hosts,
+        &["host", "status"],
+        &["n", "lat_sum"],
+        &url,
+    );
     q2.attach(&ctx).to_postgres(o2);
     let mut p = ctx.build().unwrap();
     let batches = 600u64.div_ceil(37);
@@ -578,7 +603,12 @@ fn a_database_down_at_start_is_retried_until_it_is_reachable() {
     let evs: Vec<Event> = recs.iter().map(to_event).collect();
     let table = fresh_table("down");
     let ckpt = tempfile::tempdir().unwrap();
-    let ctx = StreamingContext::new("pg-down", memory_channel(&evs), logical(ckpt.path(), 50));
+    // The real clock: the driver's retry backoff waits on it.
+    let cfg = PipelineConfig {
+        clock: Arc::new(RealClock),
+        ..logical(ckpt.path(), 50)
+    };
+    let ctx = StreamingContext::new("pg-down", memory_channel(&evs), cfg);
     let (q, o) = output(WORDS_SQL, &table, &["word"], &["n"], &down_url);
     q.attach(&ctx).to_postgres(o);
     let mut p = ctx.build().unwrap();
@@ -606,7 +636,10 @@ fn a_database_down_at_start_is_retried_until_it_is_reachable() {
     let fwd = proxy(listener, format!("127.0.0.1:{real_port}"), stop.clone());
     let deadline = Instant::now() + Duration::from_secs(60);
     while counter.last_batch_id.load(Ordering::SeqCst) < 4 {
-        assert!(Instant::now() < deadline, "no batch landed after the server came up");
+        assert!(
+            Instant::now() < deadline,
+            "no batch landed after the server came up"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     drop(h.stop());
@@ -631,7 +664,10 @@ fn a_missing_table_without_create_table_says_what_to_do() {
     q.attach(&ctx).to_postgres(o);
     let mut p = ctx.build().unwrap();
     let e = p.step().unwrap_err().to_string();
-    assert!(e.contains("42P01") && e.contains("output.createTable = true"), "{e}");
+    assert!(
+        e.contains("42P01") && e.contains("output.createTable = true"),
+        "{e}"
+    );
     // The events are still there: create the table and the same batch lands.
     admin()
         .batch_execute(&format!(

@@ -707,11 +707,11 @@ impl PgOp {
                 .and_then(|r| r.try_get(0))
                 .map_err(|e| self.explain("cannot read the server version", &e))?;
             create(&mut client, &self.out.create_table_sql(version >= 150000)).map_err(|e| {
-                    self.explain(
-                        &format!("cannot create the table {}", self.out.cfg.table),
-                        &e,
-                    )
-                })?;
+                self.explain(
+                    &format!("cannot create the table {}", self.out.cfg.table),
+                    &e,
+                )
+            })?;
         }
         tracing::info!(pipeline = %self.pipeline, server = %self.server(), table = %self.out.cfg.table, "connected to PostgreSQL");
         Ok(client)
@@ -772,7 +772,10 @@ impl PgOp {
         }
         if !rows.is_empty() {
             tx.batch_execute(&sql).map_err(|e| {
-                self.explain(&format!("cannot write {} rows into {target}", rows.len()), &e)
+                self.explain(
+                    &format!("cannot write {} rows into {target}", rows.len()),
+                    &e,
+                )
             })?;
         }
         if self.exactly_once {
@@ -845,7 +848,9 @@ impl OutputOp for PgOutput {
         let Some(client) = g.as_mut() else {
             return Err("no connection".into());
         };
-        let r = self.op.write(client, env.batch_id, env.batch_time_ms, &rows);
+        let r = self
+            .op
+            .write(client, env.batch_id, env.batch_time_ms, &rows);
         if r.is_err() && client.is_valid(Duration::from_secs(5)).is_err() {
             // The connection is gone or wedged: open a new one for the retry.
             *g = None;
@@ -949,7 +954,10 @@ mod tests {
              UNIQUE NULLS NOT DISTINCT (\"word\"))"
         );
         let rows: Vec<Row> = (0..1001).map(|i| row(&i.to_string(), i)).collect();
-        assert_eq!(o.insert_sql(&rows).unwrap().matches("INSERT INTO").count(), 3);
+        assert_eq!(
+            o.insert_sql(&rows).unwrap().matches("INSERT INTO").count(),
+            3
+        );
     }
 
     #[test]
@@ -969,7 +977,10 @@ mod tests {
         assert!(c.create_table);
         ctx.insert("output.url", "postgres://x@h/db", o.clone());
         let e = PostgresConfig::from_context(&ctx).unwrap_err();
-        assert!(e.message.contains("cannot be combined with output.url"), "{e}");
+        assert!(
+            e.message.contains("cannot be combined with output.url"),
+            "{e}"
+        );
         let mut ctx = Context::new("a1.sinks.wc");
         ctx.insert("output.url", "postgres://x@h/db?sslmode=require", o.clone());
         ctx.insert("output.table", "wc", o.clone());
