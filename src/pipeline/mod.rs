@@ -124,6 +124,7 @@
 //! | `stream.rs` | [`DStream`]: materialised per-batch streams and their operators |
 //! | `stage.rs` | the pluggable [`Stage`] / [`StatefulStage`] traits, [`StageContext`], [`Persist`] |
 //! | `output.rs` | print, text files, JSON Lines, `foreach_batch`, channel output |
+//! | `postgres.rs` | SQL result rows upserted into PostgreSQL, one transaction per batch, exactly once |
 //! | `context.rs` | [`StreamingContext`], [`PipelineConfig`], the graph and its fingerprint |
 //! | `driver.rs` | [`Pipeline`]: the batch loop, recovery, retries; [`PipelineHandle`] |
 //! | `checkpoint.rs` | the plan and snapshot files |
@@ -144,6 +145,7 @@ pub mod event_time;
 mod fused;
 mod metrics;
 mod output;
+pub mod postgres;
 pub mod sql;
 mod stage;
 pub mod state;
