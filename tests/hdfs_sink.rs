@@ -91,7 +91,7 @@ fn with(extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
     v
 }
 
-fn pairs(v: &[(&'static str, String)]) -> Vec<(&'static str, &str)> {
+fn pairs<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {
     v.iter().map(|(k, s)| (*k, s.as_str())).collect()
 }
 
@@ -261,7 +261,9 @@ fn a_full_disk_rolls_the_events_back_and_they_are_written_once_it_has_room() {
     clock.advance(Duration::from_secs(1));
     assert_eq!(s.process().unwrap(), SinkStatus::Ready);
     s.stop();
-    // The retry opened the writer's next file (a new writer: fresh base, same wall clock here).
+    // The retry made a new writer; the wall clock stood still, so its first name was taken and
+    // the counter moved on rather than replace the committed file.
+    assert_eq!(files(&dir.path().join("out")), ["FlumeData.1000001", "FlumeData.1000002"]);
     assert_eq!(lines(&dir.path().join("out")), ["1", "2", "3", "4"]);
 }
 

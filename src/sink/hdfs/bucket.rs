@@ -6,7 +6,9 @@
 //! `created + 2`, ... While open the file is `<dir>/<inUsePrefix><prefix>.<counter><suffix><inUseSuffix>`;
 //! on close it is renamed to `<dir>/<prefix>.<counter><suffix>` (nothing to do when both names
 //! are equal). `<suffix>` is `hdfs.fileSuffix`, or the codec's extension (`.gz`) when that is
-//! empty.
+//! empty. One deliberate difference: if either name already exists (a writer re-created in the
+//! same millisecond after a failure, a clock set back), the counter moves on until both are
+//! free, where Flume would truncate or replace a file holding committed events.
 //!
 //! Rolls, checked before each append (`shouldRotate`): `rollCount` events or `rollSize` body
 //! bytes in the current file close it and open the next (same writer, next counter). A file is
@@ -142,18 +144,25 @@ impl BucketWriter {
     }
 
     fn open_next(&mut self, env: &Env<'_>) -> Result<(), BucketError> {
-        self.counter += 1;
         let s = env.settings;
-        let mut name = format!("{}.{}", self.prefix, self.counter);
-        if !s.file_suffix.is_empty() {
-            name.push_str(&s.file_suffix);
-        } else {
-            name.push_str(s.format.codec_extension());
-        }
-        let in_use = self
-            .dir
-            .join(format!("{}{}{}", s.in_use_prefix, name, s.in_use_suffix));
-        let target = self.dir.join(&name);
+        // Flume's name; a counter whose names are taken (a writer re-created within the same
+        // millisecond, a clock set back) moves on instead of overwriting committed data.
+        let (in_use, target) = loop {
+            self.counter += 1;
+            let mut name = format!("{}.{}", self.prefix, self.counter);
+            if !s.file_suffix.is_empty() {
+                name.push_str(&s.file_suffix);
+            } else {
+                name.push_str(s.format.codec_extension());
+            }
+            let in_use = self
+                .dir
+                .join(format!("{}{}{}", s.in_use_prefix, name, s.in_use_suffix));
+            let target = self.dir.join(&name);
+            if !env.fs.exists(&in_use) && !env.fs.exists(&target) {
+                break (in_use, target);
+            }
+        };
         tracing::info!(sink = env.sink, "Creating {}", in_use.display());
         let opened = env
             .fs
