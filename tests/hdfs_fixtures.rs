@@ -293,9 +293,16 @@ fn seq_case(case: &str, first_counter: i64, marker_at: usize) {
     let name = format!("FlumeData.{first_counter}");
     let ours = r.read(&name);
     let theirs = fixture_file(case, &name);
-    let (m_ours, m_theirs) = (&ours[marker_at..marker_at + 16], &theirs[marker_at..marker_at + 16]);
+    let (m_ours, m_theirs) = (
+        &ours[marker_at..marker_at + 16],
+        &theirs[marker_at..marker_at + 16],
+    );
     assert_ne!(m_ours, m_theirs, "sync markers are random per file");
-    assert_eq!(ours, replace_marker(&theirs, m_theirs, m_ours), "{case}: bytes modulo sync marker");
+    assert_eq!(
+        ours,
+        replace_marker(&theirs, m_theirs, m_ours),
+        "{case}: bytes modulo sync marker"
+    );
 }
 
 #[test]
@@ -319,8 +326,10 @@ fn avro_event_container_matches_modulo_sync_marker() {
     assert_eq!(ours, replace_marker(&theirs, m_theirs, m_ours));
 }
 
-/// gzip members: (10-byte header, decompressed content, 8-byte trailer, compressed length).
-fn members(b: &[u8]) -> Vec<([u8; 10], Vec<u8>, [u8; 8], usize)> {
+/// One gzip member: 10-byte header, decompressed content, 8-byte trailer, compressed length.
+type Member = ([u8; 10], Vec<u8>, [u8; 8], usize);
+
+fn members(b: &[u8]) -> Vec<Member> {
     let mut out = Vec::new();
     let mut rest = b;
     while !rest.is_empty() {
@@ -357,7 +366,10 @@ fn gzip_stream_has_the_same_members() {
 fn exact_case_names_only(case: &str, first_counter: i64) -> Run {
     let mut r = Run::new(case, first_counter - 1);
     r.phase(&events(case));
-    assert_eq!(names(&tree(&r.out)), names(&fixture_tree(case, "tree-while-open.txt")));
+    assert_eq!(
+        names(&tree(&r.out)),
+        names(&fixture_tree(case, "tree-while-open.txt"))
+    );
     r.sink.stop();
     assert_eq!(names(&tree(&r.out)), names(&fixture_tree(case, "tree.txt")));
     r
@@ -406,11 +418,17 @@ fn size_rolls_and_idle_closes_follow_the_timeline() {
     let evs = events(case);
     let mut r = Run::new(case, 1_795_998_884_370);
     r.phase(&evs[..20]);
-    assert_eq!(names(&tree(&r.out)), names(&fixture_tree(case, "tree-while-open.txt")));
+    assert_eq!(
+        names(&tree(&r.out)),
+        names(&fixture_tree(case, "tree-while-open.txt"))
+    );
     // Just before the idle timeout nothing closes; at 2 s the open file is closed and renamed.
     r.time.advance(Duration::from_millis(1999));
     assert_eq!(r.sink.process().unwrap(), SinkStatus::Backoff);
-    assert_eq!(names(&tree(&r.out)), names(&fixture_tree(case, "tree-while-open.txt")));
+    assert_eq!(
+        names(&tree(&r.out)),
+        names(&fixture_tree(case, "tree-while-open.txt"))
+    );
     r.time.advance(Duration::from_millis(1));
     assert_eq!(r.sink.process().unwrap(), SinkStatus::Backoff);
     assert_eq!(tree(&r.out), fixture_tree(case, "tree-after-idle.txt"));
@@ -423,7 +441,10 @@ fn size_rolls_and_idle_closes_follow_the_timeline() {
     );
     r.time.advance(Duration::from_secs(2));
     r.sink.process().unwrap();
-    assert_eq!(tree(&r.out), fixture_tree(case, "tree-phase2-after-idle.txt"));
+    assert_eq!(
+        tree(&r.out),
+        fixture_tree(case, "tree-phase2-after-idle.txt")
+    );
     r.sink.stop();
     let want = fixture_tree(case, "tree.txt");
     assert_eq!(tree(&r.out), want);

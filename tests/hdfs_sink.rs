@@ -86,7 +86,8 @@ const TEXT: [(&str, &str); 5] = [
 ];
 
 fn with(extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
-    let mut v: Vec<(&'static str, String)> = TEXT.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    let mut v: Vec<(&'static str, String)> =
+        TEXT.iter().map(|(k, v)| (*k, v.to_string())).collect();
     v.extend(extra.iter().cloned());
     v
 }
@@ -98,7 +99,10 @@ fn pairs<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {
 #[test]
 fn a_missing_timestamp_parks_only_that_event_and_the_error_says_why() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = with(&[("hdfs.path", format!("{}/%Y/%{{topic}}", dir.path().display()))]);
+    let cfg = with(&[(
+        "hdfs.path",
+        format!("{}/%Y/%{{topic}}", dir.path().display()),
+    )]);
     let ch = mem();
     let clock = ManualClock::new();
     let mut s = sink(&pairs(&cfg), ch.clone(), &clock);
@@ -118,11 +122,17 @@ fn a_missing_timestamp_parks_only_that_event_and_the_error_says_why() {
     let err = s.process().unwrap_err();
     assert!(matches!(err, SinkError::Delivery { .. }));
     let msg = err.to_string();
-    assert!(msg.contains("no 'timestamp' header") && msg.contains("hdfs.path"), "{msg}");
+    assert!(
+        msg.contains("no 'timestamp' header") && msg.contains("hdfs.path"),
+        "{msg}"
+    );
     assert_eq!(ch.size(), 1);
     s.stop();
     assert_eq!(lines(dir.path()), ["one", "two"]);
-    assert_eq!(files(dir.path()), ["2023/a/FlumeData.1000001", "2023/b/FlumeData.1000001"]);
+    assert_eq!(
+        files(dir.path()),
+        ["2023/a/FlumeData.1000001", "2023/b/FlumeData.1000001"]
+    );
 }
 
 #[test]
@@ -131,23 +141,39 @@ fn an_unwritable_bucket_waits_while_others_flow_and_nothing_is_lost() {
     // A regular file where the bucket's directory should be: creating it fails, even for root.
     std::fs::write(dir.path().join("bad"), b"in the way").unwrap();
     let cfg = with(&[
-        ("hdfs.path", format!("file://{}/%{{topic}}", dir.path().display())),
+        (
+            "hdfs.path",
+            format!("file://{}/%{{topic}}", dir.path().display()),
+        ),
         ("hdfs.batchSize", "10".into()),
     ]);
     let ch = mem();
     let clock = ManualClock::new();
     let mut s = sink(&pairs(&cfg), ch.clone(), &clock);
     s.start().unwrap();
-    ch.put_batch(&[ev("good", "g1"), ev("bad", "b1"), ev("good", "g2"), ev("bad", "b2")])
-        .unwrap();
+    ch.put_batch(&[
+        ev("good", "g1"),
+        ev("bad", "b1"),
+        ev("good", "g2"),
+        ev("bad", "b2"),
+    ])
+    .unwrap();
     assert_eq!(s.process().unwrap(), SinkStatus::Ready);
-    assert_eq!(ch.size(), 2, "the bad bucket's events are back in the channel");
+    assert_eq!(
+        ch.size(),
+        2,
+        "the bad bucket's events are back in the channel"
+    );
     // More traffic: good events flow, bad ones wait (parked) without retrying the directory.
     ch.put_batch(&[ev("good", "g3"), ev("bad", "b3")]).unwrap();
     s.process().unwrap();
     assert_eq!(ch.size(), 3);
     let c = s.counter();
-    assert_eq!(SinkCounter::get(&c.connection_failed), 1, "tried once, then parked");
+    assert_eq!(
+        SinkCounter::get(&c.connection_failed),
+        1,
+        "tried once, then parked"
+    );
     // While parked and alone, the bucket's events make the call fail (the runner backs off).
     let e = s.process().unwrap_err().to_string();
     assert!(e.contains("no event of the batch could be written"), "{e}");
@@ -174,7 +200,10 @@ fn the_error_for_an_unwritable_bucket_names_the_file() {
     s.start().unwrap();
     ch.put_batch(&[ev("t", "x")]).unwrap();
     let e = s.process().unwrap_err().to_string();
-    let want = format!("creating {}/bad/sub/FlumeData.1000001.tmp", dir.path().display());
+    let want = format!(
+        "creating {}/bad/sub/FlumeData.1000001.tmp",
+        dir.path().display()
+    );
     assert!(e.contains(&want), "{e}");
     assert_eq!(ch.size(), 1);
 }
@@ -239,7 +268,8 @@ fn a_full_disk_rolls_the_events_back_and_they_are_written_once_it_has_room() {
     let ch = mem();
     let clock = ManualClock::new();
     let full = Arc::new(AtomicBool::new(false));
-    let mut s = sink(&pairs(&cfg), ch.clone(), &clock).with_fs(Arc::new(FullDisk { full: full.clone() }));
+    let mut s =
+        sink(&pairs(&cfg), ch.clone(), &clock).with_fs(Arc::new(FullDisk { full: full.clone() }));
     s.start().unwrap();
     ch.put_batch(&[ev("t", "1"), ev("t", "2")]).unwrap();
     s.process().unwrap();
@@ -247,7 +277,13 @@ fn a_full_disk_rolls_the_events_back_and_they_are_written_once_it_has_room() {
     ch.put_batch(&[ev("t", "3"), ev("t", "4")]).unwrap();
     let e = s.process().unwrap_err().to_string();
     assert!(e.contains("No space left on device"), "{e}");
-    assert!(e.contains(&format!("{}/out/FlumeData.1000001.tmp", dir.path().display())), "{e}");
+    assert!(
+        e.contains(&format!(
+            "{}/out/FlumeData.1000001.tmp",
+            dir.path().display()
+        )),
+        "{e}"
+    );
     assert_eq!(ch.size(), 2);
     let c = s.counter();
     assert_eq!(SinkCounter::get(&c.event_drain_success), 2);
@@ -263,7 +299,10 @@ fn a_full_disk_rolls_the_events_back_and_they_are_written_once_it_has_room() {
     s.stop();
     // The retry made a new writer; the wall clock stood still, so its first name was taken and
     // the counter moved on rather than replace the committed file.
-    assert_eq!(files(&dir.path().join("out")), ["FlumeData.1000001", "FlumeData.1000002"]);
+    assert_eq!(
+        files(&dir.path().join("out")),
+        ["FlumeData.1000001", "FlumeData.1000002"]
+    );
     assert_eq!(lines(&dir.path().join("out")), ["1", "2", "3", "4"]);
 }
 
@@ -289,7 +328,7 @@ fn in_use_files_left_by_a_crash_are_renamed_on_start() {
     assert_eq!(
         files(root),
         [
-            "a/2023/_ev.18.log.tmp",  // its final name exists: left alone
+            "a/2023/_ev.18.log.tmp",    // its final name exists: left alone
             "a/2023/_other.17.log.tmp", // not this sink's prefix
             "a/2023/ev.17.log",
             "a/2023/ev.18.log",
@@ -309,17 +348,26 @@ fn max_open_files_closes_the_least_recently_used() {
     let clock = ManualClock::new();
     let mut s = sink(&pairs(&cfg), ch.clone(), &clock);
     s.start().unwrap();
-    ch.put_batch(&[ev("a", "1"), ev("b", "2"), ev("a", "3"), ev("c", "4")]).unwrap();
+    ch.put_batch(&[ev("a", "1"), ev("b", "2"), ev("a", "3"), ev("c", "4")])
+        .unwrap();
     s.process().unwrap();
     // b was least recently used when c opened.
     assert_eq!(
         files(dir.path()),
-        ["a/FlumeData.1000001.tmp", "b/FlumeData.1000001", "c/FlumeData.1000001.tmp"]
+        [
+            "a/FlumeData.1000001.tmp",
+            "b/FlumeData.1000001",
+            "c/FlumeData.1000001.tmp"
+        ]
     );
     s.stop();
     assert_eq!(
         files(dir.path()),
-        ["a/FlumeData.1000001", "b/FlumeData.1000001", "c/FlumeData.1000001"]
+        [
+            "a/FlumeData.1000001",
+            "b/FlumeData.1000001",
+            "c/FlumeData.1000001"
+        ]
     );
 }
 

@@ -266,7 +266,12 @@ fn rename(env: &Env<'_>, from: &Path, to: &Path) -> Result<(), BucketError> {
     if from == to || !env.fs.exists(from) {
         return Ok(());
     }
-    tracing::info!(sink = env.sink, "Renaming {} to {}", from.display(), to.display());
+    tracing::info!(
+        sink = env.sink,
+        "Renaming {} to {}",
+        from.display(),
+        to.display()
+    );
     env.fs.rename(from, to).map_err(|e| BucketError {
         what: format!("renaming {} to", from.display()),
         path: to.to_path_buf(),

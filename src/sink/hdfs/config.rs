@@ -50,7 +50,10 @@ pub struct HdfsSinkConfig {
 }
 
 fn unit(ctx: &Context) -> Result<RoundUnit, ConfigError> {
-    let v = ctx.get_or("hdfs.roundUnit", "second").trim().to_ascii_lowercase();
+    let v = ctx
+        .get_or("hdfs.roundUnit", "second")
+        .trim()
+        .to_ascii_lowercase();
     Ok(match v.as_str() {
         "second" => RoundUnit::Second,
         "minute" => RoundUnit::Minute,
@@ -84,7 +87,10 @@ impl HdfsSinkConfig {
         }
         let raw_path = ctx.require("hdfs.path")?.trim().to_string();
         let lower = raw_path.to_ascii_lowercase();
-        if lower.starts_with("hdfs:") || lower.starts_with("viewfs:") || lower.starts_with("webhdfs:") {
+        if lower.starts_with("hdfs:")
+            || lower.starts_with("viewfs:")
+            || lower.starts_with("webhdfs:")
+        {
             return Err(ctx.error("hdfs.path", HDFS_SCHEME_UNSUPPORTED));
         }
         if let Some((scheme, _)) = lower.split_once("://") {
@@ -95,7 +101,8 @@ impl HdfsSinkConfig {
                 ));
             }
         }
-        let path = Template::parse(&raw_path).map_err(|e| ctx.error("hdfs.path", &e.to_string()))?;
+        let path =
+            Template::parse(&raw_path).map_err(|e| ctx.error("hdfs.path", &e.to_string()))?;
         let file_prefix = Template::parse(ctx.get_or("hdfs.filePrefix", "FlumeData"))
             .map_err(|e| ctx.error("hdfs.filePrefix", &e.to_string()))?;
         let file_suffix = ctx.get_or("hdfs.fileSuffix", "").to_string();
@@ -125,8 +132,14 @@ impl HdfsSinkConfig {
         }
         ctx.get_bool("hdfs.useRawLocalFileSystem", false);
 
-        let codec = ctx.get("hdfs.codeC").map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
-        let file_type = ctx.get_or("hdfs.fileType", "SequenceFile").trim().to_string();
+        let codec = ctx
+            .get("hdfs.codeC")
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty());
+        let file_type = ctx
+            .get_or("hdfs.fileType", "SequenceFile")
+            .trim()
+            .to_string();
         let gzip = match &codec {
             None => false,
             Some(c) => {
@@ -300,7 +313,10 @@ mod tests {
         assert_eq!(c.file_prefix.source(), "FlumeData");
         assert_eq!(c.in_use_suffix, ".tmp");
         assert_eq!(c.roll_interval, Some(Duration::from_secs(30)));
-        assert_eq!((c.roll_size, c.roll_count, c.batch_size, c.max_open_files), (1024, 10, 100, 5000));
+        assert_eq!(
+            (c.roll_size, c.roll_count, c.batch_size, c.max_open_files),
+            (1024, 10, 100, 5000)
+        );
         assert_eq!(c.format, FileFormat::SequenceFile(WriteFormat::Writable));
         assert_eq!(c.time.zone, Zone::Local);
         assert_eq!(c.idle_timeout, None);
@@ -309,20 +325,47 @@ mod tests {
     #[test]
     fn refusals_name_the_key() {
         let e = cfg(&[("hdfs.path", "hdfs://nn:8020/flume")]).unwrap_err();
-        assert!(e.to_string().contains("hdfs:// needs a native HDFS client; not in this build"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("hdfs:// needs a native HDFS client; not in this build"),
+            "{e}"
+        );
         assert!(e.to_string().contains("hdfs.path"), "{e}");
-        let e = cfg(&[("hdfs.path", "/x"), ("hdfs.kerberosPrincipal", "flume/_HOST@R")]).unwrap_err();
+        let e = cfg(&[
+            ("hdfs.path", "/x"),
+            ("hdfs.kerberosPrincipal", "flume/_HOST@R"),
+        ])
+        .unwrap_err();
         assert!(e.to_string().contains("Kerberos"), "{e}");
         assert!(cfg(&[("hdfs.path", "/x"), ("hdfs.kerberosKeytab", "")]).is_ok());
-        let e = cfg(&[("hdfs.path", "/x"), ("hdfs.fileType", "CompressedStream"), ("hdfs.codeC", "bzip2")]).unwrap_err();
-        assert!(e.to_string().contains("codec 'bzip2' is not supported"), "{e}");
+        let e = cfg(&[
+            ("hdfs.path", "/x"),
+            ("hdfs.fileType", "CompressedStream"),
+            ("hdfs.codeC", "bzip2"),
+        ])
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("codec 'bzip2' is not supported"),
+            "{e}"
+        );
         let e = cfg(&[("hdfs.path", "/x"), ("hdfs.fileType", "CompressedStream")]).unwrap_err();
         assert!(e.to_string().contains("needs a codec"), "{e}");
-        let e = cfg(&[("hdfs.path", "/x"), ("hdfs.fileType", "DataStream"), ("hdfs.codeC", "gzip")]).unwrap_err();
+        let e = cfg(&[
+            ("hdfs.path", "/x"),
+            ("hdfs.fileType", "DataStream"),
+            ("hdfs.codeC", "gzip"),
+        ])
+        .unwrap_err();
         assert!(e.to_string().contains("does not compress"), "{e}");
         let e = cfg(&[("hdfs.path", "/x/%[nope]")]).unwrap_err();
         assert!(e.to_string().contains("%[nope]"), "{e}");
-        let e = cfg(&[("hdfs.path", "/x"), ("hdfs.round", "true"), ("hdfs.roundUnit", "minute"), ("hdfs.roundValue", "61")]).unwrap_err();
+        let e = cfg(&[
+            ("hdfs.path", "/x"),
+            ("hdfs.round", "true"),
+            ("hdfs.roundUnit", "minute"),
+            ("hdfs.roundValue", "61"),
+        ])
+        .unwrap_err();
         assert!(e.to_string().contains("between 1 and 60"), "{e}");
         let e = cfg(&[("hdfs.path", "/x"), ("hdfs.timeZone", "Mars/Olympus")]).unwrap_err();
         assert!(e.to_string().contains("Mars/Olympus"), "{e}");
@@ -332,15 +375,48 @@ mod tests {
 
     #[test]
     fn formats_and_codecs() {
-        let c = cfg(&[("hdfs.path", "/x"), ("hdfs.fileType", "CompressedStream"), ("hdfs.codeC", "GzipCodec")]).unwrap();
-        assert_eq!(c.format, FileFormat::GzipStream(Serializer::Text { append_newline: true }));
-        let c = cfg(&[("hdfs.path", "/x"), ("hdfs.fileType", "datastream"), ("serializer", "HEADER_AND_TEXT"), ("serializer.appendNewline", "false")]).unwrap();
-        assert_eq!(c.format, FileFormat::DataStream(Serializer::HeaderAndText { append_newline: false }));
+        let c = cfg(&[
+            ("hdfs.path", "/x"),
+            ("hdfs.fileType", "CompressedStream"),
+            ("hdfs.codeC", "GzipCodec"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.format,
+            FileFormat::GzipStream(Serializer::Text {
+                append_newline: true
+            })
+        );
+        let c = cfg(&[
+            ("hdfs.path", "/x"),
+            ("hdfs.fileType", "datastream"),
+            ("serializer", "HEADER_AND_TEXT"),
+            ("serializer.appendNewline", "false"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.format,
+            FileFormat::DataStream(Serializer::HeaderAndText {
+                append_newline: false
+            })
+        );
         let c = cfg(&[("hdfs.path", "/x"), ("hdfs.writeFormat", "Text")]).unwrap();
         assert_eq!(c.format, FileFormat::SequenceFile(WriteFormat::Text));
-        let c = cfg(&[("hdfs.path", "/x"), ("hdfs.emptyInUseSuffix", "true"), ("hdfs.inUseSuffix", ".x")]).unwrap();
+        let c = cfg(&[
+            ("hdfs.path", "/x"),
+            ("hdfs.emptyInUseSuffix", "true"),
+            ("hdfs.inUseSuffix", ".x"),
+        ])
+        .unwrap();
         assert_eq!(c.in_use_suffix, "");
-        let c = cfg(&[("hdfs.path", "/x"), ("hdfs.round", "true"), ("hdfs.roundValue", "10"), ("hdfs.roundUnit", "minute"), ("hdfs.timeZone", "UTC")]).unwrap();
+        let c = cfg(&[
+            ("hdfs.path", "/x"),
+            ("hdfs.round", "true"),
+            ("hdfs.roundValue", "10"),
+            ("hdfs.roundUnit", "minute"),
+            ("hdfs.timeZone", "UTC"),
+        ])
+        .unwrap();
         assert_eq!(c.time.round, Some((RoundUnit::Minute, 10)));
         assert_eq!(c.time.zone, Zone::Fixed(0));
     }

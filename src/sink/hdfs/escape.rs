@@ -42,7 +42,9 @@ pub enum EscapeError {
         template: String,
     },
     /// The `timestamp` header is not a Java `long`.
-    #[error("'{template}': the event's 'timestamp' header '{value}' is not a number of milliseconds")]
+    #[error(
+        "'{template}': the event's 'timestamp' header '{value}' is not a number of milliseconds"
+    )]
     BadTimestamp {
         /// The template being expanded.
         template: String,
@@ -225,7 +227,10 @@ impl Template {
                     if ts.is_none() {
                         ts = Some(self.event_time(event, time, now_ms)?);
                     }
-                    let (raw, ms) = ts.as_ref().map(|(r, m)| (r.as_str(), *m)).unwrap_or(("", 0));
+                    let (raw, ms) = ts
+                        .as_ref()
+                        .map(|(r, m)| (r.as_str(), *m))
+                        .unwrap_or(("", 0));
                     format_time(&mut out, *c, raw, ms, &time.zone);
                 }
             }
@@ -333,11 +338,26 @@ fn format_time(out: &mut String, c: char, raw: &str, ms: i64, zone: &Zone) {
         'B' => write!(out, "{month}"),
         'p' => write!(out, "{}", if f.hour < 12 { "AM" } else { "PM" }),
         'c' => {
-            let _ = write!(out, "{} {} {} {:02}:{:02}:{:02} ", &day[..3], &month[..3], f.day, f.hour, f.minute, f.second);
+            let _ = write!(
+                out,
+                "{} {} {} {:02}:{:02}:{:02} ",
+                &day[..3],
+                &month[..3],
+                f.day,
+                f.hour,
+                f.minute,
+                f.second
+            );
             yyyy(out);
             Ok(())
         }
-        'D' => write!(out, "{:02}/{:02}/{:02}", f.month, f.day, f.year.rem_euclid(100)),
+        'D' => write!(
+            out,
+            "{:02}/{:02}/{:02}",
+            f.month,
+            f.day,
+            f.year.rem_euclid(100)
+        ),
         'z' => {
             let sign = if f.offset < 0 { '-' } else { '+' };
             let a = f.offset.unsigned_abs();
@@ -366,7 +386,9 @@ fn host_info() -> &'static HostInfo {
             .ok()
             .and_then(|mut it| it.next())
             .map(|a| a.ip());
-        let ip = addr.map(|a| a.to_string()).unwrap_or_else(|| "127.0.0.1".into());
+        let ip = addr
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "127.0.0.1".into());
         let fqdn = addr
             .and_then(canonical_name)
             .unwrap_or_else(|| name.clone());
@@ -425,7 +447,9 @@ mod tests {
     }
 
     fn x(tpl: &str, e: &Event, t: &TimeSettings) -> Result<String, EscapeError> {
-        Template::parse(tpl).unwrap().expand(e, t, &|| 1_234_567_890_123)
+        Template::parse(tpl)
+            .unwrap()
+            .expand(e, t, &|| 1_234_567_890_123)
     }
 
     // 2023-11-14T22:13:20.000Z, a Tuesday.
@@ -482,9 +506,15 @@ mod tests {
     #[test]
     fn headers_are_inserted_literally_and_missing_ones_are_empty() {
         let e = ev(None, &[("topic", "a/b$c\\d"), ("x.y-z", "1")]);
-        assert_eq!(x("/out/%{topic}/%{x.y-z}/%{absent}/", &e, &utc()).unwrap(), "/out/a/b$c\\d/1//");
+        assert_eq!(
+            x("/out/%{topic}/%{x.y-z}/%{absent}/", &e, &utc()).unwrap(),
+            "/out/a/b$c\\d/1//"
+        );
         // Not escapes: lone %, empty name, unterminated brace, a bad character in the name.
-        assert_eq!(x("100% %{} %{topic %{a b}", &e, &utc()).unwrap(), "100% %{} %{topic %{a b}");
+        assert_eq!(
+            x("100% %{} %{topic %{a b}", &e, &utc()).unwrap(),
+            "100% %{} %{topic %{a b}"
+        );
     }
 
     #[test]
@@ -515,7 +545,10 @@ mod tests {
             ..utc()
         };
         // 1234567890123 = 2009-02-13T23:31:30.123Z
-        assert_eq!(x("%Y-%m-%d %H:%M:%S %t", &e, &t).unwrap(), "2009-02-13 23:31:30 1234567890123");
+        assert_eq!(
+            x("%Y-%m-%d %H:%M:%S %t", &e, &t).unwrap(),
+            "2009-02-13 23:31:30 1234567890123"
+        );
         assert_eq!(x("%Y", &ev(None, &[]), &t).unwrap(), "2009");
     }
 
@@ -526,7 +559,10 @@ mod tests {
             round: Some((RoundUnit::Minute, 10)),
             ..utc()
         };
-        assert_eq!(x("%H%M%S %s %t", &e, &t).unwrap(), "221000 1699999800 1700000399999");
+        assert_eq!(
+            x("%H%M%S %s %t", &e, &t).unwrap(),
+            "221000 1699999800 1700000399999"
+        );
     }
 
     #[test]
@@ -536,7 +572,10 @@ mod tests {
             zone: Zone::parse("GMT-03:30").unwrap(),
             ..utc()
         };
-        assert_eq!(x("%Y-%m-%d %H:%M %z", &e, &t).unwrap(), "2023-11-14 18:43 -0330");
+        assert_eq!(
+            x("%Y-%m-%d %H:%M %z", &e, &t).unwrap(),
+            "2023-11-14 18:43 -0330"
+        );
     }
 
     #[test]

@@ -106,7 +106,9 @@ pub enum FormatError {
     #[error(transparent)]
     Io(#[from] io::Error),
     /// A SequenceFile key could not be made from the `timestamp` header.
-    #[error("the event's 'timestamp' header '{0}' is not a number (SequenceFile keys are LongWritable)")]
+    #[error(
+        "the event's 'timestamp' header '{0}' is not a number (SequenceFile keys are LongWritable)"
+    )]
     BadTimestamp(String),
 }
 
@@ -172,8 +174,7 @@ impl Gzip {
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         if self.member.is_none() {
             let os = if self.members == 0 { 0xff } else { 0x00 };
-            self.out
-                .write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, os])?;
+            self.out.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, os])?;
             self.members += 1;
             self.member = Some((
                 DeflateEncoder::new(Vec::with_capacity(64 * 1024), Compression::new(6)),
@@ -377,7 +378,11 @@ pub fn write_hadoop_vlong(out: &mut Vec<u8>, v: i64) {
         len -= 1;
     }
     out.push(len as i8 as u8);
-    let n = if len < -120 { -(len + 120) } else { -(len + 112) };
+    let n = if len < -120 {
+        -(len + 120)
+    } else {
+        -(len + 112)
+    };
     for idx in (0..n).rev() {
         out.push((i >> (idx * 8)) as u8);
     }
@@ -438,7 +443,9 @@ impl SeqWriter {
 impl FormatWriter for SeqWriter {
     fn append(&mut self, ev: &Event, now_ms: i64) -> Result<(), FormatError> {
         let key = match ev.header("timestamp") {
-            Some(t) => parse_java_long(&t).ok_or_else(|| FormatError::BadTimestamp(t.into_owned()))?,
+            Some(t) => {
+                parse_java_long(&t).ok_or_else(|| FormatError::BadTimestamp(t.into_owned()))?
+            }
             None => now_ms,
         };
         if self.pos >= self.last_sync + SEQ_SYNC_INTERVAL {
@@ -450,7 +457,8 @@ impl FormatWriter for SeqWriter {
         self.rec.extend_from_slice(&key.to_be_bytes());
         match self.format {
             WriteFormat::Writable => {
-                self.rec.extend_from_slice(&(body.len() as i32).to_be_bytes());
+                self.rec
+                    .extend_from_slice(&(body.len() as i32).to_be_bytes());
                 self.rec.extend_from_slice(body);
             }
             WriteFormat::Text => hadoop_text(&mut self.rec, body),
@@ -521,18 +529,26 @@ mod tests {
     fn text_and_header_and_text_lines() {
         let m = Mem::default();
         let mut w = open(
-            &FileFormat::DataStream(Serializer::HeaderAndText { append_newline: true }),
+            &FileFormat::DataStream(Serializer::HeaderAndText {
+                append_newline: true,
+            }),
             Box::new(m.clone()),
         )
         .unwrap();
-        w.append(&Event::new([("host", "a"), ("k", "x, y")], "body"), 0).unwrap();
+        w.append(&Event::new([("host", "a"), ("k", "x, y")], "body"), 0)
+            .unwrap();
         w.append(&Event::from_body(""), 0).unwrap();
         w.close().unwrap();
         let s = String::from_utf8(m.bytes()).unwrap();
-        assert!(s == "{host=a, k=x, y} body\n{} \n" || s == "{k=x, y, host=a} body\n{} \n", "{s}");
+        assert!(
+            s == "{host=a, k=x, y} body\n{} \n" || s == "{k=x, y, host=a} body\n{} \n",
+            "{s}"
+        );
         let m = Mem::default();
         let mut w = open(
-            &FileFormat::DataStream(Serializer::Text { append_newline: false }),
+            &FileFormat::DataStream(Serializer::Text {
+                append_newline: false,
+            }),
             Box::new(m.clone()),
         )
         .unwrap();
@@ -546,7 +562,9 @@ mod tests {
     fn gzip_writes_one_member_per_flush_with_data() {
         let m = Mem::default();
         let mut w = open(
-            &FileFormat::GzipStream(Serializer::Text { append_newline: true }),
+            &FileFormat::GzipStream(Serializer::Text {
+                append_newline: true,
+            }),
             Box::new(m.clone()),
         )
         .unwrap();
@@ -566,14 +584,23 @@ mod tests {
         let mut one = Vec::new();
         io::Read::read_to_end(&mut first, &mut one).unwrap();
         assert_eq!(one, b"one\n");
-        let second_start = b.windows(4).skip(1).position(|w| w == [0x1f, 0x8b, 8, 0]).unwrap() + 1;
+        let second_start = b
+            .windows(4)
+            .skip(1)
+            .position(|w| w == [0x1f, 0x8b, 8, 0])
+            .unwrap()
+            + 1;
         assert_eq!(b[second_start + 9], 0);
     }
 
     #[test]
     fn sequence_file_syncs_on_flush_and_every_interval() {
         let m = Mem::default();
-        let mut w = open(&FileFormat::SequenceFile(WriteFormat::Writable), Box::new(m.clone())).unwrap();
+        let mut w = open(
+            &FileFormat::SequenceFile(WriteFormat::Writable),
+            Box::new(m.clone()),
+        )
+        .unwrap();
         let ev = Event::new([("timestamp", "1700000001000")], "seq event 01");
         w.append(&ev, 0).unwrap();
         w.flush().unwrap();
@@ -594,7 +621,11 @@ mod tests {
         ));
         // 102400 bytes after the last sync an append first writes a sync.
         let m = Mem::default();
-        let mut w = open(&FileFormat::SequenceFile(WriteFormat::Text), Box::new(m.clone())).unwrap();
+        let mut w = open(
+            &FileFormat::SequenceFile(WriteFormat::Text),
+            Box::new(m.clone()),
+        )
+        .unwrap();
         let body = vec![b'x'; 1000];
         let ev = Event::new([("timestamp", "1")], &body);
         let rec = 8 + 8 + 3 + 1000;

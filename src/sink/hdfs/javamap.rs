@@ -22,8 +22,9 @@ pub fn java_string_hash(s: &str) -> u32 {
 
 /// `org.apache.avro.util.Utf8.hashCode()` (over UTF-8 bytes taken as signed).
 pub fn avro_utf8_hash(s: &str) -> u32 {
-    s.bytes()
-        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as i8 as i32 as u32))
+    s.bytes().fold(0u32, |h, b| {
+        h.wrapping_mul(31).wrapping_add(b as i8 as i32 as u32)
+    })
 }
 
 /// `HashMap.tableSizeFor`: the next power of two `>= n` (at least 1).
@@ -33,7 +34,11 @@ pub fn table_size_for(n: usize) -> usize {
 
 /// The iteration order of a `HashMap` with initial table `capacity` after inserting `keys` in
 /// order (duplicates keep their first position), each hashed by `hash`.
-pub fn hash_map_order<T: AsRef<str> + Clone>(keys: &[T], hash: fn(&str) -> u32, capacity: usize) -> Vec<T> {
+pub fn hash_map_order<T: AsRef<str> + Clone>(
+    keys: &[T],
+    hash: fn(&str) -> u32,
+    capacity: usize,
+) -> Vec<T> {
     let mut cap = capacity.max(1);
     while keys.len() as f64 > cap as f64 * 0.75 {
         cap *= 2;
@@ -84,7 +89,10 @@ mod tests {
         assert_eq!(avro_utf8_hash("timestamp"), 55_126_294);
         // Non-ASCII: UTF-16 and signed UTF-8 hashes differ.
         assert_ne!(java_string_hash("é"), avro_utf8_hash("é"));
-        assert_eq!(avro_utf8_hash("é"), (0xC3u8 as i8 as i32 * 31 + 0xA9u8 as i8 as i32) as u32);
+        assert_eq!(
+            avro_utf8_hash("é"),
+            (0xC3u8 as i8 as i32 * 31 + 0xA9u8 as i8 as i32) as u32
+        );
     }
 
     #[test]
@@ -94,12 +102,33 @@ mod tests {
         assert_eq!(flume_agent_order(&wire), ["host", "topic", "timestamp"]);
         let client = ["timestamp", "host", "topic", "note"];
         let wire = flume_client_wire_order(&client);
-        assert_eq!(flume_agent_order(&wire), ["host", "note", "topic", "timestamp"]);
-        let client = ["timestamp", "host", "topic", "a", "zz", "Content-Type", "region", "k=v"];
+        assert_eq!(
+            flume_agent_order(&wire),
+            ["host", "note", "topic", "timestamp"]
+        );
+        let client = [
+            "timestamp",
+            "host",
+            "topic",
+            "a",
+            "zz",
+            "Content-Type",
+            "region",
+            "k=v",
+        ];
         let wire = flume_client_wire_order(&client);
         assert_eq!(
             flume_agent_order(&wire),
-            ["zz", "a", "k=v", "host", "topic", "region", "timestamp", "Content-Type"]
+            [
+                "zz",
+                "a",
+                "k=v",
+                "host",
+                "topic",
+                "region",
+                "timestamp",
+                "Content-Type"
+            ]
         );
         let empty: [&str; 0] = [];
         assert!(flume_agent_order(&empty).is_empty());

@@ -148,7 +148,11 @@ impl HdfsSink {
         ctx: &Context,
         channel: Arc<dyn Channel>,
     ) -> Result<HdfsSink, ConfigError> {
-        Ok(HdfsSink::new(name, HdfsSinkConfig::from_context(ctx)?, channel))
+        Ok(HdfsSink::new(
+            name,
+            HdfsSinkConfig::from_context(ctx)?,
+            channel,
+        ))
     }
 
     /// Builds the sink from explicit settings, on the local filesystem.
@@ -442,7 +446,12 @@ impl Sink for HdfsSink {
             }
         }
         // Flush every bucket written; a failed flush sends that bucket's events back.
-        for key in touched.iter().filter(|k| !bad.contains(*k)).cloned().collect::<Vec<_>>() {
+        for key in touched
+            .iter()
+            .filter(|k| !bad.contains(*k))
+            .cloned()
+            .collect::<Vec<_>>()
+        {
             let r = match self.writers.get_mut(&key) {
                 Some(w) => w.flush(&self.sh.env()),
                 None => Ok(()),
@@ -498,7 +507,9 @@ impl Sink for HdfsSink {
                 .unwrap_or_else(|| "its bucket is waiting after a failure".into());
             return Err(SinkError::Delivery {
                 sink: self.sh.name.clone(),
-                message: format!("no event of the batch could be written ({why}); all were put back"),
+                message: format!(
+                    "no event of the batch could be written ({why}); all were put back"
+                ),
             });
         }
         Ok(SinkStatus::Ready)

@@ -26,7 +26,10 @@ impl Zone {
     pub fn parse(s: &str) -> Option<Zone> {
         let t = s.trim();
         let up = t.to_ascii_uppercase();
-        if matches!(up.as_str(), "UTC" | "GMT" | "Z" | "UCT" | "ETC/UTC" | "ETC/GMT" | "ZULU") {
+        if matches!(
+            up.as_str(),
+            "UTC" | "GMT" | "Z" | "UCT" | "ETC/UTC" | "ETC/GMT" | "ZULU"
+        ) {
             return Some(Zone::Fixed(0));
         }
         let rest = up
@@ -45,7 +48,8 @@ impl Zone {
         } else {
             (digits, "0")
         };
-        let all_digits = |x: &str| !x.is_empty() && x.len() <= 2 && x.bytes().all(|b| b.is_ascii_digit());
+        let all_digits =
+            |x: &str| !x.is_empty() && x.len() <= 2 && x.bytes().all(|b| b.is_ascii_digit());
         if !all_digits(h) || !all_digits(m) {
             return None;
         }
@@ -200,7 +204,10 @@ mod tests {
         let f = fields(0, &Zone::Fixed(0));
         assert_eq!((f.year, f.month, f.day, f.wday, f.yday), (1970, 1, 1, 4, 1));
         let f = fields(-1, &Zone::Fixed(0));
-        assert_eq!((f.year, f.month, f.day, f.hour, f.minute, f.second), (1969, 12, 31, 23, 59, 59));
+        assert_eq!(
+            (f.year, f.month, f.day, f.hour, f.minute, f.second),
+            (1969, 12, 31, 23, 59, 59)
+        );
         // Leap day 2024-02-29T00:00:00Z.
         let f = fields(1_709_164_800_000, &Zone::Fixed(0));
         assert_eq!((f.year, f.month, f.day, f.yday), (2024, 2, 29, 60));
@@ -234,11 +241,20 @@ mod tests {
         assert_eq!(r(1_699_999_679_999), 1_699_999_200_000); // 22:07:59.999 -> 22:00
         assert_eq!(r(1_699_999_800_000), 1_699_999_800_000); // 22:10 stays
         assert_eq!(r(1_700_000_399_999), 1_699_999_800_000); // 22:19:59.999 -> 22:10
-        assert_eq!(round_down(1_700_000_399_999, RoundUnit::Hour, 1, &utc), 1_699_999_200_000);
-        assert_eq!(round_down(1_700_000_399_999, RoundUnit::Second, 15, &utc), 1_700_000_385_000);
+        assert_eq!(
+            round_down(1_700_000_399_999, RoundUnit::Hour, 1, &utc),
+            1_699_999_200_000
+        );
+        assert_eq!(
+            round_down(1_700_000_399_999, RoundUnit::Second, 15, &utc),
+            1_700_000_385_000
+        );
         // Hours round in the zone: 03:43 at +05:30 rounded to 2 h is 02:00 local = 20:30Z.
         let ist = Zone::Fixed(5 * 3600 + 1800);
-        assert_eq!(round_down(1_700_000_000_000, RoundUnit::Hour, 2, &ist), 1_699_993_800_000);
+        assert_eq!(
+            round_down(1_700_000_000_000, RoundUnit::Hour, 2, &ist),
+            1_699_993_800_000
+        );
         // Before 1970 too.
         assert_eq!(round_down(-1, RoundUnit::Minute, 1, &utc), -60_000);
     }
