@@ -412,3 +412,81 @@ fn the_agent_builds_the_sink_from_flumes_class_name() {
     );
     assert_eq!(SinkType::from_config("HDFS"), Some(SinkType::Hdfs));
 }
+
+#[test]
+fn an_agent_with_an_hdfs_sink_delivers_everything_and_closes_its_file_at_stop() {
+    use sluicegate::agent::lifecycle::Agent;
+    use sluicegate::config::SystemProps;
+    use sluicegate::metrics::MetricsRegistry;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("flume.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
+             a1.sources.r1.type = seq\na1.sources.r1.totalEvents = 1000\na1.sources.r1.channels = c1\n\
+             a1.channels.c1.type = memory\na1.channels.c1.capacity = 10000\n\
+             a1.sinks.k1.type = org.apache.flume.sink.hdfs.HDFSEventSink\na1.sinks.k1.channel = c1\n\
+             a1.sinks.k1.hdfs.path = file://{}/out\n\
+             a1.sinks.k1.hdfs.fileType = DataStream\n\
+             a1.sinks.k1.hdfs.filePrefix = events\na1.sinks.k1.hdfs.fileSuffix = .log\n\
+             a1.sinks.k1.hdfs.rollInterval = 0\na1.sinks.k1.hdfs.rollSize = 0\na1.sinks.k1.hdfs.rollCount = 0\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let registry = MetricsRegistry::new();
+    let mut agent = Agent::start(
+        &conf,
+        "a1",
+        SystemProps::new(),
+        rt.handle().clone(),
+        registry,
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    // Committed events are on disk (fdatasync before commit), in the in-use file.
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = std::fs::read_dir(&out)
+            .map(|d| {
+                d.map(|e| {
+                    std::fs::read_to_string(e.unwrap().path())
+                        .unwrap_or_default()
+                        .lines()
+                        .count()
+                })
+                .sum::<usize>()
+            })
+            .unwrap_or(0);
+        if n >= 1000 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "only {n} of 1000 lines arrived"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let open = files(&out);
+    assert_eq!(open.len(), 1);
+    assert!(
+        open[0].starts_with("events.") && open[0].ends_with(".log.tmp"),
+        "{open:?}"
+    );
+    agent.stop();
+    let closed = files(&out);
+    assert_eq!(closed, [open[0].trim_end_matches(".tmp").to_string()]);
+    let expected: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+    let got: Vec<String> = std::fs::read_to_string(out.join(&closed[0]))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(got, expected);
+}
