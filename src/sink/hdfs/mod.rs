@@ -133,6 +133,8 @@ pub struct HdfsSink {
     writers: HashMap<String, BucketWriter>,
     parked: HashMap<String, Parked>,
     tick: u64,
+    /// The one bucket when neither `hdfs.path` nor `hdfs.filePrefix` has escapes.
+    static_bucket: Option<(String, String, String)>,
 }
 
 /// Why one event could not be written in this transaction.
@@ -169,6 +171,10 @@ impl HdfsSink {
             format: cfg.format.clone(),
         };
         let counter = Arc::new(SinkCounter::new(name));
+        let static_bucket = (cfg.path.is_static() && cfg.file_prefix.is_static()).then(|| {
+            let (path, name) = (cfg.path.source(), cfg.file_prefix.source());
+            (format!("{path}/{name}"), path.to_string(), name.to_string())
+        });
         HdfsSink {
             channel,
             cfg,
@@ -184,6 +190,7 @@ impl HdfsSink {
             writers: HashMap::new(),
             parked: HashMap::new(),
             tick: 0,
+            static_bucket,
         }
     }
 
@@ -236,6 +243,9 @@ impl HdfsSink {
     }
 
     fn bucket_of(&self, ev: &Event) -> Result<(String, String, String), String> {
+        if let Some(b) = &self.static_bucket {
+            return Ok(b.clone());
+        }
         let wall = || (self.sh.wall)();
         let path = self
             .cfg
