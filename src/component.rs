@@ -198,7 +198,7 @@ component_types! {
 component_types! {
     /// Sink types.
     SinkType, "sink", unsupported: [
-        "hdfs", "irc", "thrift", "elasticsearch", "hbase", "asynchbase", "hbase2",
+        "irc", "thrift", "elasticsearch", "hbase", "asynchbase", "hbase2",
         "morphline_solr", "hive", "http", "kafka", "org.apache.flume.sink.kafka.KafkaSink",
     ] {
         /// Flume's `AvroSink`.
@@ -209,6 +209,8 @@ component_types! {
         FileRoll => "file_roll", "org.apache.flume.sink.RollingFileSink";
         /// Flume's `NullSink`.
         Null => "null", "org.apache.flume.sink.NullSink";
+        /// Flume's `HDFSEventSink` (local `file://` paths in this build).
+        Hdfs => "hdfs", "org.apache.flume.sink.hdfs.HDFSEventSink";
         /// sluicegate's streaming-SQL pipeline (no Flume counterpart; `agent::pipeline_sink`).
         Pipeline => "pipeline", "sluicegate.pipeline.SqlPipelineSink";
     }
@@ -295,7 +297,8 @@ mod tests {
             SelectorType::from_config("Multiplexing"),
             Some(SelectorType::Multiplexing)
         );
-        assert_eq!(SinkType::from_config("hdfs"), None);
+        assert_eq!(SinkType::from_config("HDFS"), Some(SinkType::Hdfs));
+        assert_eq!(SinkType::from_config("hbase"), None);
     }
 
     #[test]
@@ -321,9 +324,9 @@ mod tests {
     #[test]
     fn unsupported_messages_name_the_supported_types() {
         assert_eq!(
-            SinkType::unsupported_message("hdfs"),
-            "sink type 'hdfs' is a Flume type that sluicegate does not implement; supported sink \
-             types: avro, logger, file_roll, null, pipeline (or their Flume class names)"
+            SinkType::unsupported_message("hbase"),
+            "sink type 'hbase' is a Flume type that sluicegate does not implement; supported sink \
+             types: avro, logger, file_roll, null, hdfs, pipeline (or their Flume class names)"
         );
         assert_eq!(
             ChannelType::unsupported_message("disk"),

@@ -161,7 +161,7 @@ fn sigterm_mid_stream_loses_no_committed_event_and_a_restart_drains_the_rest() {
 fn check_and_agent_print_every_config_problem_and_fail() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("bad.conf");
-    std::fs::write(&conf, "a1.sources = r1\na1.sources.r1.type = avro\na1.sources.r1.channels = c9\na1.sinks = k1\na1.sinks.k1.type = hdfs\n").unwrap();
+    std::fs::write(&conf, "a1.sources = r1\na1.sources.r1.type = avro\na1.sources.r1.channels = c9\na1.sinks = k1\na1.sinks.k1.type = hbase\n").unwrap();
     for sub in ["check", "agent"] {
         let out = Command::new(BIN)
             .args([sub, "-n", "a1", "-f"])

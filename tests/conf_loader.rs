@@ -331,10 +331,10 @@ fn broken_configs_report_every_problem_exactly() {
         ]),
         ("many-problems.conf", "a1", &[
             ":6: a1.sources.src.channels: channel 'memory' is not listed in a1.channels (defined: mem)",
-            ":10: a1.sinks.extra.type: is not set: sink 'extra' needs a type (supported sink types: avro, logger, file_roll, null, pipeline)",
+            ":10: a1.sinks.extra.type: is not set: sink 'extra' needs a type (supported sink types: avro, logger, file_roll, null, hdfs, pipeline)",
         ]),
         ("missing-type.conf", "a1", &[
-            ":7: a1.sinks.k1.type: is not set: sink 'k1' needs a type (supported sink types: avro, logger, file_roll, null, pipeline)",
+            ":7: a1.sinks.k1.type: is not set: sink 'k1' needs a type (supported sink types: avro, logger, file_roll, null, hdfs, pipeline)",
         ]),
         ("no-channels.conf", "a1", &[
             ": a1.channels: is not set: the agent needs at least one channel (space-separated names)",
@@ -364,7 +364,7 @@ fn broken_configs_report_every_problem_exactly() {
         ("unsupported-types.conf", "a1", &[
             ":4: a1.sources.r1.type: unknown source type 'avr0'; supported source types: avro, netcat, seq, exec (or their Flume class names)",
             ":6: a1.channels.c1.type: channel type 'jdbc' is a Flume type that sluicegate does not implement; supported channel types: memory, file (or their Flume class names)",
-            ":7: a1.sinks.k1.type: sink type 'hdfs' is a Flume type that sluicegate does not implement; supported sink types: avro, logger, file_roll, null, pipeline (or their Flume class names)",
+            ":7: a1.sinks.k1.type: sink type 'hbase' is a Flume type that sluicegate does not implement; supported sink types: avro, logger, file_roll, null, hdfs, pipeline (or their Flume class names)",
         ]),
     ];
     let mut seen = std::collections::BTreeSet::new();

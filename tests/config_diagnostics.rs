@@ -197,7 +197,7 @@ a1.sources.r2.batchSize = many
 a1.channels.c1.type = memory
 a1.channels.c1.capacity = 100
 a1.channels.c1.capcity = 100
-a1.sinks.k1.type = hdfs
+a1.sinks.k1.type = hbase
 a1.sinks.k1.channel = c1
 a1.sinks.k2.type = null
 a1.sinks.k2.channel = c1
@@ -207,7 +207,7 @@ a1.sinks.k2.batchSize = 0
             (E, "5: a1.sources.r1.channels: channel 'c9' is not listed in a1.channels (defined: c1)"),
             (E, "8: a1.sources.r2.batchSize: expected a non-negative integer, got 'many'"),
             (U, "11: a1.channels.c1.capcity: not used by memory channel c1; did you mean 'capacity'?"),
-            (E, "12: a1.sinks.k1.type: sink type 'hdfs' is a Flume type that sluicegate does not implement; supported sink types: avro, logger, file_roll, null, pipeline (or their Flume class names)"),
+            (E, "12: a1.sinks.k1.type: sink type 'hbase' is a Flume type that sluicegate does not implement; supported sink types: avro, logger, file_roll, null, hdfs, pipeline (or their Flume class names)"),
             (E, "16: a1.sinks.k2.batchSize: must be a positive integer"),
         ],
     },

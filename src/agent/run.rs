@@ -59,6 +59,14 @@ fn announce(agent: &Agent, opts: &RunOptions, metrics: Option<SocketAddr>) {
                 tracing::info!("output: sink {} writes events to files in {dir}", s.name);
             }
         }
+        if s.sink_type == SinkType::Hdfs {
+            if let Some(path) = s.context.get("hdfs.path") {
+                tracing::info!(
+                    "output: sink {} writes events to files under {path}",
+                    s.name
+                );
+            }
+        }
     }
     match opts.summary_interval {
         Some(every) => tracing::info!(

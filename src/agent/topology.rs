@@ -199,6 +199,9 @@ fn build_sink(
         SinkType::Null => Box::new(NullSink::from_context(&cfg.name, ctx, channel)?),
         SinkType::Logger => Box::new(LoggerSink::from_context(&cfg.name, ctx, channel)?),
         SinkType::FileRoll => Box::new(FileRollSink::from_context(&cfg.name, ctx, channel)?),
+        SinkType::Hdfs => Box::new(crate::sink::hdfs::HdfsSink::from_context(
+            &cfg.name, ctx, channel,
+        )?),
         SinkType::Avro => Box::new(crate::sink::avro::AvroSink::from_context(
             &cfg.name,
             ctx,

@@ -9,6 +9,7 @@
 pub mod avro;
 pub mod batch;
 pub mod file_roll;
+pub mod hdfs;
 pub mod logger;
 pub mod null;
 pub mod processor;

@@ -1,0 +1,549 @@
+//! The HDFS sink (`type = hdfs`, Flume's `org.apache.flume.sink.hdfs.HDFSEventSink`): events
+//! into bucketed, rolled files with Flume's paths, names and formats, on `file://` paths.
+//!
+//! # Files and folders
+//!
+//! | module | job |
+//! |---|---|
+//! | [`config`] | Flume's keys and defaults; refusals (`hdfs://`, Kerberos, codecs other than gzip) |
+//! | [`escape`] | `BucketPath` escapes in `hdfs.path` / `hdfs.filePrefix` |
+//! | [`zone`] | calendar fields, zones and rounding for the time escapes |
+//! | [`bucket`] | one bucket's writer: names, counters, rolls, timers, in-use -> final rename |
+//! | [`format`] | DataStream (TEXT, header_and_text, avro_event), CompressedStream gzip, SequenceFile |
+//! | [`javamap`] | the header order of Flume's Java `HashMap`, for serializers that print headers |
+//! | [`fs`] | the filesystem trait and the local filesystem |
+//!
+//! # One transaction ([`HdfsSink::process`])
+//!
+//! 1. Writers whose `idleTimeout` or `rollInterval` deadline passed are closed and dropped.
+//! 2. Up to `hdfs.batchSize` events are taken from the channel.
+//! 3. Each event's bucket is `escape(hdfs.path) + "/" + escape(hdfs.filePrefix)`; one writer
+//!    (one open file, one counter) per bucket, least recently used first out when more than
+//!    `hdfs.maxOpenFiles` are open. The directory is the path with empty components dropped (a
+//!    missing `%{header}` gives `a//b`, written to `a/b` but a bucket of its own, as in Flume).
+//! 4. The event is appended (the writer flushes by itself every `batchSize` appends).
+//! 5. Every writer touched is flushed — format group ended, bytes `fdatasync`ed — and only then
+//!    the take commits: a committed event is on disk (Flume's at-least-once, with `hflush`).
+//!
+//! # Faults: nothing lost, other buckets keep flowing
+//!
+//! An event whose bucket cannot be named (a time escape without a `timestamp` header, a bad
+//! number) or whose bucket fails to create/write/flush (unwritable directory, full disk) is not
+//! dropped and does not block the others: its writer is closed and renamed (what it flushed
+//! before is committed data), the bucket is parked with an exponential backoff (1 s doubling to
+//! 60 s, on the injected clock), and the events of failed or parked buckets are put back into the
+//! channel (same order per bucket) in the same `process` call, before the take commits. Every
+//! put-back is logged as an ERROR naming the file or escape and the reason. If the put-back
+//! itself fails, the whole take rolls back (duplicates possible for the buckets that were
+//! written: at-least-once). When nothing could be written the call returns an error, so the
+//! runner backs off. (Flume instead rolls the whole transaction back and retries it forever, so
+//! one bad bucket stops every bucket.)
+//!
+//! # Start and stop
+//!
+//! `start` recovers files left under their in-use names by a crash: under the path's literal
+//! prefix (the part before its first escape), files whose names are
+//! `<inUsePrefix><filePrefix>.<digits><suffix><inUseSuffix>` are renamed to their final names
+//! (skipped, with a warning, when the final name exists). Their contents are whatever reached the
+//! disk: every committed event, maybe a partial tail of an uncommitted batch (written again by the
+//! retry). `stop` closes and renames every open file, least recently used first, as Flume's
+//! `stop()` does.
+//!
+//! # Metrics (Flume's `SinkCounter` names)
+//!
+//! `ConnectionCreatedCount` per file opened, `ConnectionClosedCount` per file closed,
+//! `ConnectionFailedCount` per failed open/close, `BatchEmptyCount` / `BatchUnderflowCount` /
+//! `BatchCompleteCount` per take, `EventDrainAttemptCount` per event taken,
+//! `EventDrainSuccessCount` per event written and committed, `EventWriteFail` per failed event,
+//! `ChannelReadFail`.
+//!
+//! # Not in this build
+//!
+//! `hdfs://` (needs a native HDFS client such as `hdfs-native`, a large dependency), Kerberos and
+//! proxy users, codecs other than gzip, block-compressed SequenceFiles, named IANA time zones
+//! (UTC, GMT, fixed offsets and the machine's own zone are supported), Hadoop's `.crc` sidecars.
+//! Timers are checked at each `process` call, so a close by `idleTimeout`/`rollInterval` may come
+//! up to one runner backoff (at most 5 s) late on an idle channel.
+
+pub mod bucket;
+pub mod config;
+pub mod escape;
+pub mod format;
+pub mod fs;
+pub mod javamap;
+pub mod zone;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use self::bucket::{BucketSettings, BucketWriter, Env};
+use self::config::HdfsSinkConfig;
+use self::fs::{local_path, HdfsFileSystem, LocalFs};
+use super::batch::take_counted;
+use super::{Sink, SinkError, SinkStatus};
+use crate::channel::Channel;
+use crate::clock::{now_millis, Clock};
+use crate::config::{ConfigError, Context};
+use crate::event::Event;
+use crate::metrics::SinkCounter;
+
+/// A wall clock in epoch milliseconds (file-name counters, `useLocalTimeStamp`).
+pub type WallClock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// First and longest wait before a failed bucket is tried again.
+const PARK_FIRST: Duration = Duration::from_secs(1);
+const PARK_MAX: Duration = Duration::from_secs(60);
+
+struct Parked {
+    until: Instant,
+    wait: Duration,
+}
+
+/// What every bucket writer works with (kept apart from the writers so both can be borrowed).
+struct Shared {
+    name: String,
+    settings: BucketSettings,
+    fs: Arc<dyn HdfsFileSystem>,
+    counter: Arc<SinkCounter>,
+    clock: Clock,
+    wall: WallClock,
+}
+
+impl Shared {
+    fn env(&self) -> Env<'_> {
+        Env {
+            settings: &self.settings,
+            fs: &*self.fs,
+            counter: &self.counter,
+            clock: &self.clock,
+            wall: &*self.wall,
+            sink: &self.name,
+        }
+    }
+}
+
+/// The HDFS sink.
+pub struct HdfsSink {
+    channel: Arc<dyn Channel>,
+    cfg: HdfsSinkConfig,
+    sh: Shared,
+    counter: Arc<SinkCounter>,
+    writers: HashMap<String, BucketWriter>,
+    parked: HashMap<String, Parked>,
+    tick: u64,
+    /// The one bucket when neither `hdfs.path` nor `hdfs.filePrefix` has escapes.
+    static_bucket: Option<(String, String, String)>,
+}
+
+/// Why one event could not be written in this transaction.
+struct Failure {
+    bucket: String,
+    reason: String,
+}
+
+impl HdfsSink {
+    /// Builds the sink from its context; it drains `channel`.
+    pub fn from_context(
+        name: &str,
+        ctx: &Context,
+        channel: Arc<dyn Channel>,
+    ) -> Result<HdfsSink, ConfigError> {
+        Ok(HdfsSink::new(
+            name,
+            HdfsSinkConfig::from_context(ctx)?,
+            channel,
+        ))
+    }
+
+    /// Builds the sink from explicit settings, on the local filesystem.
+    pub fn new(name: &str, cfg: HdfsSinkConfig, channel: Arc<dyn Channel>) -> HdfsSink {
+        let settings = BucketSettings {
+            file_suffix: cfg.file_suffix.clone(),
+            in_use_prefix: cfg.in_use_prefix.clone(),
+            in_use_suffix: cfg.in_use_suffix.clone(),
+            roll_interval: cfg.roll_interval,
+            roll_size: cfg.roll_size,
+            roll_count: cfg.roll_count,
+            idle_timeout: cfg.idle_timeout,
+            batch_size: cfg.batch_size as u64,
+            format: cfg.format.clone(),
+        };
+        let counter = Arc::new(SinkCounter::new(name));
+        let static_bucket = (cfg.path.is_static() && cfg.file_prefix.is_static()).then(|| {
+            let (path, name) = (cfg.path.source(), cfg.file_prefix.source());
+            (format!("{path}/{name}"), path.to_string(), name.to_string())
+        });
+        HdfsSink {
+            channel,
+            cfg,
+            sh: Shared {
+                name: name.to_string(),
+                settings,
+                fs: Arc::new(LocalFs),
+                counter: counter.clone(),
+                clock: Clock::system(),
+                wall: Arc::new(|| now_millis() as i64),
+            },
+            counter,
+            writers: HashMap::new(),
+            parked: HashMap::new(),
+            tick: 0,
+            static_bucket,
+        }
+    }
+
+    /// Times rolls, idle closes and bucket backoffs with `clock` (tests step it).
+    pub fn with_clock(mut self, clock: Clock) -> HdfsSink {
+        self.sh.clock = clock;
+        self
+    }
+
+    /// Reads wall time (file-name counters, `useLocalTimeStamp`) from `wall`.
+    pub fn with_wall_clock(mut self, wall: WallClock) -> HdfsSink {
+        self.sh.wall = wall;
+        self
+    }
+
+    /// Writes through `fs` instead of the local filesystem (tests inject faults).
+    pub fn with_fs(mut self, fs: Arc<dyn HdfsFileSystem>) -> HdfsSink {
+        self.sh.fs = fs;
+        self
+    }
+
+    /// The in-use paths of the files open now, sorted.
+    pub fn open_files(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = self
+            .writers
+            .values()
+            .filter_map(|w| w.open_path().map(Path::to_path_buf))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Closes writers whose idle or roll-interval deadline has passed.
+    fn close_timed_out(&mut self) {
+        let now = self.sh.clock.now();
+        let mut due: Vec<(u64, String)> = self
+            .writers
+            .iter()
+            .filter(|(_, w)| w.timed_out(now))
+            .map(|(k, w)| (w.last_used, k.clone()))
+            .collect();
+        due.sort();
+        for (_, key) in due {
+            if let Some(mut w) = self.writers.remove(&key) {
+                if let Err(e) = w.close(&self.sh.env()) {
+                    tracing::error!(sink = %self.sh.name, error = %e, "closing a timed-out bucket failed");
+                }
+            }
+        }
+    }
+
+    fn bucket_of(&self, ev: &Event) -> Result<(String, String, String), String> {
+        if let Some(b) = &self.static_bucket {
+            return Ok(b.clone());
+        }
+        let wall = || (self.sh.wall)();
+        let path = self
+            .cfg
+            .path
+            .expand(ev, &self.cfg.time, &wall)
+            .map_err(|e| format!("hdfs.path: {e}"))?;
+        let name = self
+            .cfg
+            .file_prefix
+            .expand(ev, &self.cfg.time, &wall)
+            .map_err(|e| format!("hdfs.filePrefix: {e}"))?;
+        Ok((format!("{path}/{name}"), path, name))
+    }
+
+    fn writer_for<'w>(
+        writers: &'w mut HashMap<String, BucketWriter>,
+        tick: &mut u64,
+        max_open: usize,
+        env: &Env<'_>,
+        key: &str,
+        path: &str,
+        name: &str,
+    ) -> &'w mut BucketWriter {
+        *tick += 1;
+        if !writers.contains_key(key) {
+            if writers.len() >= max_open {
+                let eldest = writers
+                    .iter()
+                    .min_by_key(|(_, w)| w.last_used)
+                    .map(|(k, _)| k.clone());
+                if let Some(mut w) = eldest.and_then(|k| writers.remove(&k)) {
+                    if let Err(e) = w.close(env) {
+                        tracing::error!(sink = env.sink, error = %e, "closing the eldest bucket (maxOpenFiles) failed");
+                    }
+                }
+            }
+            let w = BucketWriter::new(local_path(path), name.to_string(), (env.wall)());
+            writers.insert(key.to_string(), w);
+        }
+        let w = writers.get_mut(key).expect("inserted above");
+        w.last_used = *tick;
+        w
+    }
+
+    fn park(&mut self, key: &str) {
+        let now = self.sh.clock.now();
+        let wait = match self.parked.get(key) {
+            Some(p) => (p.wait * 2).min(PARK_MAX),
+            None => PARK_FIRST,
+        };
+        self.parked.insert(
+            key.to_string(),
+            Parked {
+                until: now + wait,
+                wait,
+            },
+        );
+    }
+
+    fn fail_bucket(&mut self, key: &str) {
+        if let Some(mut w) = self.writers.remove(key) {
+            w.abandon(&self.sh.env());
+        }
+        self.park(key);
+    }
+
+    /// Recovers in-use files left by a crash (see the module docs).
+    fn recover(&self) {
+        let s = &self.sh.settings;
+        if s.in_use_prefix.is_empty() && s.in_use_suffix.is_empty() {
+            return;
+        }
+        let path_src = self.cfg.path.source();
+        let (root, depth) = if self.cfg.path.is_static() {
+            (local_path(path_src), 0usize)
+        } else {
+            let lit = self.cfg.path.static_prefix();
+            let root = match lit.rfind('/') {
+                Some(i) => &lit[..i],
+                None => "",
+            };
+            let rest = &path_src[root.len()..];
+            (local_path(root), rest.matches('/').count())
+        };
+        if root.as_os_str().is_empty() || root == Path::new("/") {
+            return;
+        }
+        let ext = if s.file_suffix.is_empty() {
+            s.format.codec_extension().to_string()
+        } else {
+            s.file_suffix.clone()
+        };
+        let pattern = format!(
+            "^{}({}\\.[0-9]+{}){}$",
+            regex::escape(&s.in_use_prefix),
+            self.cfg.file_prefix.to_regex_source(),
+            regex::escape(&ext),
+            regex::escape(&s.in_use_suffix)
+        );
+        let Ok(re) = regex::Regex::new(&pattern) else {
+            return;
+        };
+        let mut stack = vec![(root, 0usize)];
+        while let Some((dir, d)) = stack.pop() {
+            let Ok(entries) = self.sh.fs.list(&dir) else {
+                continue;
+            };
+            for (p, is_dir) in entries {
+                if is_dir {
+                    if d < depth {
+                        stack.push((p, d + 1));
+                    }
+                    continue;
+                }
+                let Some(fname) = p.file_name().and_then(|f| f.to_str()) else {
+                    continue;
+                };
+                let Some(final_name) = re.captures(fname).and_then(|c| c.get(1)) else {
+                    continue;
+                };
+                let target = dir.join(final_name.as_str());
+                match bucket::recover(&*self.sh.fs, &p, &target) {
+                    Ok(()) => tracing::info!(
+                        sink = %self.sh.name,
+                        "recovered {} left in use by an earlier run: renamed to {}",
+                        p.display(),
+                        target.display()
+                    ),
+                    Err(e) => tracing::warn!(
+                        sink = %self.sh.name,
+                        "could not recover {} (left in use by an earlier run): {e}",
+                        p.display()
+                    ),
+                }
+            }
+        }
+    }
+}
+
+impl Sink for HdfsSink {
+    fn name(&self) -> &str {
+        &self.sh.name
+    }
+
+    fn start(&mut self) -> Result<(), SinkError> {
+        self.counter.start();
+        self.recover();
+        tracing::info!(sink = %self.sh.name, path = %self.cfg.path.source(), "HDFS sink started");
+        Ok(())
+    }
+
+    fn process(&mut self) -> Result<SinkStatus, SinkError> {
+        self.close_timed_out();
+        let take = take_counted(&*self.channel, &self.counter, self.cfg.batch_size)?;
+        if take.is_empty() {
+            return Ok(SinkStatus::Backoff);
+        }
+        let now = self.sh.clock.now();
+        self.parked.retain(|_, p| p.until > now);
+
+        // Each event's bucket key (None: it could not be named); `bad`: buckets failed or parked.
+        let mut keys: Vec<Option<String>> = Vec::with_capacity(take.len());
+        let mut bad: HashSet<String> = HashSet::new();
+        let mut failures: Vec<Failure> = Vec::new();
+        let mut touched: Vec<String> = Vec::new();
+        for ev in take.events() {
+            let (key, path, name) = match self.bucket_of(ev) {
+                Ok(b) => b,
+                Err(reason) => {
+                    keys.push(None);
+                    failures.push(Failure {
+                        bucket: "(unnamed)".into(),
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            keys.push(Some(key.clone()));
+            if bad.contains(&key) || self.parked.contains_key(&key) {
+                bad.insert(key);
+                continue;
+            }
+            let env = self.sh.env();
+            let w = Self::writer_for(
+                &mut self.writers,
+                &mut self.tick,
+                self.cfg.max_open_files,
+                &env,
+                &key,
+                &path,
+                &name,
+            );
+            match w.append(ev, &env) {
+                Ok(()) => {
+                    if !touched.contains(&key) {
+                        touched.push(key);
+                    }
+                }
+                Err(e) => {
+                    SinkCounter::add(&self.counter.event_write_fail, 1);
+                    failures.push(Failure {
+                        bucket: key.clone(),
+                        reason: e.to_string(),
+                    });
+                    self.fail_bucket(&key);
+                    bad.insert(key);
+                }
+            }
+        }
+        // Flush every bucket written; a failed flush sends that bucket's events back.
+        for key in touched
+            .iter()
+            .filter(|k| !bad.contains(*k))
+            .cloned()
+            .collect::<Vec<_>>()
+        {
+            let r = match self.writers.get_mut(&key) {
+                Some(w) => w.flush(&self.sh.env()),
+                None => Ok(()),
+            };
+            if let Err(e) = r {
+                failures.push(Failure {
+                    bucket: key.clone(),
+                    reason: e.to_string(),
+                });
+                self.fail_bucket(&key);
+                bad.insert(key);
+            }
+        }
+        let put_back: Vec<Event> = take
+            .events()
+            .iter()
+            .zip(&keys)
+            .filter(|(_, k)| k.as_ref().is_none_or(|k| bad.contains(k)))
+            .map(|(ev, _)| ev.clone())
+            .collect();
+        for f in &failures {
+            tracing::error!(
+                sink = %self.sh.name,
+                bucket = %f.bucket,
+                "could not write an event: {}; it goes back to the channel and is retried",
+                f.reason
+            );
+        }
+        let n = take.len();
+        let back = put_back.len();
+        if back > 0 {
+            if let Err(e) = self.channel.put_batch(&put_back) {
+                SinkCounter::add(&self.counter.channel_read_fail, 1);
+                take.rollback();
+                return Err(SinkError::Delivery {
+                    sink: self.sh.name.clone(),
+                    message: format!(
+                        "{back} event(s) could not be written and could not be put back ({e}); \
+                         the whole batch was rolled back and will be retried"
+                    ),
+                });
+            }
+        }
+        if let Err(e) = take.commit() {
+            SinkCounter::add(&self.counter.channel_read_fail, 1);
+            return Err(e.into());
+        }
+        SinkCounter::add(&self.counter.event_drain_success, (n - back) as u64);
+        if back == n {
+            let why = failures
+                .first()
+                .map(|f| format!("{}: {}", f.bucket, f.reason))
+                .unwrap_or_else(|| "its bucket is waiting after a failure".into());
+            return Err(SinkError::Delivery {
+                sink: self.sh.name.clone(),
+                message: format!(
+                    "no event of the batch could be written ({why}); all were put back"
+                ),
+            });
+        }
+        Ok(SinkStatus::Ready)
+    }
+
+    fn stop(&mut self) {
+        let mut all: Vec<(u64, String)> = self
+            .writers
+            .iter()
+            .map(|(k, w)| (w.last_used, k.clone()))
+            .collect();
+        all.sort();
+        for (_, key) in all {
+            if let Some(mut w) = self.writers.remove(&key) {
+                if let Err(e) = w.close(&self.sh.env()) {
+                    tracing::error!(sink = %self.sh.name, error = %e, "closing a bucket at stop failed");
+                }
+            }
+        }
+        self.counter.stop();
+        tracing::info!(sink = %self.sh.name, "HDFS sink stopped");
+    }
+
+    fn counter(&self) -> Arc<SinkCounter> {
+        self.counter.clone()
+    }
+}
