@@ -768,7 +768,10 @@ fn windowed_corpus() -> Vec<WQ> {
             &[s2("header('host')", "host")],
             &[
                 s2("count(*)", "count(*)"),
-                s2("max(CAST(header('lat') AS BIGINT))", "max(TRY_CAST(lat AS BIGINT))"),
+                s2(
+                    "max(CAST(header('lat') AS BIGINT))",
+                    "max(TRY_CAST(lat AS BIGINT))",
+                ),
             ],
             None,
             None,
@@ -914,7 +917,11 @@ fn windowed_final_results_equal_duckdb_on_out_of_order_events() {
             assert!(compiled.is_windowed());
             let idle = ((q.win.reach_ms() + WATERMARK_MS) / 1000 + 3) as usize;
             let run = compiled.run_batches(&events, idle).unwrap();
-            assert_eq!(run.late_events, 0, "no event is beyond the watermark: {}", q.ours);
+            assert_eq!(
+                run.late_events, 0,
+                "no event is beyond the watermark: {}",
+                q.ours
+            );
             let want_bad = if matches!(q.win, Win::ProcTumble(_)) {
                 0
             } else {

@@ -180,10 +180,12 @@ const COLUMNS: &str =
     "columns are body, event_time, proc_time, headers['k'] (or header('k')) and the UNNEST column";
 const FUNCTIONS: &str = "lower, upper, trim, length, octet_length, substr, concat, split (in UNNEST), \
      regexp_extract, regexp_like, json_value, parse_timestamp, coalesce, header, body_hex, CAST, CASE";
-const WINDOW_FORMS: &str = "supported windows (in GROUP BY): TUMBLE(event_time, INTERVAL '10' SECOND), \
+const WINDOW_FORMS: &str =
+    "supported windows (in GROUP BY): TUMBLE(event_time, INTERVAL '10' SECOND), \
      HOP(event_time, <slide>, <size>) with size a multiple of slide, SESSION(event_time, <gap>); \
      proc_time instead of event_time for processing-time windows; select window_start / window_end";
-const INTERVAL_FORMS: &str = "write a window length as INTERVAL '<n>' <unit> (or INTERVAL '<n> <unit>'), \
+const INTERVAL_FORMS: &str =
+    "write a window length as INTERVAL '<n>' <unit> (or INTERVAL '<n> <unit>'), \
      a positive whole number of MILLISECOND, SECOND, MINUTE, HOUR or DAY";
 
 struct PostScope {
@@ -535,6 +537,25 @@ impl<'o> Compiler<'o> {
         }
         self.from(select)?;
 
+        // The window (at most one), reported before anything else about the group keys.
+        let mut window_expr: Option<Expr> = None;
+        if let GroupByExpr::Expressions(v, _) = &select.group_by {
+            for g in v {
+                if let Expr::Function(f) = g {
+                    if is_window_name(&object_name(&f.name)) {
+                        if let Some(first) = &window_expr {
+                            return Err(unsupported(
+                            g,
+                            format!("a query groups by at most one window, and already has `{first}`"),
+                        ));
+                        }
+                        self.window = Some(self.window_spec(f, g)?);
+                        window_expr = Some(g.clone());
+                    }
+                }
+            }
+        }
+
         // WHERE, split into per-event and per-element conjuncts.
         let (mut pre, mut post) = (Vec::new(), Vec::new());
         if let Some(w) = &select.selection {
@@ -623,22 +644,6 @@ impl<'o> Compiler<'o> {
                 v.clone()
             }
         };
-        // The window (at most one), reported before anything else about the group keys.
-        let mut window_expr: Option<Expr> = None;
-        for g in &group_exprs {
-            if let Expr::Function(f) = g {
-                if is_window_name(&object_name(&f.name)) {
-                    if let Some(first) = &window_expr {
-                        return Err(unsupported(
-                            g,
-                            format!("a query groups by at most one window, and already has `{first}`"),
-                        ));
-                    }
-                    self.window = Some(self.window_spec(f, g)?);
-                    window_expr = Some(g.clone());
-                }
-            }
-        }
         if self.window.is_some() {
             // The window and its bounds (Flink's `GROUP BY window_start, window_end`) are not
             // group keys of their own.
@@ -679,7 +684,9 @@ impl<'o> Compiler<'o> {
         let limit = self.limit(q)?;
         if let (Some(_), Some(_), EmitMode::Update) = (self.window, limit, self.opts.emit) {
             let at = match &q.limit_clause {
-                Some(ast::LimitClause::LimitOffset { limit: Some(e), .. }) => Pos::from(e.span().start),
+                Some(ast::LimitClause::LimitOffset { limit: Some(e), .. }) => {
+                    Pos::from(e.span().start)
+                }
                 _ => Pos::default(),
             };
             return Err(SqlError::new(
@@ -820,13 +827,21 @@ impl<'o> Compiler<'o> {
 /// A window length: `INTERVAL '10' SECOND`, `INTERVAL '10 seconds'`, `INTERVAL 10 SECOND`.
 fn interval_ms(e: &Expr) -> Result<i64, SqlError> {
     let bad = |node: &Expr, what: &str| {
-        err(SqlErrorKind::Unsupported, node, node, format!("{what}; {INTERVAL_FORMS}"))
+        err(
+            SqlErrorKind::Unsupported,
+            node,
+            node,
+            format!("{what}; {INTERVAL_FORMS}"),
+        )
     };
     let Expr::Interval(iv) = e else {
         return Err(bad(e, "a window length must be an INTERVAL"));
     };
     if iv.last_field.is_some() || iv.fractional_seconds_precision.is_some() {
-        return Err(bad(e, "interval ranges (... TO ...) and precisions are not supported"));
+        return Err(bad(
+            e,
+            "interval ranges (... TO ...) and precisions are not supported",
+        ));
     }
     let (num, unit_text): (String, Option<String>) = match &*iv.value {
         Expr::Value(v) => match &v.value {
@@ -876,7 +891,10 @@ fn interval_ms(e: &Expr) -> Result<i64, SqlError> {
         .map_err(|_| bad(e, &format!("`{num}` is not a whole number")))?;
     match n.checked_mul(per) {
         Some(ms) if ms > 0 => Ok(ms),
-        _ => Err(bad(e, "a window length must be positive (and below 2^63 ms)")),
+        _ => Err(bad(
+            e,
+            "a window length must be positive (and below 2^63 ms)",
+        )),
     }
 }
 
@@ -901,10 +919,15 @@ impl<'o> Compiler<'o> {
         }
         let col = match args[0] {
             Expr::Identifier(i) => Some(i.value.to_ascii_lowercase()),
-            Expr::CompoundIdentifier(v) if v.len() == 2 && {
-                let q = &v[0].value;
-                q.eq_ignore_ascii_case("events") || self.table_alias.as_deref() == Some(q.as_str())
-            } => Some(v[1].value.to_ascii_lowercase()),
+            Expr::CompoundIdentifier(v)
+                if v.len() == 2 && {
+                    let q = &v[0].value;
+                    q.eq_ignore_ascii_case("events")
+                        || self.table_alias.as_deref() == Some(q.as_str())
+                } =>
+            {
+                Some(v[1].value.to_ascii_lowercase())
+            }
             _ => None,
         };
         let proc_time = match col.as_deref() {
@@ -923,7 +946,10 @@ impl<'o> Compiler<'o> {
         let windows = match name.as_str() {
             "tumble" => {
                 let len = interval_ms(args[1])?;
-                Windows::Sliding { len_ms: len, slide_ms: len }
+                Windows::Sliding {
+                    len_ms: len,
+                    slide_ms: len,
+                }
             }
             "hop" => {
                 let slide = interval_ms(args[1])?;
@@ -934,9 +960,14 @@ impl<'o> Compiler<'o> {
                         format!("the HOP size ({size} ms) must be a whole multiple of the slide ({slide} ms): HOP(event_time, <slide>, <size>)"),
                     ));
                 }
-                Windows::Sliding { len_ms: size, slide_ms: slide }
+                Windows::Sliding {
+                    len_ms: size,
+                    slide_ms: slide,
+                }
             }
-            _ => Windows::Session { gap_ms: interval_ms(args[1])? },
+            _ => Windows::Session {
+                gap_ms: interval_ms(args[1])?,
+            },
         };
         Ok(WindowSpec { windows, proc_time })
     }

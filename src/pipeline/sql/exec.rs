@@ -28,11 +28,11 @@ use crate::pipeline::metrics::ErrorReason;
 use crate::pipeline::{DStream, FastMap, Key, StageContext, StreamingContext};
 
 use super::compile::{AggKind, AggSpec, Cx, Ex, Plan, Shape};
+use super::func::split_each;
+use super::value::{Row, Val, Value};
 use super::{EmitMode, SqlOptions};
 use crate::pipeline::event_time::{parse_timestamp, Emit, EventTime, Timed};
 use crate::pipeline::{Persist, SnapshotError, SnapshotReader};
-use super::func::split_each;
-use super::value::{Row, Val, Value};
 
 /// Calls `f` with every row the event yields (after `WHERE` and `UNNEST`). Returns false if
 /// the event is bad input (non-UTF-8 body under a query reading `body`).

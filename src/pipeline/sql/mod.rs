@@ -198,7 +198,12 @@ impl SqlQuery {
     /// part of the pipeline's fingerprint (a changed query refuses an old checkpoint).
     pub fn attach(&self, ctx: &StreamingContext) -> DStream<Row> {
         let canon: String = self.text.split_whitespace().collect::<Vec<_>>().join(" ");
-        exec::attach(self.plan.clone(), &self.options, ctx, &format!("sql({canon})"))
+        exec::attach(
+            self.plan.clone(),
+            &self.options,
+            ctx,
+            &format!("sql({canon})"),
+        )
     }
 }
 

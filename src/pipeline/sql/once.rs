@@ -118,7 +118,10 @@ pub struct BatchRun {
 impl BatchRun {
     /// All rows of all batches, in output order.
     pub fn rows(&self) -> Vec<Row> {
-        self.batches.iter().flat_map(|(_, r)| r.iter().cloned()).collect()
+        self.batches
+            .iter()
+            .flat_map(|(_, r)| r.iter().cloned())
+            .collect()
     }
 }
 
@@ -164,7 +167,9 @@ impl SqlQuery {
         let mut p = ctx.build()?;
         let counter = p.counter();
         let empty: Vec<Event> = Vec::new();
-        let all = batches.iter().chain(std::iter::repeat_n(&empty, idle_batches));
+        let all = batches
+            .iter()
+            .chain(std::iter::repeat_n(&empty, idle_batches));
         for (i, evs) in all.enumerate() {
             for c in evs.chunks(1000) {
                 ch.put_batch(c).map_err(|source| PipelineError::Channel {

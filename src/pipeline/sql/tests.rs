@@ -216,22 +216,22 @@ fn bad_queries_are_rejected_with_position_and_alternative() {
         ("SELECT body FROM events JOIN other ON true", Unsupported, "1:30", "joins are not supported", "other"),
         ("SELECT split(body, ' ') FROM events", Type, "1:8", "split returns an array", "split(body, ' ')"),
         ("SELECT count(*) FROM events GROUP BY TUMBLE(event_time, 10)", Unsupported, "1:57", "a window length must be an INTERVAL; write a window length as INTERVAL '<n>' <unit>", "10"),
-        ("SELECT count(*) FROM events GROUP BY TUMBLE(event_time, INTERVAL '1' MONTH)", Unsupported, "1:57", "unit MONTH is not supported", "INTERVAL '1' MONTH"),
-        ("SELECT count(*) FROM events GROUP BY TUMBLE(event_time, INTERVAL '1.5' SECOND)", Unsupported, "1:57", "`1.5` is not a whole number", "INTERVAL '1.5' SECOND"),
-        ("SELECT count(*) FROM events GROUP BY TUMBLE(event_time, INTERVAL '0' SECOND)", Unsupported, "1:57", "must be positive", "INTERVAL '0' SECOND"),
-        ("SELECT count(*) FROM events GROUP BY TUMBLE(event_time, INTERVAL '5 fortnights')", Unsupported, "1:57", "unit `fortnights` is not supported", "INTERVAL '5 fortnights'"),
+        ("SELECT count(*) FROM events GROUP BY TUMBLE(event_time, INTERVAL '1' MONTH)", Unsupported, "1:66", "unit MONTH is not supported", "INTERVAL '1' MONTH"),
+        ("SELECT count(*) FROM events GROUP BY TUMBLE(event_time, INTERVAL '1.5' SECOND)", Unsupported, "1:66", "`1.5` is not a whole number", "INTERVAL '1.5' SECOND"),
+        ("SELECT count(*) FROM events GROUP BY TUMBLE(event_time, INTERVAL '0' SECOND)", Unsupported, "1:66", "must be positive", "INTERVAL '0' SECOND"),
+        ("SELECT count(*) FROM events GROUP BY TUMBLE(event_time, INTERVAL '5 fortnights')", Unsupported, "1:66", "unit `fortnights` is not supported", "INTERVAL '5 fortnights'"),
         ("SELECT count(*) FROM events GROUP BY TUMBLE(header('ts'), INTERVAL '1' SECOND)", Unsupported, "1:45", "the time of a window must be the column event_time (header `timestamp`", "header('ts')"),
         ("SELECT count(*) FROM events GROUP BY TUMBLE(event_time)", Type, "1:38", "wrong number of arguments: TUMBLE(event_time, INTERVAL '10' SECOND)", "TUMBLE(event_time)"),
-        ("SELECT count(*) FROM events GROUP BY HOP(event_time, INTERVAL '3' SECOND, INTERVAL '10' SECOND)", Unsupported, "1:74", "the HOP size (10000 ms) must be a whole multiple of the slide (3000 ms)", "INTERVAL '10' SECOND"),
-        ("SELECT count(*) FROM events GROUP BY SESSION(event_time, INTERVAL '1' SECOND), TUMBLE(event_time, INTERVAL '1' SECOND)", Unsupported, "1:81", "at most one window", "TUMBLE(event_time"),
+        ("SELECT count(*) FROM events GROUP BY HOP(event_time, INTERVAL '3' SECOND, INTERVAL '10' SECOND)", Unsupported, "1:84", "the HOP size (10000 ms) must be a whole multiple of the slide (3000 ms)", "INTERVAL '10' SECOND"),
+        ("SELECT count(*) FROM events GROUP BY SESSION(event_time, INTERVAL '1' SECOND), TUMBLE(event_time, INTERVAL '1' SECOND)", Unsupported, "1:80", "at most one window", "TUMBLE(event_time"),
         ("SELECT count(*) FROM events GROUP BY TUMBLE_START(event_time, INTERVAL '1' SECOND)", Unsupported, "1:38", "tumble_start is not a window; supported windows (in GROUP BY): TUMBLE(", "TUMBLE_START("),
         ("SELECT TUMBLE_END(event_time, INTERVAL '1' SECOND), count(*) FROM events GROUP BY TUMBLE(event_time, INTERVAL '1' SECOND)", Unsupported, "1:8", "tumble_end is not supported: select window_start / window_end", "TUMBLE_END("),
         ("SELECT TUMBLE(event_time, INTERVAL '1' SECOND), count(*) FROM events GROUP BY TUMBLE(event_time, INTERVAL '1' SECOND)", Unsupported, "1:8", "only allowed as a GROUP BY item; select its bounds as window_start / window_end", "TUMBLE("),
         ("SELECT window_end FROM events", Semantic, "1:8", "window_end needs a windowed GROUP BY; supported windows", "window_end"),
         ("SELECT count(*) FROM events WHERE window_start > 0 GROUP BY TUMBLE(event_time, INTERVAL '1' SECOND)", Semantic, "1:35", "window_start is known only per window", "window_start"),
         ("SELECT max(window_end) FROM events GROUP BY TUMBLE(event_time, INTERVAL '1' SECOND)", Semantic, "1:12", "window_end is known only per window", "window_end"),
-        ("SELECT body FROM events WHERE event_time > INTERVAL '1' SECOND", Unsupported, "1:44", "INTERVAL is only allowed as a window length in GROUP BY", "INTERVAL '1' SECOND"),
-        ("SELECT word, count(*) AS n FROM events CROSS JOIN UNNEST(split(body, ' ')) AS t(word) GROUP BY HOP(event_time, INTERVAL '1' SECOND, INTERVAL '10' SECOND), word ORDER BY n DESC LIMIT 10", Semantic, "1:173", "with emit = update a batch outputs only the groups it changed: set emit = final", "LIMIT 10"),
+        ("SELECT body FROM events WHERE event_time > INTERVAL '1' SECOND", Unsupported, "1:53", "INTERVAL is only allowed as a window length in GROUP BY", "INTERVAL '1' SECOND"),
+        ("SELECT word, count(*) AS n FROM events CROSS JOIN UNNEST(split(body, ' ')) AS t(word) GROUP BY HOP(event_time, INTERVAL '1' SECOND, INTERVAL '10' SECOND), word ORDER BY n DESC LIMIT 10", Semantic, "1:183", "with emit = update a batch outputs only the groups it changed: set emit = final", "LIMIT 10"),
         ("SELECT body FROM events ORDER BY body LIMIT -1", Type, "1:46", "LIMIT needs a non-negative integer literal", "-1"),
         ("SELECT body FROM events LIMIT 5 OFFSET 2", Unsupported, "1:40", "OFFSET is not supported", "2"),
         ("SELECT body FROM events WHERE body LIKE body", Type, "1:41", "the LIKE pattern must be a string literal", "body"),
@@ -513,7 +513,11 @@ fn tumble_final_fires_once_when_the_watermark_passes_the_end() {
     assert!(q.is_windowed() && !q.is_fused());
     assert_eq!(q.column_types()[0], SqlType::Int);
     let batches = vec![
-        vec![tev(1_000, "a", "h1"), tev(9_999, "b", "h2"), tev(4_000, "c", "h1")],
+        vec![
+            tev(1_000, "a", "h1"),
+            tev(9_999, "b", "h2"),
+            tev(4_000, "c", "h1"),
+        ],
         // max 11 s, watermark 9 s: [0, 10 s) still open; 8 s is in time.
         vec![tev(11_000, "d", "h1"), tev(8_000, "e", "h2")],
         // max 12.5 s, watermark 10.5 s: [0, 10 s) fires.
@@ -640,7 +644,12 @@ fn session_windows_per_key_and_processing_time_windows() {
     )
     .unwrap();
     let one = |b: &str| Event::new([("host", "h")], b.as_bytes());
-    let batches = vec![vec![one("a"), one("b")], vec![one("c")], vec![one("d")], vec![]];
+    let batches = vec![
+        vec![one("a"), one("b")],
+        vec![one("c")],
+        vec![one("d")],
+        vec![],
+    ];
     let run = q.run_batches(&batches, 0).unwrap();
     assert_eq!(
         nonempty(&run),
