@@ -10,7 +10,9 @@
 //!   `proc_time`) go into [`DStream::event_time_window_in_place`] with key = the group keys and
 //!   value = one accumulator per aggregate (an event's row starts fresh accumulators that the
 //!   operator folds into the pane's or session's in place); the window results of a batch are
-//!   then finished per window (`HAVING`, `SELECT`, `ORDER BY ... LIMIT` per window).
+//!   then finished per window (`HAVING`, `SELECT`, `ORDER BY ... LIMIT` per window). A query
+//!   whose only aggregate is a count (trending words, errors per host per minute) uses a plain
+//!   `u64` value and a [`Value`] key for one group key, as a hand-written window count would.
 //! * **General path** — everything else: the batch's events (cheap handles on the take) go
 //!   through one [`DStream::transform`], which shards them over the pipeline's workers; each
 //!   worker folds its contiguous chunk into a hash map of group key → accumulators (mutated in
@@ -31,7 +33,7 @@ use super::compile::{AggKind, AggSpec, Cx, Ex, Plan, Shape};
 use super::func::split_each;
 use super::value::{Row, Val, Value};
 use super::{EmitMode, SqlOptions};
-use crate::pipeline::event_time::{parse_timestamp, Emit, EventTime, Timed};
+use crate::pipeline::event_time::{parse_timestamp, Emit, EventTime, Timed, Windows};
 use crate::pipeline::{Persist, SnapshotError, SnapshotReader};
 
 /// Calls `f` with every row the event yields (after `WHERE` and `UNNEST`). Returns false if
@@ -622,6 +624,56 @@ fn windowed(plan: Arc<Plan>, opts: &SqlOptions, ctx: &StreamingContext) -> DStre
         EmitMode::Final => Emit::Final,
         EmitMode::Update => Emit::Update,
     });
+    let Shape::Aggregate { keys, aggs, .. } = &plan.shape else {
+        unreachable!("a windowed plan aggregates")
+    };
+    let count_only = aggs.len() == 1 && matches!(aggs[0].kind, AggKind::CountStar | AggKind::Count);
+    match (count_only, keys.len()) {
+        (true, 1) => window_counts::<Value>(plan, items, time, spec.windows),
+        (true, _) => window_counts::<Vec<Value>>(plan, items, time, spec.windows),
+        _ => window_accs(plan, items, time, spec.windows),
+    }
+}
+
+/// A windowed query whose only aggregate is `count(*)` / `count(x)` (the trending word count,
+/// errors per host per minute): key `K`, value a plain `u64` — no accumulator vector per row.
+fn window_counts<K: GroupKey + Persist>(
+    plan: Arc<Plan>,
+    items: DStream<Item>,
+    time: EventTime<Item>,
+    windows: Windows,
+) -> DStream<Row> {
+    let p = plan.clone();
+    let pairs = move |x: &Item, emit: &mut dyn FnMut(K, u64)| {
+        let Shape::Aggregate { keys, aggs, .. } = &p.shape else {
+            return;
+        };
+        let arg = aggs[0].arg.as_ref();
+        for_each_row(&p, &x.1, x.0, &mut |cx| {
+            let n = match arg {
+                None => 1,
+                Some(a) => !a.eval(cx).is_null() as u64,
+            };
+            emit(K::make(keys, cx), n)
+        });
+    };
+    items
+        .event_time_window_in_place(time, windows, pairs, |a: &mut u64, b: u64| *a += b)
+        .transform(move |out: &[Timed<K, u64, Item>], cx| {
+            finish_windows(&plan, out, cx.batch_time_ms(), |k, n, cols| {
+                k.clone().push_into(cols);
+                cols.push(Value::Int(*n as i64));
+            })
+        })
+}
+
+/// Any other windowed query: key = the group keys, value = one accumulator per aggregate.
+fn window_accs(
+    plan: Arc<Plan>,
+    items: DStream<Item>,
+    time: EventTime<Item>,
+    windows: Windows,
+) -> DStream<Row> {
     let p = plan.clone();
     let pairs = move |x: &Item, emit: &mut dyn FnMut(Vec<Value>, Vec<Acc>)| {
         let Shape::Aggregate { keys, aggs, .. } = &p.shape else {
@@ -643,32 +695,44 @@ fn windowed(plan: Arc<Plan>, opts: &SqlOptions, ctx: &StreamingContext) -> DStre
         }
     };
     items
-        .event_time_window_in_place(time, spec.windows, pairs, merge)
+        .event_time_window_in_place(time, windows, pairs, merge)
         .transform(move |out: &[Timed<Vec<Value>, Vec<Acc>, Item>], cx| {
-            let bt = cx.batch_time_ms();
-            let results: Vec<_> = out
-                .iter()
-                .filter_map(|t| match t {
-                    Timed::Window(w) => Some(w),
-                    _ => None,
-                })
-                .collect();
-            let mut rows = Vec::new();
-            // Results come sorted by (start, end, key): one run per window.
-            for w in results.chunk_by(|a, b| (a.start_ms, a.end_ms) == (b.start_ms, b.end_ms)) {
-                let mut wrows = Vec::with_capacity(w.len());
-                for r in w {
-                    let mut cols = Vec::with_capacity(2 + r.key.len() + r.value.len());
-                    cols.push(Value::Int(r.start_ms));
-                    cols.push(Value::Int(r.end_ms));
-                    cols.extend(r.key.iter().cloned());
-                    cols.extend(r.value.iter().map(Acc::value));
-                    if let Some(row) = group_row(&plan, &cols, bt) {
-                        wrows.push(row);
-                    }
-                }
-                rows.extend(finish(&plan, wrows));
-            }
-            rows
+            finish_windows(&plan, out, cx.batch_time_ms(), |k, accs, cols| {
+                cols.extend(k.iter().cloned());
+                cols.extend(accs.iter().map(Acc::value));
+            })
         })
+}
+
+/// One batch's window results → rows: per window (results come sorted by start, end, key),
+/// the group scope `window_start, window_end ++ keys ++ aggregates` through `HAVING` and the
+/// `SELECT` list, then `ORDER BY ... LIMIT` within the window.
+fn finish_windows<K, V>(
+    plan: &Plan,
+    out: &[Timed<K, V, Item>],
+    bt: i64,
+    cols_of: impl Fn(&K, &V, &mut Vec<Value>),
+) -> Vec<Row> {
+    let results: Vec<_> = out
+        .iter()
+        .filter_map(|t| match t {
+            Timed::Window(w) => Some(w),
+            _ => None,
+        })
+        .collect();
+    let mut rows = Vec::new();
+    for w in results.chunk_by(|a, b| (a.start_ms, a.end_ms) == (b.start_ms, b.end_ms)) {
+        let mut wrows = Vec::with_capacity(w.len());
+        for r in w {
+            let mut cols = Vec::with_capacity(8);
+            cols.push(Value::Int(r.start_ms));
+            cols.push(Value::Int(r.end_ms));
+            cols_of(&r.key, &r.value, &mut cols);
+            if let Some(row) = group_row(plan, &cols, bt) {
+                wrows.push(row);
+            }
+        }
+        rows.extend(finish(plan, wrows));
+    }
+    rows
 }

@@ -102,6 +102,9 @@ impl SqlQuery {
     }
 }
 
+/// One batch's time (ms) and rows.
+type BatchRows = (i64, Vec<Row>);
+
 /// What [`SqlQuery::run_batches`] returns.
 #[derive(Debug, Clone, Default)]
 pub struct BatchRun {
@@ -155,7 +158,7 @@ impl SqlQuery {
                 ..Default::default()
             },
         );
-        let got: Arc<Mutex<Vec<(i64, Vec<Row>)>>> = Arc::new(Mutex::new(Vec::new()));
+        let got: Arc<Mutex<Vec<BatchRows>>> = Arc::new(Mutex::new(Vec::new()));
         let g = got.clone();
         self.attach(&ctx).foreach_batch(move |rows: &[Row], cx| {
             // Poison: only this closure writes, and a panic here fails the batch anyway.
