@@ -1,8 +1,8 @@
 """Runs DuckDB queries for the streaming-SQL differential test.
 
 Usage: python duckdb_runner.py <events.jsonl> <queries.json> <out.json>
-Loads the events (one JSON object per line: body, host, status, lat, ts — all strings or null)
-into the table `events`, runs every query {"id", "sql"} and writes {"<id>": {"rows": [...]} or
+Loads the events (one JSON object per line: body, host, status, lat, ts — all strings or null —
+and bt, the batch time in ms of windowed runs, or null) into the table `events`, runs every query {"id", "sql"} and writes {"<id>": {"rows": [...]} or
 {"error": "..."}}. Values are written as JSON (HUGEINT sums as ints, doubles as floats).
 """
 import json
@@ -17,7 +17,7 @@ def main():
     con.execute(
         "CREATE TABLE events AS SELECT * FROM read_json(?, format='newline_delimited', "
         "columns={'body': 'VARCHAR', 'host': 'VARCHAR', 'status': 'VARCHAR', "
-        "'lat': 'VARCHAR', 'ts': 'VARCHAR'})",
+        "'lat': 'VARCHAR', 'ts': 'VARCHAR', 'bt': 'BIGINT'})",
         [events],
     )
     results = {}

@@ -9,7 +9,11 @@
 //! 1e-9 relative; row order compared only where the query's ORDER BY fixes it).
 //!
 //! If DuckDB cannot be installed the test fails with the reason (it never passes silently).
-//! Windowed queries are not part of the corpus: windowed GROUP BY is not supported yet.
+//! Windowed queries (TUMBLE, HOP, SESSION, processing-time TUMBLE) run as several batches of
+//! out-of-order events (disorder within the watermark) and compare their FINAL window results
+//! with DuckDB, which buckets the same rows with floor division (tumble), one row per covering
+//! window (hop: `range`), or gap logic with `lag` (sessions), and ranks per window with
+//! `row_number()` for the per-window top-K.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,7 +24,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::Value as J;
 
 use sluicegate::event::Event;
-use sluicegate::pipeline::sql::{Row, SqlOptions, SqlQuery, Value};
+use sluicegate::pipeline::sql::{EmitMode, Row, SqlOptions, SqlQuery, Value};
 
 fn compat_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("compat-tests")
@@ -512,4 +516,456 @@ fn sql_results_equal_duckdb_on_random_events() {
         failures.join("\n")
     );
     assert_eq!(checked, 4 * (corpus().len() + 40));
+}
+
+// ---- windowed GROUP BY: final window results against DuckDB ------------------------------
+
+/// The event-time disorder bound of the windowed runs, and their watermark delay.
+const WATERMARK_MS: i64 = 5_000;
+const T0: i64 = 1_700_000_000_000;
+
+/// Random events whose event times are out of order, but never by more than the watermark:
+/// event `i` has time `T0 + i·span/n + jitter` with `jitter < WATERMARK_MS`, so it is later
+/// than (largest time before it − watermark) and no event is late. About 5% have no
+/// timestamp (dropped and counted by event-time windows). Split in order into batches.
+fn random_timed_batches(rng: &mut StdRng, n: usize, span_ms: i64) -> Vec<Vec<Rec>> {
+    let mut recs = random_events(rng, n);
+    for (i, r) in recs.iter_mut().enumerate() {
+        if r.ts.is_some() {
+            let base = T0 + i as i64 * span_ms / n.max(1) as i64;
+            r.ts = Some((base + rng.gen_range(0..WATERMARK_MS)).to_string());
+        }
+    }
+    let mut batches = Vec::new();
+    let mut it = recs.into_iter().peekable();
+    while it.peek().is_some() {
+        let k = rng.gen_range(1..=(n / 8).max(2));
+        batches.push(it.by_ref().take(k).collect::<Vec<_>>());
+    }
+    batches
+}
+
+/// A window in both dialects: ours, and DuckDB's source of (ws, we)-tagged rows.
+#[derive(Debug, Clone, Copy)]
+enum Win {
+    Tumble(i64),
+    Hop(i64, i64),
+    Session(i64),
+    ProcTumble(i64),
+}
+
+impl Win {
+    fn ours(&self) -> String {
+        let iv = |ms: i64| {
+            if ms % 60_000 == 0 {
+                format!("INTERVAL '{}' MINUTE", ms / 60_000)
+            } else if ms % 1000 == 0 {
+                format!("INTERVAL '{}' SECOND", ms / 1000)
+            } else {
+                format!("INTERVAL '{ms} milliseconds'")
+            }
+        };
+        match *self {
+            Win::Tumble(s) => format!("TUMBLE(event_time, {})", iv(s)),
+            Win::Hop(p, s) => format!("HOP(event_time, {}, {})", iv(p), iv(s)),
+            Win::Session(g) => format!("SESSION(event_time, {})", iv(g)),
+            Win::ProcTumble(s) => format!("TUMBLE(proc_time, {})", iv(s)),
+        }
+    }
+    /// Longest time after the last event until every window has closed (for idle batches).
+    fn reach_ms(&self) -> i64 {
+        match *self {
+            Win::Tumble(s) | Win::Hop(_, s) | Win::ProcTumble(s) => s,
+            Win::Session(g) => g,
+        }
+    }
+}
+
+const ET: &str = "(SELECT *, CAST(ts AS BIGINT) AS et FROM events WHERE ts IS NOT NULL)";
+
+/// The DuckDB form of `SELECT window_start AS ws, window_end AS we, <keys>, <aggs> FROM events
+/// [UNNEST] [WHERE] GROUP BY <win>, <keys> [HAVING] [per-window top-K]`.
+fn duck_windowed(
+    win: Win,
+    unnest: bool,
+    keys: &[String],
+    aggs: &[String],
+    pred: Option<&str>,
+    having: Option<&str>,
+    top: Option<(&str, usize)>,
+) -> String {
+    let un = if unnest {
+        format!(" {UNNEST_DUCK}")
+    } else {
+        String::new()
+    };
+    let wh = pred.map(|p| format!(" WHERE {p}")).unwrap_or_default();
+    let hv = having.map(|h| format!(" HAVING {h}")).unwrap_or_default();
+    let mut sel = vec!["ws".to_string(), "we".to_string()];
+    for (i, _) in keys.iter().enumerate() {
+        sel.push(format!("k{i}"));
+    }
+    for (i, a) in aggs.iter().enumerate() {
+        sel.push(format!("{a} AS a{i}"));
+    }
+    let kcols: Vec<String> = (0..keys.len()).map(|i| format!("k{i}")).collect();
+    let kdefs: String = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!(", {k} AS k{i}"))
+        .collect();
+    let grouped = match win {
+        Win::Tumble(_) | Win::Hop(..) | Win::ProcTumble(_) => {
+            let src = match win {
+                Win::Tumble(s) => format!("(SELECT *, (et // {s}) * {s} AS ws, (et // {s}) * {s} + {s} AS we FROM {ET})"),
+                Win::ProcTumble(s) => format!("(SELECT *, (bt // {s}) * {s} AS ws, (bt // {s}) * {s} + {s} AS we FROM events)"),
+                Win::Hop(p, s) => format!(
+                    "(SELECT *, (et // {p}) * {p} - hk * {p} AS ws, (et // {p}) * {p} - hk * {p} + {s} AS we FROM {ET} CROSS JOIN range(0, {}) AS h(hk))",
+                    s / p
+                ),
+                Win::Session(_) => unreachable!(),
+            };
+            let mut gb = vec!["ws".to_string(), "we".to_string()];
+            gb.extend(kcols.iter().cloned());
+            format!(
+                "SELECT {} FROM (SELECT *{kdefs} FROM {src} e{un}{wh}) r GROUP BY {}{hv}",
+                sel.join(", "),
+                gb.join(", ")
+            )
+        }
+        Win::Session(g) => {
+            // Rows of one event (UNNEST) share its time: the session id must be the same for
+            // all rows of equal time, hence the RANGE frame (a ROWS frame would split ties).
+            let part = if kcols.is_empty() {
+                String::new()
+            } else {
+                format!("PARTITION BY {} ", kcols.join(", "))
+            };
+            let mut gb = kcols.clone();
+            gb.push("sid".into());
+            format!(
+                "SELECT {} FROM (SELECT *, min(et) OVER (PARTITION BY {}) AS ws, max(et) OVER (PARTITION BY {}) + {g} AS we FROM \
+                 (SELECT *, sum(nw) OVER ({part}ORDER BY et RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS sid FROM \
+                 (SELECT *, CASE WHEN et - lag(et) OVER ({part}ORDER BY et) <= {g} THEN 0 ELSE 1 END AS nw FROM \
+                 (SELECT *{kdefs} FROM {ET} e{un}{wh}) r1) r2) r3) r GROUP BY {}, ws, we{hv}",
+                sel.join(", "),
+                gb.join(", "),
+                gb.join(", "),
+                gb.join(", ")
+            )
+        }
+    };
+    match top {
+        None => grouped,
+        Some((order, n)) => format!(
+            "SELECT * EXCLUDE (rn) FROM (SELECT *, row_number() OVER (PARTITION BY ws, we ORDER BY {order}) AS rn FROM ({grouped}) g) WHERE rn <= {n}"
+        ),
+    }
+}
+
+/// A windowed query in both dialects (always selecting window_start, window_end first).
+struct WQ {
+    ours: String,
+    duck: String,
+    win: Win,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn wq(
+    win: Win,
+    unnest: bool,
+    keys: &[(String, String)],
+    aggs: &[(String, String)],
+    pred: Option<(String, String)>,
+    having: Option<String>,
+    top: Option<(String, usize)>,
+) -> WQ {
+    let mut sel = vec![
+        "window_start AS ws".to_string(),
+        "window_end AS we".to_string(),
+    ];
+    for (i, k) in keys.iter().enumerate() {
+        sel.push(format!("{} AS k{i}", k.0));
+    }
+    for (i, a) in aggs.iter().enumerate() {
+        sel.push(format!("{} AS a{i}", a.0));
+    }
+    let mut o = format!("SELECT {} FROM events", sel.join(", "));
+    if unnest {
+        o += &format!(" {UNNEST_OURS}");
+    }
+    if let Some(p) = &pred {
+        o += &format!(" WHERE {}", p.0);
+    }
+    let mut gb = vec![win.ours()];
+    gb.extend(keys.iter().map(|k| k.0.clone()));
+    o += &format!(" GROUP BY {}", gb.join(", "));
+    if let Some(h) = &having {
+        o += &format!(" HAVING {h}");
+    }
+    if let Some((ob, n)) = &top {
+        o += &format!(" ORDER BY {ob} LIMIT {n}");
+    }
+    let dk: Vec<String> = keys.iter().map(|k| k.1.clone()).collect();
+    let da: Vec<String> = aggs.iter().map(|a| a.1.clone()).collect();
+    let duck = duck_windowed(
+        win,
+        unnest,
+        &dk,
+        &da,
+        pred.as_ref().map(|p| p.1.as_str()),
+        having.as_deref(),
+        top.as_ref().map(|(ob, n)| (ob.as_str(), *n)),
+    );
+    WQ { ours: o, duck, win }
+}
+
+fn s2(o: &str, d: &str) -> (String, String) {
+    (o.to_string(), d.to_string())
+}
+
+fn windowed_corpus() -> Vec<WQ> {
+    vec![
+        // Trending: top-10 words over the last 10 s, every 1 s.
+        wq(
+            Win::Hop(1_000, 10_000),
+            true,
+            &[s2("word", "word")],
+            &[s2("count(*)", "count(*)")],
+            Some(s2("word <> ''", "word <> ''")),
+            None,
+            Some(("a0 DESC, k0".into(), 10)),
+        ),
+        // Alerts: hosts with more than 2 ERROR lines per minute.
+        wq(
+            Win::Tumble(60_000),
+            false,
+            &[s2("header('host')", "host")],
+            &[s2("count(*)", "count(*)")],
+            Some(s2("body LIKE '%ERROR%'", "body LIKE '%ERROR%'")),
+            Some("count(*) > 2".into()),
+            None,
+        ),
+        // Per-minute requests and 5xx per status (access-log style), distinct hosts exact.
+        wq(
+            Win::Tumble(60_000),
+            false,
+            &[s2("headers['status']", "status")],
+            &[
+                s2("count(*)", "count(*)"),
+                s2(
+                    "sum(CASE WHEN headers['status'] LIKE '5%' THEN 1 ELSE 0 END)",
+                    "sum(CASE WHEN status LIKE '5%' THEN 1 ELSE 0 END)",
+                ),
+                s2("count(DISTINCT header('host'))", "count(DISTINCT host)"),
+            ],
+            None,
+            None,
+            None,
+        ),
+        // Sessions of activity per host.
+        wq(
+            Win::Session(2_000),
+            false,
+            &[s2("header('host')", "host")],
+            &[
+                s2("count(*)", "count(*)"),
+                s2(
+                    "max(CAST(header('lat') AS BIGINT))",
+                    "max(TRY_CAST(lat AS BIGINT))",
+                ),
+            ],
+            None,
+            None,
+            None,
+        ),
+        // Processing-time windows count events without a timestamp too.
+        wq(
+            Win::ProcTumble(3_000),
+            false,
+            &[],
+            &[
+                s2("count(*)", "count(*)"),
+                s2("count(header('timestamp'))", "count(ts)"),
+            ],
+            None,
+            None,
+            None,
+        ),
+    ]
+}
+
+impl Gen<'_> {
+    fn windowed_query(&mut self) -> WQ {
+        let win = match self.rng.gen_range(0..10) {
+            0 => Win::Tumble(1_000),
+            1 | 2 => Win::Tumble(10_000),
+            3 => Win::Tumble(60_000),
+            4 => Win::Hop(1_000, 5_000),
+            5 => Win::Hop(2_000, 10_000),
+            6 => Win::Hop(5_000, 10_000),
+            7 => Win::Session(500),
+            8 => Win::Session(3_000),
+            _ => Win::Session(1_500),
+        };
+        self.unnest = self.rng.gen_bool(0.35);
+        let nkeys = self.rng.gen_range(0..3);
+        let mut keys: Vec<(String, String)> = Vec::new();
+        while keys.len() < nkeys {
+            let k = self.key();
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        let naggs = self.rng.gen_range(1..4);
+        let mut aggs: Vec<(String, String)> = Vec::new();
+        while aggs.len() < naggs {
+            let a = self.agg();
+            if !aggs.contains(&a) {
+                aggs.push(a);
+            }
+        }
+        let pred = self.rng.gen_bool(0.6).then(|| self.pred(2));
+        let having = self
+            .rng
+            .gen_bool(0.3)
+            .then(|| format!("count(*) > {}", self.rng.gen_range(1..4)));
+        let top = (!keys.is_empty() && self.rng.gen_bool(0.4)).then(|| {
+            let mut ob = vec!["a0 DESC NULLS LAST".to_string()];
+            for i in 0..keys.len() {
+                ob.push(format!("k{i} NULLS LAST"));
+            }
+            (ob.join(", "), self.rng.gen_range(1..4))
+        });
+        wq(win, self.unnest, &keys, &aggs, pred, having, top)
+    }
+}
+
+#[test]
+fn windowed_final_results_equal_duckdb_on_out_of_order_events() {
+    let python = duckdb_python();
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(0x0071_7ED0_5EED);
+    let mut checked = 0;
+    let mut total_rows = 0;
+    let mut failures = Vec::new();
+    for round in 0..3 {
+        let (n, span) = [(60usize, 30_000i64), (600, 120_000), (3000, 240_000)][round];
+        let batches = random_timed_batches(&mut rng, n, span);
+        let missing_ts = batches.iter().flatten().filter(|r| r.ts.is_none()).count() as u64;
+        let events_path = dir.path().join(format!("wevents-{round}.jsonl"));
+        let mut text = String::new();
+        for (b, recs) in batches.iter().enumerate() {
+            for r in recs {
+                // Batch N runs at N s (SqlQuery::run_batches): proc_time.
+                let o = serde_json::json!({"body": r.body, "host": r.host, "status": r.status, "lat": r.lat, "ts": r.ts, "bt": (b as i64 + 1) * 1000});
+                text.push_str(&o.to_string());
+                text.push('\n');
+            }
+        }
+        std::fs::write(&events_path, text).unwrap();
+        let mut qs = windowed_corpus();
+        let mut g = Gen {
+            rng: &mut rng,
+            unnest: false,
+        };
+        for _ in 0..30 {
+            qs.push(g.windowed_query());
+        }
+        let list: Vec<J> = qs
+            .iter()
+            .enumerate()
+            .map(|(i, q)| serde_json::json!({"id": i.to_string(), "sql": q.duck}))
+            .collect();
+        let qpath = dir.path().join(format!("wqueries-{round}.json"));
+        let opath = dir.path().join(format!("wresults-{round}.json"));
+        std::fs::write(&qpath, J::Array(list).to_string()).unwrap();
+        let out = Command::new(&python)
+            .arg(compat_dir().join("duckdb_runner.py"))
+            .args([&events_path, &qpath, &opath])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "duckdb runner failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let results: J = serde_json::from_slice(&std::fs::read(&opath).unwrap()).unwrap();
+        let events: Vec<Vec<Event>> = batches
+            .iter()
+            .map(|b| b.iter().map(to_event).collect())
+            .collect();
+        for (i, q) in qs.iter().enumerate() {
+            let r = &results[i.to_string()];
+            if let Some(e) = r.get("error") {
+                panic!(
+                    "DuckDB rejected the translation of windowed query {i} ({}): {e}",
+                    q.duck
+                );
+            }
+            let mut duck: Vec<Vec<J>> = r["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|row| row.as_array().unwrap().clone())
+                .collect();
+            let opts = SqlOptions {
+                emit: EmitMode::Final,
+                watermark: std::time::Duration::from_millis(WATERMARK_MS as u64),
+                idle_timeout: Some(std::time::Duration::from_secs(1)),
+                ..SqlOptions::default()
+            };
+            let compiled = SqlQuery::compile(&q.ours, opts)
+                .unwrap_or_else(|e| panic!("sluicegate rejected {}: {e}", q.ours));
+            assert!(compiled.is_windowed());
+            let idle = ((q.win.reach_ms() + WATERMARK_MS) / 1000 + 3) as usize;
+            let run = compiled.run_batches(&events, idle).unwrap();
+            assert_eq!(
+                run.late_events, 0,
+                "no event is beyond the watermark: {}",
+                q.ours
+            );
+            let want_bad = if matches!(q.win, Win::ProcTumble(_)) {
+                0
+            } else {
+                missing_ts
+            };
+            assert_eq!(run.bad_timestamps, want_bad, "{}", q.ours);
+            let mut ours: Vec<Vec<J>> = run
+                .rows()
+                .iter()
+                .map(|row| row.values.iter().map(to_json).collect())
+                .collect();
+            sort_rows(&mut ours);
+            sort_rows(&mut duck);
+            if i < windowed_corpus().len() && n >= 600 {
+                assert!(
+                    !ours.is_empty(),
+                    "the corpus query yields windows: {}",
+                    q.ours
+                );
+            }
+            total_rows += ours.len();
+            if !rows_equal(&ours, &duck) {
+                failures.push(format!(
+                    "round {round} ({n} events), windowed query {i}:\n  ours: {}\n  duck: {}\n  sluicegate ({} rows): {:?}\n  duckdb     ({} rows): {:?}",
+                    q.ours,
+                    q.duck,
+                    ours.len(),
+                    ours.iter().take(6).collect::<Vec<_>>(),
+                    duck.len(),
+                    duck.iter().take(6).collect::<Vec<_>>()
+                ));
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} windowed queries differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(checked, 3 * (windowed_corpus().len() + 30));
+    assert!(total_rows > 5_000, "only {total_rows} window rows compared");
 }

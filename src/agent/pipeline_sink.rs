@@ -27,6 +27,7 @@
 //! | `batchInterval` | `1 s` | micro-batch interval: `<integer> <unit>`, unit `ms`, `s`, `min` or `h` |
 //! | `watermark` | `0 s` | bounded out-of-orderness of `event_time` (windowed queries) |
 //! | `emit` | `update` | `update` or `final` (windowed queries) |
+//! | `idleTimeout` | unset | windowed queries: with no events for this long (batch time), the watermark advances by processing time so a quiet stream's last windows close |
 //! | `timestampHeader` | `timestamp` | the header holding `event_time` (ms since the epoch) |
 //! | `checkpointDir` | `~/.flume/pipeline/<agent>.<name>` | plan and state snapshots (exactly-once recovery) |
 //! | `discardStateOnChange` | `false` | start over when the stored definition (query, outputs) differs |
@@ -402,6 +403,9 @@ pub fn from_context(
                 errors.push(ctx.error("emit", &format!("expected update or final, got '{v}'")))
             }
         }
+    }
+    if ctx.get("idleTimeout").is_some() {
+        options.idle_timeout = Some(duration("idleTimeout", Duration::ZERO));
     }
     if let Some(h) = ctx.get("timestampHeader") {
         options.timestamp_header = h.trim().to_string();

@@ -73,7 +73,7 @@ use super::stage::{
 use super::state::{shard_of, SHARDS};
 use super::stream::DStream;
 use super::text::FastMap;
-use super::window::{workers_for, Reducer};
+use super::window::workers_for;
 
 const VERSION: u8 = 1;
 
@@ -323,6 +323,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 type PairsFn<T, K, V> = Arc<dyn Fn(&T, &mut dyn FnMut(K, V)) + Send + Sync>;
+/// Folds a value into an accumulated one in place (no clone of the accumulator).
+type MergeFn<V> = Arc<dyn Fn(&mut V, V) + Send + Sync>;
 
 /// What one input chunk yields.
 struct ChunkOut<K, V> {
@@ -342,7 +344,7 @@ struct EventTimeStage<T, K, V> {
     time: EventTime<T>,
     windows: Windows,
     pairs: PairsFn<T, K, V>,
-    f: Reducer<V>,
+    f: MergeFn<V>,
     wm: Option<i64>,
     max_ts: Option<i64>,
     last_event_batch: Option<i64>,
@@ -427,7 +429,7 @@ where
                     (self.pairs)(x, &mut |k: K, v: V| {
                         let m = &mut panes[shard_of(&k)];
                         match m.get_mut(&(pane, k.clone())) {
-                            Some(slot) => *slot = f(slot.clone(), v),
+                            Some(slot) => f(slot, v),
                             None => {
                                 m.insert((pane, k), v);
                             }
@@ -452,7 +454,7 @@ fn add_to_sessions<V: Clone>(
     ts: i64,
     gap: i64,
     v: V,
-    f: &dyn Fn(V, V) -> V,
+    f: &dyn Fn(&mut V, V),
 ) {
     let mut s = Session {
         start: ts,
@@ -466,7 +468,9 @@ fn add_to_sessions<V: Clone>(
             let o = list.remove(i);
             s.start = s.start.min(o.start);
             s.end = s.end.max(o.end);
-            s.value = f(o.value, s.value);
+            let mut acc = o.value;
+            f(&mut acc, s.value);
+            s.value = acc;
         } else {
             i += 1;
         }
@@ -551,7 +555,7 @@ where
                         for ((pane, k), v) in &c.panes[s] {
                             let m = shard.entry(*pane).or_default();
                             match m.get_mut(k) {
-                                Some(slot) => *slot = f(slot.clone(), v.clone()),
+                                Some(slot) => f(slot, v.clone()),
                                 None => {
                                     m.insert(k.clone(), v.clone());
                                 }
@@ -566,10 +570,10 @@ where
                         let mut acc: Option<V> = None;
                         for (_, m) in shard.range(ws..ws + len_ms) {
                             if let Some(v) = m.get(k) {
-                                acc = Some(match acc {
-                                    None => v.clone(),
+                                match &mut acc {
+                                    None => acc = Some(v.clone()),
                                     Some(a) => f(a, v.clone()),
-                                });
+                                }
                             }
                         }
                         acc
@@ -593,7 +597,7 @@ where
                                 for (_, m) in shard.range(ws..ws + len_ms) {
                                     for (k, v) in m {
                                         match acc.get_mut(k) {
-                                            Some(a) => *a = f(a.clone(), v.clone()),
+                                            Some(a) => f(a, v.clone()),
                                             None => {
                                                 acc.insert(k, v.clone());
                                             }
@@ -835,6 +839,29 @@ impl<T: Clone + Send + Sync + 'static> DStream<T> {
         K: Key + Persist,
         V: Clone + Send + Sync + Persist + 'static,
     {
+        self.event_time_window_in_place(time, windows, pairs, move |acc: &mut V, v: V| {
+            *acc = f(acc.clone(), v)
+        })
+    }
+
+    /// [`DStream::event_time_window`] with an in-place fold `merge(&mut acc, v)` instead of a
+    /// reduce function: for values that are costly to clone (sets, vectors of accumulators),
+    /// since the state is updated once per element. `merge` must be associative and
+    /// commutative in effect, as `f` is.
+    ///
+    /// # Panics
+    /// As [`DStream::event_time_window`].
+    pub fn event_time_window_in_place<K, V>(
+        &self,
+        time: EventTime<T>,
+        windows: Windows,
+        pairs: impl Fn(&T, &mut dyn FnMut(K, V)) + Send + Sync + 'static,
+        merge: impl Fn(&mut V, V) + Send + Sync + 'static,
+    ) -> DStream<Timed<K, V, T>>
+    where
+        K: Key + Persist,
+        V: Clone + Send + Sync + Persist + 'static,
+    {
         windows.check();
         let desc = format!("event_time_window({},{windows:?})", time.describe());
         self.stateful(EventTimeStage {
@@ -843,7 +870,7 @@ impl<T: Clone + Send + Sync + 'static> DStream<T> {
             time,
             windows,
             pairs: Arc::new(pairs),
-            f: Arc::new(f),
+            f: Arc::new(merge),
             wm: None,
             max_ts: None,
             last_event_batch: None,

@@ -21,11 +21,12 @@ use sqlparser::ast::{
 };
 
 use crate::event::Event;
+use crate::pipeline::event_time::Windows;
 
 use super::error::{Pos, SqlError, SqlErrorKind};
 use super::func;
 use super::value::{cmp_val, SqlType, Val, Value};
-use super::SqlOptions;
+use super::{EmitMode, SqlOptions};
 
 /// What a compiled expression sees.
 pub(crate) struct Cx<'a> {
@@ -135,6 +136,15 @@ pub(crate) enum Shape {
     },
 }
 
+/// The window of a windowed `GROUP BY`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WindowSpec {
+    /// The window shape, in ms.
+    pub windows: Windows,
+    /// True for processing-time windows (`proc_time`), false for `event_time`.
+    pub proc_time: bool,
+}
+
 /// The compiled query.
 pub(crate) struct Plan {
     pub names: Arc<[String]>,
@@ -148,6 +158,9 @@ pub(crate) struct Plan {
     pub order: Vec<SortKey>,
     pub limit: Option<usize>,
     pub uses: Uses,
+    /// `Some` for a windowed `GROUP BY`: the group scope's columns are then
+    /// `window_start, window_end ++ keys ++ aggregates`.
+    pub window: Option<WindowSpec>,
 }
 
 fn err(
@@ -167,10 +180,17 @@ const COLUMNS: &str =
     "columns are body, event_time, proc_time, headers['k'] (or header('k')) and the UNNEST column";
 const FUNCTIONS: &str = "lower, upper, trim, length, octet_length, substr, concat, split (in UNNEST), \
      regexp_extract, regexp_like, json_value, parse_timestamp, coalesce, header, body_hex, CAST, CASE";
-const WINDOWS_LATER: &str = "windowed GROUP BY (TUMBLE, HOP, SESSION, window_start, window_end) \
-     is not supported yet in this build; GROUP BY without a window groups per micro-batch";
+const WINDOW_FORMS: &str =
+    "supported windows (in GROUP BY): TUMBLE(event_time, INTERVAL '10' SECOND), \
+     HOP(event_time, <slide>, <size>) with size a multiple of slide, SESSION(event_time, <gap>); \
+     proc_time instead of event_time for processing-time windows; select window_start / window_end";
+const INTERVAL_FORMS: &str =
+    "write a window length as INTERVAL '<n>' <unit> (or INTERVAL '<n> <unit>'), \
+     a positive whole number of MILLISECOND, SECOND, MINUTE, HOUR or DAY";
 
 struct PostScope {
+    /// Columns before the keys in [`Cx::cols`] (2 for window_start, window_end).
+    offset: usize,
     keys: Vec<String>,
     key_types: Vec<SqlType>,
     aggs: Vec<AggSpec>,
@@ -184,6 +204,7 @@ struct Compiler<'o> {
     unnest_col: Option<String>,
     unnest_src: Option<Unnest>,
     post: Option<PostScope>,
+    window: Option<WindowSpec>,
 }
 
 /// Parses and compiles `sql` (see the module docs).
@@ -237,6 +258,7 @@ pub(crate) fn compile(sql: &str, opts: &SqlOptions) -> Result<Plan, SqlError> {
         unnest_col: None,
         unnest_src: None,
         post: None,
+        window: None,
     };
     c.query(&query)
 }
@@ -317,6 +339,10 @@ fn and_all(mut v: Vec<Ex>) -> Option<Ex> {
 
 fn is_aggregate_name(n: &str) -> bool {
     matches!(n, "count" | "sum" | "min" | "max" | "avg")
+}
+
+fn is_window_bound(n: &str) -> bool {
+    n.eq_ignore_ascii_case("window_start") || n.eq_ignore_ascii_case("window_end")
 }
 
 fn is_window_name(n: &str) -> bool {
@@ -511,6 +537,25 @@ impl<'o> Compiler<'o> {
         }
         self.from(select)?;
 
+        // The window (at most one), reported before anything else about the group keys.
+        let mut window_expr: Option<Expr> = None;
+        if let GroupByExpr::Expressions(v, _) = &select.group_by {
+            for g in v {
+                if let Expr::Function(f) = g {
+                    if is_window_name(&object_name(&f.name)) {
+                        if let Some(first) = &window_expr {
+                            return Err(unsupported(
+                            g,
+                            format!("a query groups by at most one window, and already has `{first}`"),
+                        ));
+                        }
+                        self.window = Some(self.window_spec(f, g)?);
+                        window_expr = Some(g.clone());
+                    }
+                }
+            }
+        }
+
         // WHERE, split into per-event and per-element conjuncts.
         let (mut pre, mut post) = (Vec::new(), Vec::new());
         if let Some(w) = &select.selection {
@@ -578,7 +623,7 @@ impl<'o> Compiler<'o> {
             }
         }
 
-        let group_exprs: Vec<Expr> = match &select.group_by {
+        let mut group_exprs: Vec<Expr> = match &select.group_by {
             GroupByExpr::All(_) => {
                 return Err(SqlError::new(
                     SqlErrorKind::Unsupported,
@@ -599,18 +644,18 @@ impl<'o> Compiler<'o> {
                 v.clone()
             }
         };
+        if self.window.is_some() {
+            // The window and its bounds (Flink's `GROUP BY window_start, window_end`) are not
+            // group keys of their own.
+            group_exprs.retain(|g| {
+                !matches!(g, Expr::Function(f) if is_window_name(&object_name(&f.name)))
+                    && !matches!(g, Expr::Identifier(i) if is_window_bound(&i.value))
+            });
+        }
         let aggregating = !group_exprs.is_empty()
+            || self.window.is_some()
             || select.having.is_some()
             || items.iter().any(|(e, _)| has_aggregate(e));
-
-        // Windows are reported before anything else about the group keys.
-        for g in &group_exprs {
-            if let Expr::Function(f) = g {
-                if is_window_name(&object_name(&f.name)) {
-                    return Err(unsupported(g, WINDOWS_LATER));
-                }
-            }
-        }
 
         let order_items: Vec<ast::OrderByExpr> = match &q.order_by {
             None => Vec::new(),
@@ -637,6 +682,21 @@ impl<'o> Compiler<'o> {
             }
         };
         let limit = self.limit(q)?;
+        if let (Some(_), Some(_), EmitMode::Update) = (self.window, limit, self.opts.emit) {
+            let at = match &q.limit_clause {
+                Some(ast::LimitClause::LimitOffset { limit: Some(e), .. }) => {
+                    Pos::from(e.span().start)
+                }
+                _ => Pos::default(),
+            };
+            return Err(SqlError::new(
+                SqlErrorKind::Semantic,
+                at,
+                format!("LIMIT {}", limit.unwrap_or(0)),
+                "ORDER BY ... LIMIT n ranks all groups of a window, but with emit = update a batch \
+                 outputs only the groups it changed: set emit = final for a per-window top-K, or drop LIMIT",
+            ));
+        }
 
         let names: Vec<String> = items.iter().map(|(_, n)| n.clone()).collect();
         let mut order = Vec::new();
@@ -686,6 +746,7 @@ impl<'o> Compiler<'o> {
                 keys.push(ex);
             }
             self.post = Some(PostScope {
+                offset: if self.window.is_some() { 2 } else { 0 },
                 keys: key_exprs.iter().map(|e| e.to_string()).collect(),
                 key_types,
                 aggs: Vec::new(),
@@ -758,11 +819,185 @@ impl<'o> Compiler<'o> {
             order,
             limit,
             uses,
+            window: self.window,
         })
     }
 }
 
+/// A window length: `INTERVAL '10' SECOND`, `INTERVAL '10 seconds'`, `INTERVAL 10 SECOND`.
+fn interval_ms(e: &Expr) -> Result<i64, SqlError> {
+    let bad = |node: &Expr, what: &str| {
+        err(
+            SqlErrorKind::Unsupported,
+            node,
+            node,
+            format!("{what}; {INTERVAL_FORMS}"),
+        )
+    };
+    let Expr::Interval(iv) = e else {
+        return Err(bad(e, "a window length must be an INTERVAL"));
+    };
+    if iv.last_field.is_some() || iv.fractional_seconds_precision.is_some() {
+        return Err(bad(
+            e,
+            "interval ranges (... TO ...) and precisions are not supported",
+        ));
+    }
+    let (num, unit_text): (String, Option<String>) = match &*iv.value {
+        Expr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(t) => {
+                let mut it = t.split_whitespace();
+                let n = it.next().unwrap_or("").to_string();
+                let u = it.next().map(str::to_string);
+                if it.next().is_some() {
+                    return Err(bad(e, "one number and one unit only"));
+                }
+                (n, u)
+            }
+            ast::Value::Number(n, _) => (n.clone(), None),
+            _ => return Err(bad(e, "the interval value must be a number")),
+        },
+        _ => return Err(bad(e, "the interval value must be a literal")),
+    };
+    use ast::DateTimeField as F;
+    let unit_ms = |u: &str| -> Option<i64> {
+        match u.to_ascii_lowercase().as_str() {
+            "millisecond" | "milliseconds" | "ms" => Some(1),
+            "second" | "seconds" | "s" => Some(1_000),
+            "minute" | "minutes" | "min" => Some(60_000),
+            "hour" | "hours" | "h" => Some(3_600_000),
+            "day" | "days" | "d" => Some(86_400_000),
+            _ => None,
+        }
+    };
+    let per = match (&iv.leading_field, &unit_text) {
+        (Some(_), Some(_)) => return Err(bad(e, "the unit is given twice")),
+        (Some(f), None) => match f {
+            F::Millisecond | F::Milliseconds => 1,
+            F::Second | F::Seconds => 1_000,
+            F::Minute | F::Minutes => 60_000,
+            F::Hour | F::Hours => 3_600_000,
+            F::Day | F::Days => 86_400_000,
+            other => return Err(bad(e, &format!("unit {other} is not supported"))),
+        },
+        (None, Some(u)) => match unit_ms(u) {
+            Some(m) => m,
+            None => return Err(bad(e, &format!("unit `{u}` is not supported"))),
+        },
+        (None, None) => return Err(bad(e, "the interval needs a unit")),
+    };
+    let n: i64 = num
+        .parse()
+        .map_err(|_| bad(e, &format!("`{num}` is not a whole number")))?;
+    match n.checked_mul(per) {
+        Some(ms) if ms > 0 => Ok(ms),
+        _ => Err(bad(
+            e,
+            "a window length must be positive (and below 2^63 ms)",
+        )),
+    }
+}
+
 impl<'o> Compiler<'o> {
+    /// `TUMBLE(t, len)`, `HOP(t, slide, size)`, `SESSION(t, gap)` (see the module docs).
+    fn window_spec(&self, f: &ast::Function, e: &Expr) -> Result<WindowSpec, SqlError> {
+        let name = object_name(&f.name);
+        let (sig, arity) = match name.as_str() {
+            "tumble" => ("TUMBLE(event_time, INTERVAL '10' SECOND)", 2),
+            "hop" => ("HOP(event_time, <slide>, <size>)", 3),
+            "session" => ("SESSION(event_time, <gap>)", 2),
+            _ => {
+                return Err(unsupported(
+                    e,
+                    format!("{name} is not a window; {WINDOW_FORMS}"),
+                ))
+            }
+        };
+        let args = self.args(f)?;
+        if args.len() != arity {
+            return Err(type_err(e, format!("wrong number of arguments: {sig}")));
+        }
+        let col = match args[0] {
+            Expr::Identifier(i) => Some(i.value.to_ascii_lowercase()),
+            Expr::CompoundIdentifier(v)
+                if v.len() == 2 && {
+                    let q = &v[0].value;
+                    q.eq_ignore_ascii_case("events")
+                        || self.table_alias.as_deref() == Some(q.as_str())
+                } =>
+            {
+                Some(v[1].value.to_ascii_lowercase())
+            }
+            _ => None,
+        };
+        let proc_time = match col.as_deref() {
+            Some("event_time") => false,
+            Some("proc_time") => true,
+            _ => {
+                return Err(unsupported(
+                    args[0],
+                    format!(
+                        "the time of a window must be the column event_time (header `{}`, ms since the epoch) or proc_time (the batch time)",
+                        self.opts.timestamp_header
+                    ),
+                ))
+            }
+        };
+        let windows = match name.as_str() {
+            "tumble" => {
+                let len = interval_ms(args[1])?;
+                Windows::Sliding {
+                    len_ms: len,
+                    slide_ms: len,
+                }
+            }
+            "hop" => {
+                let slide = interval_ms(args[1])?;
+                let size = interval_ms(args[2])?;
+                if size % slide != 0 {
+                    return Err(unsupported(
+                        args[2],
+                        format!("the HOP size ({size} ms) must be a whole multiple of the slide ({slide} ms): HOP(event_time, <slide>, <size>)"),
+                    ));
+                }
+                Windows::Sliding {
+                    len_ms: size,
+                    slide_ms: slide,
+                }
+            }
+            _ => Windows::Session {
+                gap_ms: interval_ms(args[1])?,
+            },
+        };
+        Ok(WindowSpec { windows, proc_time })
+    }
+
+    /// `window_start` / `window_end`: BIGINT ms, in the group scope of a windowed query.
+    fn window_bound(&self, name: &str, e: &Expr) -> Result<Ex, SqlError> {
+        if self.window.is_none() {
+            return Err(err(
+                SqlErrorKind::Semantic,
+                e,
+                e,
+                format!("{name} needs a windowed GROUP BY; {WINDOW_FORMS}"),
+            ));
+        }
+        if self.post.is_none() {
+            return Err(err(
+                SqlErrorKind::Semantic,
+                e,
+                e,
+                format!("{name} is known only per window: use it in SELECT, HAVING or ORDER BY, not in WHERE, GROUP BY or inside an aggregate"),
+            ));
+        }
+        let i = usize::from(name.eq_ignore_ascii_case("window_end"));
+        Ok(Ex {
+            ty: SqlType::Int,
+            uses: Uses::default(),
+            f: mk(move |cx| cx.cols[i].as_val()),
+        })
+    }
+
     fn is_column(&self, name: &str) -> bool {
         let n = name.to_ascii_lowercase();
         matches!(n.as_str(), "body" | "event_time" | "proc_time")
@@ -1018,6 +1253,7 @@ impl<'o> Compiler<'o> {
             let text = e.to_string();
             if let Some(i) = post.keys.iter().position(|k| *k == text) {
                 let ty = post.key_types[i];
+                let i = i + post.offset;
                 return Ok(Ex {
                     ty,
                     uses: Uses::default(),
@@ -1196,13 +1432,16 @@ impl<'o> Compiler<'o> {
                 self.str_fn(expr, a, "trim", |s| s.trim().to_string())
             }
             Expr::Function(f) => self.function(f, e),
-            Expr::Interval(_) => Err(unsupported(e, format!("INTERVAL is only meaningful in a window; {WINDOWS_LATER}"))),
+            Expr::Interval(_) => Err(unsupported(e, format!("INTERVAL is only allowed as a window length in GROUP BY; {WINDOW_FORMS}"))),
             Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => Err(unsupported(e, "subqueries are not supported")),
             _ => Err(unsupported(e, format!("this expression is not supported; supported: literals, columns ({COLUMNS}), comparison, AND/OR/NOT, + - * / % ||, IS [NOT] NULL, BETWEEN, [NOT] LIKE/ILIKE, [NOT] IN (list), CASE, CAST, and the functions {FUNCTIONS}"))),
         }
     }
 
     fn column(&mut self, name: &str, e: &Expr) -> Result<Ex, SqlError> {
+        if is_window_bound(name) {
+            return self.window_bound(name, e);
+        }
         if self.post.is_some() {
             return Err(err(SqlErrorKind::Semantic, e, e, "this column must appear in GROUP BY or be used inside an aggregate (count, sum, min, max, avg)"));
         }
@@ -1258,7 +1497,6 @@ impl<'o> Compiler<'o> {
                     }),
                 })
             }
-            "window_start" | "window_end" => Err(unsupported(e, WINDOWS_LATER)),
             "headers" => Err(err(
                 SqlErrorKind::Type,
                 e,
@@ -1697,7 +1935,12 @@ impl<'o> Compiler<'o> {
     fn function(&mut self, fun: &ast::Function, e: &Expr) -> Result<Ex, SqlError> {
         let name = object_name(&fun.name);
         if is_window_name(&name) {
-            return Err(unsupported(e, WINDOWS_LATER));
+            let msg = if matches!(name.as_str(), "tumble" | "hop" | "session") {
+                format!("a window function is only allowed as a GROUP BY item; select its bounds as window_start / window_end. {WINDOW_FORMS}")
+            } else {
+                format!("{name} is not supported: select window_start / window_end of the GROUP BY window. {WINDOW_FORMS}")
+            };
+            return Err(unsupported(e, msg));
         }
         let args = self.args(fun)?;
         if let FunctionArguments::List(l) = &fun.args {
@@ -1886,7 +2129,7 @@ impl<'o> Compiler<'o> {
         let text = e.to_string();
         let post = self.post.as_ref().expect("group scope");
         if let Some(j) = post.agg_text.iter().position(|t| *t == text) {
-            let i = post.keys.len() + j;
+            let i = post.offset + post.keys.len() + j;
             let ty = agg_type(post.aggs[j].kind, post.aggs[j].arg_ty);
             return Ok(Ex {
                 ty,
@@ -1953,7 +2196,7 @@ impl<'o> Compiler<'o> {
         let post = self.post.as_mut().expect("group scope");
         post.aggs.push(AggSpec { kind, arg, arg_ty });
         post.agg_text.push(text);
-        let i = post.keys.len() + post.aggs.len() - 1;
+        let i = post.offset + post.keys.len() + post.aggs.len() - 1;
         Ok(Ex {
             ty: agg_type(kind, arg_ty),
             uses: Uses::default(),

@@ -6,6 +6,13 @@
 //!   started with [`Events::apply`], then [`Fused::reduce_by_key`] — sharded, map-side combined,
 //!   with [`Value`] keys (strings inline up to 22 bytes: a word allocates nothing). `HAVING`,
 //!   the `SELECT` list, `ORDER BY` and `LIMIT` then run once per group.
+//! * **Windowed path** — a windowed `GROUP BY`: the events (paired with their batch time, for
+//!   `proc_time`) go into [`DStream::event_time_window_in_place`] with key = the group keys and
+//!   value = one accumulator per aggregate (an event's row starts fresh accumulators that the
+//!   operator folds into the pane's or session's in place); the window results of a batch are
+//!   then finished per window (`HAVING`, `SELECT`, `ORDER BY ... LIMIT` per window). A query
+//!   whose only aggregate is a count (trending words, errors per host per minute) uses a plain
+//!   `u64` value and a [`Value`] key for one group key, as a hand-written window count would.
 //! * **General path** — everything else: the batch's events (cheap handles on the take) go
 //!   through one [`DStream::transform`], which shards them over the pipeline's workers; each
 //!   worker folds its contiguous chunk into a hash map of group key → accumulators (mutated in
@@ -15,6 +22,7 @@
 //! (`non_utf8`) and skip the event; the fused path also sends it to the side output.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::event::Event;
 use crate::pipeline::fused::EventFn;
@@ -24,6 +32,9 @@ use crate::pipeline::{DStream, FastMap, Key, StageContext, StreamingContext};
 use super::compile::{AggKind, AggSpec, Cx, Ex, Plan, Shape};
 use super::func::split_each;
 use super::value::{Row, Val, Value};
+use super::{EmitMode, SqlOptions};
+use crate::pipeline::event_time::{parse_timestamp, Emit, EventTime, Timed, Windows};
+use crate::pipeline::{Persist, SnapshotError, SnapshotReader};
 
 /// Calls `f` with every row the event yields (after `WHERE` and `UNNEST`). Returns false if
 /// the event is bad input (non-UTF-8 body under a query reading `body`).
@@ -137,14 +148,22 @@ pub(crate) fn fusable(plan: &Plan) -> bool {
                 && aggs.len() == 1
                 && matches!(aggs[0].kind, AggKind::CountStar | AggKind::Count)
                 && !plan.uses.proc_time
+                && plan.window.is_none()
         }
         Shape::Project { .. } => false,
     }
 }
 
 /// Builds the plan's result stream on `ctx`.
-pub(crate) fn attach(plan: Arc<Plan>, ctx: &StreamingContext, label: &str) -> DStream<Row> {
-    let out = if fusable(&plan) {
+pub(crate) fn attach(
+    plan: Arc<Plan>,
+    opts: &SqlOptions,
+    ctx: &StreamingContext,
+    label: &str,
+) -> DStream<Row> {
+    let out = if plan.window.is_some() {
+        windowed(plan, opts, ctx)
+    } else if fusable(&plan) {
         let Shape::Aggregate { keys, .. } = &plan.shape else {
             unreachable!("fusable")
         };
@@ -369,28 +388,36 @@ impl Acc {
     /// beyond BIGINT (see the dialect docs).
     pub(crate) fn finish(self) -> Value {
         match self {
-            Acc::Count(n) => Value::Int(n as i64),
+            Acc::Min(m) | Acc::Max(m) => m.unwrap_or(Value::Null),
+            other => other.value(),
+        }
+    }
+
+    /// The SQL result without consuming the state (see [`Acc::finish`]).
+    pub(crate) fn value(&self) -> Value {
+        match self {
+            Acc::Count(n) => Value::Int(*n as i64),
             Acc::Distinct(s) => Value::Int(s.len() as i64),
             Acc::SumInt(s, any) => {
                 if !any {
                     Value::Null
                 } else {
-                    i64::try_from(s).map(Value::Int).unwrap_or(Value::Null)
+                    i64::try_from(*s).map(Value::Int).unwrap_or(Value::Null)
                 }
             }
             Acc::SumFloat(s, any) => {
-                if any {
-                    Value::Float(s)
+                if *any {
+                    Value::Float(*s)
                 } else {
                     Value::Null
                 }
             }
-            Acc::Min(m) | Acc::Max(m) => m.unwrap_or(Value::Null),
+            Acc::Min(m) | Acc::Max(m) => m.clone().unwrap_or(Value::Null),
             Acc::Avg(s, n) => {
-                if n == 0 {
+                if *n == 0 {
                     Value::Null
                 } else {
-                    Value::Float(s / n as f64)
+                    Value::Float(s / *n as f64)
                 }
             }
         }
@@ -487,4 +514,225 @@ fn general(plan: &Plan, events: &[Event], cx: &StageContext<'_>) -> Vec<Row> {
             finish(plan, rows)
         }
     }
+}
+
+/// Snapshot encoding of an accumulator: `u8 tag` then the state (a distinct set as its values
+/// in ascending order, so equal states give equal bytes).
+impl Persist for Acc {
+    fn persist(&self, out: &mut Vec<u8>) {
+        match self {
+            Acc::Count(n) => {
+                0u8.persist(out);
+                n.persist(out)
+            }
+            Acc::Distinct(set) => {
+                1u8.persist(out);
+                let mut v: Vec<&Value> = set.iter().collect();
+                v.sort_unstable();
+                (v.len() as u64).persist(out);
+                for x in v {
+                    x.persist(out)
+                }
+            }
+            Acc::SumInt(s, any) => {
+                2u8.persist(out);
+                s.persist(out);
+                any.persist(out)
+            }
+            Acc::SumFloat(s, any) => {
+                3u8.persist(out);
+                s.persist(out);
+                any.persist(out)
+            }
+            Acc::Min(m) => {
+                4u8.persist(out);
+                m.persist(out)
+            }
+            Acc::Max(m) => {
+                5u8.persist(out);
+                m.persist(out)
+            }
+            Acc::Avg(s, n) => {
+                6u8.persist(out);
+                s.persist(out);
+                n.persist(out)
+            }
+        }
+    }
+
+    fn restore(r: &mut SnapshotReader<'_>) -> Result<Self, SnapshotError> {
+        let tag: u8 = r.read()?;
+        Ok(match tag {
+            0 => Acc::Count(r.read()?),
+            1 => {
+                let v: Vec<Value> = r.read()?;
+                Acc::Distinct(v.into_iter().collect())
+            }
+            2 => Acc::SumInt(r.read()?, r.read()?),
+            3 => Acc::SumFloat(r.read()?, r.read()?),
+            4 => Acc::Min(r.read()?),
+            5 => Acc::Max(r.read()?),
+            6 => Acc::Avg(r.read()?, r.read()?),
+            t => return Err(r.invalid(format!("SQL accumulator tag {t}"))),
+        })
+    }
+}
+
+/// An event with its batch time (`proc_time`), the input of the window operator.
+type Item = (i64, Event);
+
+/// The windowed path: the pipeline's event-time window operator
+/// ([`DStream::event_time_window_in_place`]) with group key = the `GROUP BY` keys and value =
+/// the aggregates' accumulators; each window's groups then go through `HAVING`, the `SELECT`
+/// list and `ORDER BY ... LIMIT` (per window).
+fn windowed(plan: Arc<Plan>, opts: &SqlOptions, ctx: &StreamingContext) -> DStream<Row> {
+    let spec = plan.window.expect("windowed plan");
+    let p = plan.clone();
+    // Events with their batch time; a non-UTF-8 body under a query reading `body` is bad input.
+    let items = ctx.events().stream().transform(move |events, cx| {
+        let bt = cx.batch_time_ms();
+        let mut bad = 0u64;
+        let out: Vec<Item> = events
+            .iter()
+            .filter(|e| {
+                let ok = !p.uses.body || std::str::from_utf8(e.body()).is_ok();
+                bad += !ok as u64;
+                ok
+            })
+            .map(|e| (bt, e.clone()))
+            .collect();
+        if bad > 0 {
+            cx.error(ErrorReason::NonUtf8, bad);
+        }
+        out
+    });
+    let time = if spec.proc_time {
+        // Processing time is in order: the watermark is the batch time.
+        EventTime::from_fn("proc_time", |x: &Item| Some(x.0)).idle_timeout(Duration::ZERO)
+    } else {
+        let h = opts.timestamp_header.clone();
+        let mut t = EventTime::from_fn(&format!("header={h}"), move |x: &Item| {
+            x.1.header(&h).and_then(|v| parse_timestamp(&v))
+        })
+        .lateness(opts.watermark);
+        if let Some(d) = opts.idle_timeout {
+            t = t.idle_timeout(d);
+        }
+        t
+    };
+    let time = time.emit(match opts.emit {
+        EmitMode::Final => Emit::Final,
+        EmitMode::Update => Emit::Update,
+    });
+    let Shape::Aggregate { keys, aggs, .. } = &plan.shape else {
+        unreachable!("a windowed plan aggregates")
+    };
+    let count_only = aggs.len() == 1 && matches!(aggs[0].kind, AggKind::CountStar | AggKind::Count);
+    match (count_only, keys.len()) {
+        (true, 1) => window_counts::<Value>(plan, items, time, spec.windows),
+        (true, _) => window_counts::<Vec<Value>>(plan, items, time, spec.windows),
+        _ => window_accs(plan, items, time, spec.windows),
+    }
+}
+
+/// A windowed query whose only aggregate is `count(*)` / `count(x)` (the trending word count,
+/// errors per host per minute): key `K`, value a plain `u64` — no accumulator vector per row.
+fn window_counts<K: GroupKey + Persist>(
+    plan: Arc<Plan>,
+    items: DStream<Item>,
+    time: EventTime<Item>,
+    windows: Windows,
+) -> DStream<Row> {
+    let p = plan.clone();
+    let pairs = move |x: &Item, emit: &mut dyn FnMut(K, u64)| {
+        let Shape::Aggregate { keys, aggs, .. } = &p.shape else {
+            return;
+        };
+        let arg = aggs[0].arg.as_ref();
+        for_each_row(&p, &x.1, x.0, &mut |cx| {
+            let n = match arg {
+                None => 1,
+                Some(a) => !a.eval(cx).is_null() as u64,
+            };
+            emit(K::make(keys, cx), n)
+        });
+    };
+    items
+        .event_time_window_in_place(time, windows, pairs, |a: &mut u64, b: u64| *a += b)
+        .transform(move |out: &[Timed<K, u64, Item>], cx| {
+            finish_windows(&plan, out, cx.batch_time_ms(), |k, n, cols| {
+                k.clone().push_into(cols);
+                cols.push(Value::Int(*n as i64));
+            })
+        })
+}
+
+/// Any other windowed query: key = the group keys, value = one accumulator per aggregate.
+fn window_accs(
+    plan: Arc<Plan>,
+    items: DStream<Item>,
+    time: EventTime<Item>,
+    windows: Windows,
+) -> DStream<Row> {
+    let p = plan.clone();
+    let pairs = move |x: &Item, emit: &mut dyn FnMut(Vec<Value>, Vec<Acc>)| {
+        let Shape::Aggregate { keys, aggs, .. } = &p.shape else {
+            return;
+        };
+        // The body was checked to be UTF-8 above.
+        for_each_row(&p, &x.1, x.0, &mut |cx| {
+            let k: Vec<Value> = keys.iter().map(|k| k.eval(cx).to_value()).collect();
+            let mut accs: Vec<Acc> = aggs.iter().map(Acc::new).collect();
+            for (a, spec) in accs.iter_mut().zip(aggs) {
+                a.update(spec.arg.as_ref().map(|x| x.eval(cx)));
+            }
+            emit(k, accs)
+        });
+    };
+    let merge = |a: &mut Vec<Acc>, b: Vec<Acc>| {
+        for (x, y) in a.iter_mut().zip(b) {
+            x.merge(y)
+        }
+    };
+    items
+        .event_time_window_in_place(time, windows, pairs, merge)
+        .transform(move |out: &[Timed<Vec<Value>, Vec<Acc>, Item>], cx| {
+            finish_windows(&plan, out, cx.batch_time_ms(), |k, accs, cols| {
+                cols.extend(k.iter().cloned());
+                cols.extend(accs.iter().map(Acc::value));
+            })
+        })
+}
+
+/// One batch's window results → rows: per window (results come sorted by start, end, key),
+/// the group scope `window_start, window_end ++ keys ++ aggregates` through `HAVING` and the
+/// `SELECT` list, then `ORDER BY ... LIMIT` within the window.
+fn finish_windows<K, V>(
+    plan: &Plan,
+    out: &[Timed<K, V, Item>],
+    bt: i64,
+    cols_of: impl Fn(&K, &V, &mut Vec<Value>),
+) -> Vec<Row> {
+    let results: Vec<_> = out
+        .iter()
+        .filter_map(|t| match t {
+            Timed::Window(w) => Some(w),
+            _ => None,
+        })
+        .collect();
+    let mut rows = Vec::new();
+    for w in results.chunk_by(|a, b| (a.start_ms, a.end_ms) == (b.start_ms, b.end_ms)) {
+        let mut wrows = Vec::with_capacity(w.len());
+        for r in w {
+            let mut cols = Vec::with_capacity(8);
+            cols.push(Value::Int(r.start_ms));
+            cols.push(Value::Int(r.end_ms));
+            cols_of(&r.key, &r.value, &mut cols);
+            if let Some(row) = group_row(plan, &cols, bt) {
+                wrows.push(row);
+            }
+        }
+        rows.extend(finish(plan, wrows));
+    }
+    rows
 }

@@ -10,9 +10,20 @@
 //! DStream `reduceByKey`: every batch yields the groups of that batch), filtered with `HAVING`,
 //! and cut to a top-K per batch with `ORDER BY ... LIMIT n`. Timestamps are BIGINT milliseconds
 //! since the epoch. The full reference, with types, null behaviour and every deviation from
-//! standard SQL, is `docs/pipelines.md`; windowed `GROUP BY` (`TUMBLE`, `HOP`, `SESSION`) is
-//! rejected with a clear "not supported yet" error until event-time windows land in
-//! [`crate::pipeline::window`].
+//! standard SQL, is `docs/pipelines.md`.
+//!
+//! # Windows
+//!
+//! A `GROUP BY` item `TUMBLE(t, size)`, `HOP(t, slide, size)` or `SESSION(t, gap)` (`t` is
+//! `event_time` or `proc_time`, lengths are `INTERVAL`s) makes the query windowed: it runs on
+//! the pipeline's event-time window operator
+//! ([`DStream::event_time_window_in_place`](crate::pipeline::DStream::event_time_window_in_place))
+//! with key = the other group keys and value = the aggregates' accumulators (so state and
+//! watermark are checkpointed like any stateful stage). The group scope then starts with
+//! `window_start, window_end` (BIGINT ms). `HAVING`, the `SELECT` list and `ORDER BY ... LIMIT`
+//! apply per window. Late events (behind the watermark) and events without a timestamp are
+//! counted by the operator and dropped. A per-window top-K needs emit mode `final`: in `update`
+//! mode a batch sees only the groups it changed, so `LIMIT` is rejected there at compile time.
 //!
 //! # Compile once, run closures
 //!
@@ -45,9 +56,10 @@
 //! # Options (future sink keys)
 //!
 //! [`SqlOptions`]: the header holding the event time (`timestamp`, Flume's timestamp
-//! interceptor), the emit mode (`update` | `final`) and the watermark delay. For per-batch
-//! grouping both emit modes give the same rows (a batch's groups are final when the batch ends);
-//! they will matter for windows.
+//! interceptor), the emit mode (`update`: every batch, the changed windows' current values;
+//! `final`: once, when the watermark passes the window's end), the watermark delay and an idle
+//! timeout. For per-batch grouping both emit modes give the same rows (a batch's groups are final
+//! when the batch ends).
 
 mod compile;
 mod error;
@@ -60,6 +72,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::{Pos, SqlError, SqlErrorKind};
+pub use once::BatchRun;
 pub use value::{Row, SqlType, Value};
 
 use super::{DStream, StreamingContext};
@@ -97,8 +110,14 @@ pub struct SqlOptions {
     pub timestamp_header: String,
     /// Emit mode of windowed queries. Default `update`.
     pub emit: EmitMode,
-    /// Bounded out-of-orderness of event time (windowed queries). Default 0.
+    /// Bounded out-of-orderness of event time (windowed queries): the watermark trails the
+    /// largest `event_time` seen by this much. Default 0. (Sink key `watermark`.)
     pub watermark: Duration,
+    /// Event-time windows: once no event with a timestamp has arrived for this long of batch
+    /// time, event time is taken to move with batch time, so a quiet stream still closes its
+    /// last windows. `None` (default): the watermark moves only with new events.
+    /// (Sink key `idleTimeout`.)
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for SqlOptions {
@@ -107,6 +126,7 @@ impl Default for SqlOptions {
             timestamp_header: "timestamp".into(),
             emit: EmitMode::Update,
             watermark: Duration::ZERO,
+            idle_timeout: None,
         }
     }
 }
@@ -163,6 +183,12 @@ impl SqlQuery {
         &self.options
     }
 
+    /// True for a windowed `GROUP BY` (`TUMBLE`, `HOP`, `SESSION`): the query runs on the
+    /// pipeline's event-time window operator and keeps state across batches.
+    pub fn is_windowed(&self) -> bool {
+        self.plan.window.is_some()
+    }
+
     /// True when the query runs on the fused `reduce_by_key` path (see the module docs).
     pub fn is_fused(&self) -> bool {
         exec::fusable(&self.plan)
@@ -172,7 +198,12 @@ impl SqlQuery {
     /// part of the pipeline's fingerprint (a changed query refuses an old checkpoint).
     pub fn attach(&self, ctx: &StreamingContext) -> DStream<Row> {
         let canon: String = self.text.split_whitespace().collect::<Vec<_>>().join(" ");
-        exec::attach(self.plan.clone(), ctx, &format!("sql({canon})"))
+        exec::attach(
+            self.plan.clone(),
+            &self.options,
+            ctx,
+            &format!("sql({canon})"),
+        )
     }
 }
 

@@ -6,6 +6,13 @@
 //! on two workers. A logical clock cuts the batch by count. An empty channel never yields a
 //! logical batch, so an empty input runs in processing mode instead, on a manual clock that a
 //! helper thread advances (bounded: at most 6,000 steps of 5 ms) until the batch has run.
+//!
+//! [`SqlQuery::run_batches`] runs several batches (a windowed query keeps state across them):
+//! processing mode on a manual clock that is set to batch `N`'s time (`N × 1000` ms) before
+//! batch `N` is stepped, after its events were put into the channel — so batch `N` holds
+//! exactly the `N`-th list of events, and `proc_time` is `N × 1000`. Trailing empty batches let
+//! an idle timeout ([`SqlOptions::idle_timeout`](super::SqlOptions)) move the watermark past
+//! the last windows.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,7 +21,9 @@ use std::time::Duration;
 use crate::channel::memory::{MemoryChannel, MemoryChannelConfig};
 use crate::channel::Channel;
 use crate::event::Event;
-use crate::pipeline::{ClockMode, ManualClock, PipelineConfig, PipelineError, StreamingContext};
+use crate::pipeline::{
+    ClockMode, ErrorReason, ManualClock, PipelineConfig, PipelineError, StreamingContext,
+};
 
 use super::{Row, SqlQuery};
 
@@ -90,5 +99,98 @@ impl SqlQuery {
         report?;
         let rows = std::mem::take(&mut *got.lock().unwrap_or_else(|e| e.into_inner()));
         Ok(rows)
+    }
+}
+
+/// One batch's time (ms) and rows.
+type BatchRows = (i64, Vec<Row>);
+
+/// What [`SqlQuery::run_batches`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct BatchRun {
+    /// Per batch: its time (ms) and the rows it output, in output order.
+    pub batches: Vec<(i64, Vec<Row>)>,
+    /// Events behind the watermark (windowed queries), counted and dropped.
+    pub late_events: u64,
+    /// Events without a usable timestamp (event-time windows), counted and dropped.
+    pub bad_timestamps: u64,
+    /// Events whose body is not UTF-8 under a query that reads `body`.
+    pub non_utf8: u64,
+}
+
+impl BatchRun {
+    /// All rows of all batches, in output order.
+    pub fn rows(&self) -> Vec<Row> {
+        self.batches
+            .iter()
+            .flat_map(|(_, r)| r.iter().cloned())
+            .collect()
+    }
+}
+
+impl SqlQuery {
+    /// Runs the query over `batches` (batch `N` = the `N`-th list, at time `N × 1000` ms),
+    /// then `idle_batches` empty batches (see the module docs).
+    pub fn run_batches(
+        &self,
+        batches: &[Vec<Event>],
+        idle_batches: usize,
+    ) -> Result<BatchRun, PipelineError> {
+        let cap = batches.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        let ch = Arc::new(MemoryChannel::new(
+            "sql-once",
+            MemoryChannelConfig {
+                capacity: cap as u64,
+                transaction_capacity: cap,
+                ..Default::default()
+            },
+        ));
+        let clock = Arc::new(ManualClock::new(0));
+        let ctx = StreamingContext::new(
+            "sql-once",
+            ch.clone() as Arc<dyn Channel>,
+            PipelineConfig {
+                batch_interval: Duration::from_secs(1),
+                clock: clock.clone(),
+                mode: ClockMode::Processing,
+                max_batch_events: Some(cap),
+                workers: 2,
+                ..Default::default()
+            },
+        );
+        let got: Arc<Mutex<Vec<BatchRows>>> = Arc::new(Mutex::new(Vec::new()));
+        let g = got.clone();
+        self.attach(&ctx).foreach_batch(move |rows: &[Row], cx| {
+            // Poison: only this closure writes, and a panic here fails the batch anyway.
+            g.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((cx.batch_time_ms(), rows.to_vec()));
+            Ok::<(), String>(())
+        });
+        let mut p = ctx.build()?;
+        let counter = p.counter();
+        let empty: Vec<Event> = Vec::new();
+        let all = batches
+            .iter()
+            .chain(std::iter::repeat_n(&empty, idle_batches));
+        for (i, evs) in all.enumerate() {
+            for c in evs.chunks(1000) {
+                ch.put_batch(c).map_err(|source| PipelineError::Channel {
+                    pipeline: "sql-once".into(),
+                    source,
+                })?;
+            }
+            clock.set((i as i64 + 1) * 1000);
+            p.step()?;
+        }
+        let batches = std::mem::take(&mut *got.lock().unwrap_or_else(|e| e.into_inner()));
+        Ok(BatchRun {
+            batches,
+            late_events: counter
+                .late_events
+                .load(std::sync::atomic::Ordering::Relaxed),
+            bad_timestamps: counter.errors(ErrorReason::BadTimestamp),
+            non_utf8: counter.errors(ErrorReason::NonUtf8),
+        })
     }
 }

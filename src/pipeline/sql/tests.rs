@@ -215,9 +215,23 @@ fn bad_queries_are_rejected_with_position_and_alternative() {
         ("SELECT w FROM events CROSS JOIN UNNEST(split(body, ' '))", Semantic, "1:40", "name the UNNEST column", "UNNEST(split(body, ' '))"),
         ("SELECT body FROM events JOIN other ON true", Unsupported, "1:30", "joins are not supported", "other"),
         ("SELECT split(body, ' ') FROM events", Type, "1:8", "split returns an array", "split(body, ' ')"),
-        ("SELECT count(*) FROM events GROUP BY TUMBLE(event_time, INTERVAL '10' SECOND)", Unsupported, "1:38", "windowed GROUP BY (TUMBLE, HOP, SESSION, window_start, window_end) is not supported yet", "TUMBLE(event_time, INTERVAL '10' SECOND)"),
-        ("SELECT window_start, count(*) FROM events GROUP BY HOP(event_time, INTERVAL '1' SECOND, INTERVAL '10' SECOND)", Unsupported, "1:52", "not supported yet", "HOP(event_time"),
-        ("SELECT window_end FROM events", Unsupported, "1:8", "not supported yet", "window_end"),
+        ("SELECT count(*) FROM events GROUP BY TUMBLE(event_time, 10)", Unsupported, "1:57", "a window length must be an INTERVAL; write a window length as INTERVAL '<n>' <unit>", "10"),
+        ("SELECT count(*) FROM events GROUP BY TUMBLE(event_time, INTERVAL '1' MONTH)", Unsupported, "1:66", "unit MONTH is not supported", "INTERVAL '1' MONTH"),
+        ("SELECT count(*) FROM events GROUP BY TUMBLE(event_time, INTERVAL '1.5' SECOND)", Unsupported, "1:66", "`1.5` is not a whole number", "INTERVAL '1.5' SECOND"),
+        ("SELECT count(*) FROM events GROUP BY TUMBLE(event_time, INTERVAL '0' SECOND)", Unsupported, "1:66", "must be positive", "INTERVAL '0' SECOND"),
+        ("SELECT count(*) FROM events GROUP BY TUMBLE(event_time, INTERVAL '5 fortnights')", Unsupported, "1:66", "unit `fortnights` is not supported", "INTERVAL '5 fortnights'"),
+        ("SELECT count(*) FROM events GROUP BY TUMBLE(header('ts'), INTERVAL '1' SECOND)", Unsupported, "1:45", "the time of a window must be the column event_time (header `timestamp`", "header('ts')"),
+        ("SELECT count(*) FROM events GROUP BY TUMBLE(event_time)", Type, "1:38", "wrong number of arguments: TUMBLE(event_time, INTERVAL '10' SECOND)", "TUMBLE(event_time)"),
+        ("SELECT count(*) FROM events GROUP BY HOP(event_time, INTERVAL '3' SECOND, INTERVAL '10' SECOND)", Unsupported, "1:84", "the HOP size (10000 ms) must be a whole multiple of the slide (3000 ms)", "INTERVAL '10' SECOND"),
+        ("SELECT count(*) FROM events GROUP BY SESSION(event_time, INTERVAL '1' SECOND), TUMBLE(event_time, INTERVAL '1' SECOND)", Unsupported, "1:80", "at most one window", "TUMBLE(event_time"),
+        ("SELECT count(*) FROM events GROUP BY TUMBLE_START(event_time, INTERVAL '1' SECOND)", Unsupported, "1:38", "tumble_start is not a window; supported windows (in GROUP BY): TUMBLE(", "TUMBLE_START("),
+        ("SELECT TUMBLE_END(event_time, INTERVAL '1' SECOND), count(*) FROM events GROUP BY TUMBLE(event_time, INTERVAL '1' SECOND)", Unsupported, "1:8", "tumble_end is not supported: select window_start / window_end", "TUMBLE_END("),
+        ("SELECT TUMBLE(event_time, INTERVAL '1' SECOND), count(*) FROM events GROUP BY TUMBLE(event_time, INTERVAL '1' SECOND)", Unsupported, "1:8", "only allowed as a GROUP BY item; select its bounds as window_start / window_end", "TUMBLE("),
+        ("SELECT window_end FROM events", Semantic, "1:8", "window_end needs a windowed GROUP BY; supported windows", "window_end"),
+        ("SELECT count(*) FROM events WHERE window_start > 0 GROUP BY TUMBLE(event_time, INTERVAL '1' SECOND)", Semantic, "1:35", "window_start is known only per window", "window_start"),
+        ("SELECT max(window_end) FROM events GROUP BY TUMBLE(event_time, INTERVAL '1' SECOND)", Semantic, "1:12", "window_end is known only per window", "window_end"),
+        ("SELECT body FROM events WHERE event_time > INTERVAL '1' SECOND", Unsupported, "1:53", "INTERVAL is only allowed as a window length in GROUP BY", "INTERVAL '1' SECOND"),
+        ("SELECT word, count(*) AS n FROM events CROSS JOIN UNNEST(split(body, ' ')) AS t(word) GROUP BY HOP(event_time, INTERVAL '1' SECOND, INTERVAL '10' SECOND), word ORDER BY n DESC LIMIT 10", Semantic, "1:183", "with emit = update a batch outputs only the groups it changed: set emit = final", "LIMIT 10"),
         ("SELECT body FROM events ORDER BY body LIMIT -1", Type, "1:46", "LIMIT needs a non-negative integer literal", "-1"),
         ("SELECT body FROM events LIMIT 5 OFFSET 2", Unsupported, "1:40", "OFFSET is not supported", "2"),
         ("SELECT body FROM events WHERE body LIKE body", Type, "1:41", "the LIKE pattern must be a string literal", "body"),
@@ -460,4 +474,225 @@ fn rows_print_as_tuples_and_write_json_objects() {
     let mut p = String::new();
     crate::pipeline::Render::render(&r, &mut p);
     assert_eq!(p, "(null,0.5,true)");
+}
+
+// ---- windowed GROUP BY --------------------------------------------------------------------
+
+fn tev(ts: i64, body: &str, host: &str) -> Event {
+    let t = ts.to_string();
+    Event::new([("timestamp", t.as_str()), ("host", host)], body.as_bytes())
+}
+
+fn wopts(emit: EmitMode, watermark_ms: u64, idle_ms: Option<u64>) -> SqlOptions {
+    SqlOptions {
+        emit,
+        watermark: std::time::Duration::from_millis(watermark_ms),
+        idle_timeout: idle_ms.map(std::time::Duration::from_millis),
+        ..SqlOptions::default()
+    }
+}
+
+/// (batch time, rows) of every batch that output something.
+fn nonempty(run: &BatchRun) -> Vec<(i64, Vec<Vec<Value>>)> {
+    run.batches
+        .iter()
+        .filter(|(_, r)| !r.is_empty())
+        .map(|(t, r)| (*t, vals(r)))
+        .collect()
+}
+
+#[test]
+fn tumble_final_fires_once_when_the_watermark_passes_the_end() {
+    use Value::Int as I;
+    let q = SqlQuery::compile(
+        "SELECT window_start, window_end, header('host') AS host, count(*) AS n \
+         FROM events GROUP BY TUMBLE(event_time, INTERVAL '10' SECOND), header('host')",
+        wopts(EmitMode::Final, 2_000, Some(1_000)),
+    )
+    .unwrap();
+    assert!(q.is_windowed() && !q.is_fused());
+    assert_eq!(q.column_types()[0], SqlType::Int);
+    let batches = vec![
+        vec![
+            tev(1_000, "a", "h1"),
+            tev(9_999, "b", "h2"),
+            tev(4_000, "c", "h1"),
+        ],
+        // max 11 s, watermark 9 s: [0, 10 s) still open; 8 s is in time.
+        vec![tev(11_000, "d", "h1"), tev(8_000, "e", "h2")],
+        // max 12.5 s, watermark 10.5 s: [0, 10 s) fires.
+        vec![tev(12_500, "f", "h1")],
+        // no timestamp: counted, dropped.
+        vec![Event::new([("host", "h1")], &b"g"[..])],
+    ];
+    let run = q.run_batches(&batches, 0).unwrap();
+    assert_eq!(
+        nonempty(&run),
+        vec![(
+            3_000,
+            vec![
+                vec![I(0), I(10_000), s("h1"), I(2)],
+                vec![I(0), I(10_000), s("h2"), I(2)],
+            ]
+        )]
+    );
+    assert_eq!((run.late_events, run.bad_timestamps), (0, 1));
+    // Idle batches move the watermark past 20 s: [10 s, 20 s) fires too.
+    let run = q.run_batches(&batches, 12).unwrap();
+    let all = nonempty(&run);
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(all[1].1, vec![vec![I(10_000), I(20_000), s("h1"), I(2)]]);
+}
+
+#[test]
+fn update_mode_outputs_changed_windows_every_batch_and_late_events_are_counted() {
+    use Value::Int as I;
+    let q = SqlQuery::compile(
+        "SELECT window_start AS ws, count(*) AS n, count(DISTINCT header('host')) AS hosts \
+         FROM events GROUP BY TUMBLE(event_time, INTERVAL '10' SECOND)",
+        wopts(EmitMode::Update, 1_000, None),
+    )
+    .unwrap();
+    let batches = vec![
+        vec![tev(1_000, "a", "h1"), tev(2_000, "b", "h1")],
+        vec![tev(3_000, "c", "h2"), tev(15_000, "d", "h1")],
+        // watermark before this batch: 14 s, so [0, 10 s) has closed: 5 s is late.
+        vec![tev(5_000, "e", "h3"), tev(16_000, "f", "h2")],
+    ];
+    let run = q.run_batches(&batches, 0).unwrap();
+    assert_eq!(
+        nonempty(&run),
+        vec![
+            (1_000, vec![vec![I(0), I(2), I(1)]]),
+            (
+                2_000,
+                vec![vec![I(0), I(3), I(2)], vec![I(10_000), I(1), I(1)]]
+            ),
+            (3_000, vec![vec![I(10_000), I(2), I(2)]]),
+        ]
+    );
+    assert_eq!(run.late_events, 1);
+}
+
+#[test]
+fn hop_top_k_applies_per_window_and_count_distinct_is_exact_across_panes() {
+    use Value::Int as I;
+    let q = SqlQuery::compile(
+        "SELECT window_end, word, count(*) AS n, count(DISTINCT header('host')) AS hosts \
+         FROM events CROSS JOIN UNNEST(split(body, ' ')) AS t(word) \
+         GROUP BY HOP(event_time, INTERVAL '1' SECOND, INTERVAL '2' SECOND), word \
+         HAVING count(*) > 1 ORDER BY n DESC, word LIMIT 2",
+        wopts(EmitMode::Final, 0, Some(1_000)),
+    )
+    .unwrap();
+    let batches = vec![vec![
+        tev(100, "x y y", "h1"),
+        tev(900, "z z z", "h1"),
+        tev(1_100, "x x y", "h2"),
+        tev(1_500, "w", "h2"),
+    ]];
+    let run = q.run_batches(&batches, 5).unwrap();
+    let rows: Vec<Vec<Value>> = run.rows().iter().map(|r| r.values.clone()).collect();
+    assert_eq!(
+        rows,
+        vec![
+            // [-1 s, 1 s): x1 y2 z3
+            vec![I(1_000), s("z"), I(3), I(1)],
+            vec![I(1_000), s("y"), I(2), I(1)],
+            // [0, 2 s): x3 y3 z3 w1: ties broken by word; hosts exact over both panes
+            vec![I(2_000), s("x"), I(3), I(2)],
+            vec![I(2_000), s("y"), I(3), I(2)],
+            // [1 s, 3 s): x2 y1 w1
+            vec![I(3_000), s("x"), I(2), I(1)],
+        ]
+    );
+}
+
+#[test]
+fn session_windows_per_key_and_processing_time_windows() {
+    use Value::Int as I;
+    let q = SqlQuery::compile(
+        "SELECT header('host') AS host, window_start, window_end, count(*) AS n \
+         FROM events GROUP BY SESSION(event_time, INTERVAL '3' SECOND), header('host') \
+         ORDER BY host",
+        wopts(EmitMode::Final, 0, Some(1_000)),
+    )
+    .unwrap();
+    let batches = vec![vec![
+        tev(1_000, "a", "h1"),
+        tev(4_000, "a", "h1"), // touches [1 s, 4 s): merged
+        tev(8_000, "a", "h1"),
+        tev(2_000, "a", "h2"),
+    ]];
+    let run = q.run_batches(&batches, 15).unwrap();
+    let mut rows: Vec<Vec<Value>> = run.rows().iter().map(|r| r.values.clone()).collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![
+            vec![s("h1"), I(1_000), I(7_000), I(2)],
+            vec![s("h1"), I(8_000), I(11_000), I(1)],
+            vec![s("h2"), I(2_000), I(5_000), I(1)],
+        ]
+    );
+
+    // proc_time: batch N runs at N s; a 2 s window closes when the batch time reaches its end.
+    let q = SqlQuery::compile(
+        "SELECT window_start, count(*) AS n, max(proc_time) AS last FROM events \
+         GROUP BY TUMBLE(proc_time, INTERVAL '2' SECOND)",
+        wopts(EmitMode::Final, 60_000, None),
+    )
+    .unwrap();
+    let one = |b: &str| Event::new([("host", "h")], b.as_bytes());
+    let batches = vec![
+        vec![one("a"), one("b")],
+        vec![one("c")],
+        vec![one("d")],
+        vec![],
+    ];
+    let run = q.run_batches(&batches, 0).unwrap();
+    assert_eq!(
+        nonempty(&run),
+        vec![
+            (2_000, vec![vec![I(0), I(2), I(1_000)]]),
+            (4_000, vec![vec![I(2_000), I(2), I(3_000)]]),
+        ]
+    );
+    assert_eq!(run.bad_timestamps, 0);
+}
+
+#[test]
+fn window_state_survives_the_snapshot_encoding() {
+    use super::exec::Acc;
+    use crate::pipeline::{Persist, SnapshotReader};
+    let vals = vec![
+        Value::Null,
+        Value::Bool(true),
+        Value::Int(-7),
+        Value::Float(2.5),
+        s("a string longer than twenty-two bytes"),
+    ];
+    let mut distinct: std::collections::HashSet<Value, crate::pipeline::FastBuildHasher> =
+        Default::default();
+    distinct.extend(vals.iter().cloned());
+    let accs = vec![
+        Acc::Count(3),
+        Acc::Distinct(distinct),
+        Acc::SumInt(-5, true),
+        Acc::SumFloat(1.5, false),
+        Acc::Min(Some(s("m"))),
+        Acc::Max(None),
+        Acc::Avg(3.0, 2),
+    ];
+    let mut buf = Vec::new();
+    (vals.clone(), accs.clone()).persist(&mut buf);
+    let (v2, a2): (Vec<Value>, Vec<Acc>) = SnapshotReader::new(&buf).read().unwrap();
+    assert_eq!(v2, vals);
+    assert_eq!(
+        a2.iter().map(Acc::value).collect::<Vec<_>>(),
+        accs.iter().map(Acc::value).collect::<Vec<_>>()
+    );
+    let mut again = Vec::new();
+    (v2, a2).persist(&mut again);
+    assert_eq!(again, buf, "equal states give equal bytes");
 }

@@ -301,3 +301,43 @@ impl JsonRecord for Row {
         out.push('}');
     }
 }
+
+/// Snapshot encoding (window state): `u8 tag` (0 NULL, 1 BOOLEAN, 2 BIGINT, 3 DOUBLE,
+/// 4 VARCHAR) then the value.
+impl crate::pipeline::Persist for Value {
+    fn persist(&self, out: &mut Vec<u8>) {
+        match self {
+            Value::Null => 0u8.persist(out),
+            Value::Bool(b) => {
+                1u8.persist(out);
+                b.persist(out)
+            }
+            Value::Int(i) => {
+                2u8.persist(out);
+                i.persist(out)
+            }
+            Value::Float(f) => {
+                3u8.persist(out);
+                f.persist(out)
+            }
+            Value::Str(s) => {
+                4u8.persist(out);
+                s.persist(out)
+            }
+        }
+    }
+
+    fn restore(
+        r: &mut crate::pipeline::SnapshotReader<'_>,
+    ) -> Result<Self, crate::pipeline::SnapshotError> {
+        let tag: u8 = r.read()?;
+        Ok(match tag {
+            0 => Value::Null,
+            1 => Value::Bool(r.read()?),
+            2 => Value::Int(r.read()?),
+            3 => Value::Float(r.read()?),
+            4 => Value::Str(r.read()?),
+            t => return Err(r.invalid(format!("SQL value tag {t}"))),
+        })
+    }
+}
