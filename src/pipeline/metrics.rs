@@ -20,7 +20,8 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::metrics::counters::{now_millis, CounterGroup};
+use crate::clock::now_millis;
+use crate::metrics::counters::CounterGroup;
 
 /// Why an input was skipped or a batch failed (the `Errors*` attributes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

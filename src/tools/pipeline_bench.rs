@@ -54,7 +54,7 @@ use crate::config::Context;
 use crate::event::Event;
 use crate::pipeline::{Pipeline, PipelineConfig, PipelineError, StreamingContext};
 use crate::rpc::client::{NettyAvroClient, RpcClientConfig};
-use crate::rpc::tls::SystemProps;
+use crate::config::SystemProps;
 use crate::source::avro::AvroSource;
 use crate::source::{ChannelProcessor, Source};
 
