@@ -31,10 +31,12 @@
 
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::event::Event;
 
+use super::combiner::Combiner;
 use super::context::{BatchEnv, Node, StreamingContext};
 use super::metrics::ErrorReason;
 use super::stage::{Key, Workers};
@@ -507,6 +509,54 @@ where
     out
 }
 
+/// Merges per-chunk [`Combiner`] partials (in chunk order) by hash partition, one per worker,
+/// reusing the hashes the partials kept, and returns the entries sorted by key.
+pub(crate) fn merge_combiners<K, V, F>(
+    workers: Workers,
+    partials: Vec<Combiner<K, V>>,
+    f: &F,
+) -> Vec<(K, V)>
+where
+    K: Key,
+    V: Clone + Send + Sync,
+    F: Fn(V, V) -> V + Sync,
+{
+    let mut out: Vec<(K, V)>;
+    if partials.len() == 1 {
+        out = partials
+            .into_iter()
+            .flat_map(|m| m.into_hashed().map(|(_, k, v)| (k, v)))
+            .collect();
+    } else {
+        let n = workers.count();
+        let keys = partials.iter().map(|m| m.len()).max().unwrap_or(0);
+        // Route every entry to its partition (by the hash's high bits: the low ones pick the
+        // slot), keeping chunk order within a partition.
+        let mut parts: Vec<Vec<(u64, K, V)>> = (0..n).map(|_| Vec::new()).collect();
+        for m in partials {
+            for e in m.into_hashed() {
+                parts[((e.0 >> 32) % n as u64) as usize].push(e);
+            }
+        }
+        let parts: Vec<std::sync::Mutex<Vec<(u64, K, V)>>> =
+            parts.into_iter().map(std::sync::Mutex::new).collect();
+        let merged = workers.run(|i| {
+            let entries = std::mem::take(&mut *parts[i].lock().unwrap_or_else(|e| e.into_inner()));
+            let mut m: Combiner<K, V> = Combiner::with_capacity(keys / n + keys / 8);
+            for (h, k, v) in entries {
+                m.fold_hashed(h, k, v, f);
+            }
+            m
+        });
+        out = Vec::with_capacity(merged.iter().map(|m| m.len()).sum());
+        for m in merged {
+            out.extend(m.into_hashed().map(|(_, k, v)| (k, v)));
+        }
+    }
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
 /// Folds `v` into the entry of `k`. The old value is cloned rather than moved out so that a
 /// panicking `f` leaves the map intact (the chunk is then re-run; see `run_chunks`); for the
 /// numbers most reductions combine, the clone is a copy.
@@ -687,17 +737,22 @@ where
         let id = self.register("count_by_value");
         let p = self.p.clone();
         let workers = self.ctx.inner.config.worker_count();
+        let hint = AtomicUsize::new(0);
         let node = Node::new(move |env: &BatchEnv<'_>| {
-            let parts = run_chunks(env, &*p, FastMap::<P::Out, u64>::default, |m, k| {
-                // Probe first: a hit (most words) skips the entry API's reserve and key move.
-                match m.get_mut(&k) {
-                    Some(c) => *c += 1,
-                    None => {
-                        m.insert(k, 1);
-                    }
-                }
-            });
-            Arc::new(merge_keyed(Workers::new(workers), parts, &|a, b| a + b))
+            // Size the combiners for the previous batch's distinct keys (no rehash when the
+            // key set is steady).
+            let cap = hint.load(Ordering::Relaxed);
+            let parts = run_chunks(
+                env,
+                &*p,
+                || Combiner::<P::Out, u64>::with_capacity(cap),
+                |m, k| m.fold(k, 1, &|a, b| a + b),
+            );
+            hint.store(
+                parts.iter().map(|m| m.len()).max().unwrap_or(0),
+                Ordering::Relaxed,
+            );
+            Arc::new(merge_combiners(Workers::new(workers), parts, &|a, b| a + b))
         });
         DStream::from_node(&self.ctx, self.ctx.add_node(node), id)
     }
@@ -733,11 +788,20 @@ where
         let p = self.p.clone();
         let f = Arc::new(f);
         let workers = self.ctx.inner.config.worker_count();
+        let hint = AtomicUsize::new(0);
         let node = Node::new(move |env: &BatchEnv<'_>| {
-            let parts = run_chunks(env, &*p, FastMap::<K, V>::default, |m, (k, v)| {
-                combine(m, k, v, &*f)
-            });
-            Arc::new(merge_keyed(Workers::new(workers), parts, &*f))
+            let cap = hint.load(Ordering::Relaxed);
+            let parts = run_chunks(
+                env,
+                &*p,
+                || Combiner::<K, V>::with_capacity(cap),
+                |m, (k, v)| m.fold(k, v, &*f),
+            );
+            hint.store(
+                parts.iter().map(|m| m.len()).max().unwrap_or(0),
+                Ordering::Relaxed,
+            );
+            Arc::new(merge_combiners(Workers::new(workers), parts, &*f))
         });
         DStream::from_node(&self.ctx, self.ctx.add_node(node), id)
     }

@@ -137,6 +137,7 @@
 pub mod bench;
 mod checkpoint;
 mod clock;
+mod combiner;
 mod context;
 mod driver;
 pub mod event_time;
