@@ -14,16 +14,28 @@
 //! * The load factor stays at or below 0.7 (the table doubles before an insert would pass it).
 //!   [`Combiner::with_capacity`] sizes the table for an expected key count (the terminals pass
 //!   the previous batch's), so a steady stream of batches does not rehash.
-//! * The hash is [`fast_hash`] of the key, the same the rest of the pipeline uses, and is kept
-//!   with the entry so that merging partials by partition never hashes a key twice.
+//! * The hash is [`key_hash`]: for [`Text`] keys one branch-free folded multiply over the
+//!   inline bytes ([`Text::combiner_hash`]), for other keys [`fast_hash`]. It is kept with the
+//!   entry, so merging partials by partition never hashes a key twice.
 //!
 //! Panic safety: [`Combiner::fold`] clones the old value and writes the combined one only when
 //! the user function returns, so a panicking function leaves the table consistent (the fused
 //! terminals then re-run the chunk one event at a time).
 
+use std::any::Any;
 use std::hash::Hash;
 
-use super::text::fast_hash;
+use super::text::{fast_hash, Text};
+
+/// The hash the combiner files `k` under: [`Text::combiner_hash`] for text keys (decided at
+/// compile time: the type test folds away), [`fast_hash`] otherwise.
+#[inline]
+pub(crate) fn key_hash<K: Hash + 'static>(k: &K) -> u64 {
+    match (k as &dyn Any).downcast_ref::<Text>() {
+        Some(t) => t.combiner_hash(),
+        None => fast_hash(k),
+    }
+}
 
 /// Most keys per slot before the table doubles: 7 in 10.
 const LOAD_NUM: usize = 7;
@@ -36,13 +48,13 @@ pub(crate) struct Combiner<K, V> {
     len: usize,
 }
 
-impl<K: Hash + Eq, V: Clone> Default for Combiner<K, V> {
+impl<K: Hash + Eq + 'static, V: Clone> Default for Combiner<K, V> {
     fn default() -> Self {
         Combiner::with_capacity(0)
     }
 }
 
-impl<K: Hash + Eq, V: Clone> Combiner<K, V> {
+impl<K: Hash + Eq + 'static, V: Clone> Combiner<K, V> {
     /// A table that holds `keys` keys without growing.
     pub(crate) fn with_capacity(keys: usize) -> Self {
         let want = (keys * LOAD_DEN / LOAD_NUM + 1).max(16).next_power_of_two();
@@ -63,11 +75,11 @@ impl<K: Hash + Eq, V: Clone> Combiner<K, V> {
     /// Folds `v` into the entry of `k` with `f` (or inserts it).
     #[inline]
     pub(crate) fn fold<F: Fn(V, V) -> V>(&mut self, k: K, v: V, f: &F) {
-        let h = fast_hash(&k);
+        let h = key_hash(&k);
         self.fold_hashed(h, k, v, f)
     }
 
-    /// [`fold`](Self::fold) with the key's [`fast_hash`] already computed.
+    /// [`fold`](Self::fold) with the key's [`key_hash`] already computed.
     #[inline]
     pub(crate) fn fold_hashed<F: Fn(V, V) -> V>(&mut self, h: u64, k: K, v: V, f: &F) {
         let mut i = h as usize & self.mask;
@@ -143,7 +155,7 @@ mod tests {
             prop_assert_eq!(c.len(), want.len());
             let mut got: Vec<(String, u64)> =
                 c.into_hashed().map(|(h, k, v)| {
-                    assert_eq!(h, fast_hash(&k));
+                    assert_eq!(h, key_hash(&k));
                     (k.to_string(), v)
                 }).collect();
             got.sort();

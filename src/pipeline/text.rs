@@ -59,6 +59,29 @@ impl Text {
         }
     }
 
+    /// A cheap hash of the string for the keyed combiner: for an inline string one folded
+    /// multiply over its zero-padded bytes and length (no branch on the length); a boxed one
+    /// falls back to [`fast_hash`]. Not the same value as `fast_hash(self)`; only the combiner
+    /// (which keeps the hash with the entry) uses it.
+    #[inline]
+    pub(crate) fn combiner_hash(&self) -> u64 {
+        match &self.0 {
+            Repr::Inline(len, buf) => {
+                let w = |i: usize| {
+                    let mut b = [0u8; 8];
+                    let n = (INLINE_CAP - i).min(8);
+                    b[..n].copy_from_slice(&buf[i..i + n]);
+                    u64::from_le_bytes(b)
+                };
+                let (a, b, c) = (w(0), w(8), w(16));
+                let p = ((a ^ K) as u128)
+                    .wrapping_mul((b ^ c.rotate_left(29) ^ ((*len as u64) << 56) ^ K2) as u128);
+                (p as u64) ^ ((p >> 64) as u64)
+            }
+            Repr::Heap(s) => fast_hash(&**s),
+        }
+    }
+
     /// True when the string is stored inline (no allocation).
     pub fn is_inline(&self) -> bool {
         matches!(self.0, Repr::Inline(..))
@@ -209,6 +232,7 @@ fn load_le(b: &[u8]) -> u64 {
 }
 
 const K: u64 = 0xf135_7aea_2e62_a9c5;
+const K2: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// The fast folded-multiply hasher (see the module docs).
 #[derive(Default, Clone, Copy)]
