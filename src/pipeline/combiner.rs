@@ -83,16 +83,11 @@ impl<K: Hash + Eq + 'static, V: Clone> Combiner<K, V> {
     #[inline]
     pub(crate) fn fold_hashed<F: Fn(V, V) -> V>(&mut self, h: u64, k: K, v: V, f: &F) {
         let mut i = h as usize & self.mask;
-        loop {
-            // SAFETY: `i <= mask` and `slots.len() == mask + 1`.
-            match unsafe { self.slots.get_unchecked_mut(i) } {
-                Some((sh, sk, sv)) => {
-                    if *sh == h && *sk == k {
-                        *sv = f(sv.clone(), v);
-                        return;
-                    }
-                }
-                None => break,
+        // SAFETY: `i <= mask` and `slots.len() == mask + 1`.
+        while let Some((sh, sk, sv)) = unsafe { self.slots.get_unchecked_mut(i) } {
+            if *sh == h && *sk == k {
+                *sv = f(sv.clone(), v);
+                return;
             }
             i = (i + 1) & self.mask;
         }
