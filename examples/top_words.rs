@@ -172,7 +172,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             ("interceptors.ts.preserveExisting", "true"),
         ],
     );
-    let processor = ChannelProcessor::from_context(&sctx, vec![channel.clone() as Arc<dyn Channel>])?;
+    let processor =
+        ChannelProcessor::from_context(&sctx, vec![channel.clone() as Arc<dyn Channel>])?;
     let mut source = AvroSource::from_context("r1", &sctx, &props, processor, rt.handle().clone())?;
     source.start()?;
     let addr = source.local_addr().ok_or("the Avro source did not bind")?;

@@ -13,26 +13,48 @@ use bytes::BufMut;
 pub enum AvroDecodeError {
     /// The input ended inside a value.
     #[error("truncated Avro data: needed {needed} more byte(s) at offset {at}")]
-    UnexpectedEof { at: usize, needed: usize },
+    UnexpectedEof {
+        /// Byte offset into the decoded slice where the missing bytes should have been.
+        at: usize,
+        /// How many more bytes the value needed (at least).
+        needed: usize,
+    },
     /// A varint ran past 10 bytes (longs) or 5 bytes (ints), or overflowed.
     #[error("malformed Avro varint at offset {at}")]
-    BadVarint { at: usize },
+    BadVarint {
+        /// Byte offset into the decoded slice where the bad value starts.
+        at: usize,
+    },
     /// A length prefix was negative or larger than what is left.
     #[error("bad Avro length {len} at offset {at}")]
-    BadLength { at: usize, len: i64 },
+    BadLength {
+        /// Byte offset into the decoded slice where the bad value starts.
+        at: usize,
+        /// The length prefix as decoded.
+        len: i64,
+    },
     /// An int value outside i32.
     #[error("Avro int out of range at offset {at}")]
-    IntOutOfRange { at: usize },
+    IntOutOfRange {
+        /// Byte offset into the decoded slice where the bad value starts.
+        at: usize,
+    },
     /// A union branch, enum index or boolean byte with no meaning here.
     #[error("unexpected Avro {what} value {value} at offset {at}")]
     BadTag {
+        /// Byte offset into the decoded slice where the bad value starts.
         at: usize,
+        /// What kind of tag was expected (`union branch`, `boolean`, ...).
         what: &'static str,
+        /// The value as decoded.
         value: i64,
     },
     /// A string that must be UTF-8 is not.
     #[error("invalid UTF-8 in Avro string at offset {at}")]
-    InvalidUtf8 { at: usize },
+    InvalidUtf8 {
+        /// Byte offset into the decoded slice where the string's bytes start.
+        at: usize,
+    },
 }
 
 /// Reads one zig-zag varint long at `*pos`, advancing `*pos`.

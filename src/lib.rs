@@ -31,10 +31,29 @@
 //! | 0 | [`clock`] | time sources: wall-clock milliseconds as Flume reports them; the monotonic clock timers read, and a manual one tests advance |
 //!
 //! To add a module, give it a layer here and in `LAYERS` in `tests/layering.rs`.
+//!
+//! ## Errors: each cause printed once
+//!
+//! Errors are `thiserror` enums. One convention holds everywhere so that a message never repeats
+//! its context (`cannot connect to h:p: cannot connect to h:p: refused`):
+//!
+//! * An error's `Display` is the **whole** message: it includes its cause's `Display` inline
+//!   (`"reading {path}: {source}"`). Logs (`error = %e`) and the CLI print `Display` only and
+//!   never walk [`std::error::Error::source`] (the chain stays available to programs).
+//! * A wrapper adds only context its cause does not already carry. When the cause names the
+//!   target, path or component itself, the wrapper prints it alone (`#[error("{source}")]` or
+//!   `#[error(transparent)]`): `RpcClientError::Connect` prints the transport error, which names
+//!   the host; `AgentError::Start` prints the component's error, which names the component.
+//! * A message that embeds an earlier error's text (a "last error" hint) does not repeat the
+//!   context that text already has.
 
 // Every `unsafe` block (the file channel's mmaps, the libc calls of rpc::ipfilter) must say why
 // it is sound.
 #![warn(clippy::undocumented_unsafe_blocks)]
+// Every public item says what it is; library code never panics on a `None`/`Err` it could
+// report (tests may unwrap).
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod agent;
 pub mod avro;

@@ -6,8 +6,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use sluicegate::agent::cli::{log_filter, parse_defines};
-use sluicegate::agent::lifecycle::check;
+use sluicegate::agent::lifecycle::check_report;
 use sluicegate::agent::run::{run, RunOptions};
+use sluicegate::agent::summary;
+
+/// The built-in demo `sluicegate agent` runs without `-f`.
+const DEMO_CONF: &str = include_str!("../examples/hop.conf");
 
 /// A wire-compatible, crash-safe replacement for an Apache Flume Avro hop.
 ///
@@ -23,12 +27,17 @@ struct Cli {
 enum Command {
     /// Run an agent from a flume.conf, as `flume-ng agent` does.
     ///
-    /// Starts channels, then sinks, then sources; SIGTERM or Ctrl-C stops sources first,
+    /// Without -f it runs the built-in demo (examples/hop.conf). Starts channels, then
+    /// sources, then sinks; SIGTERM or Ctrl-C stops sources first,
     /// drains sinks and closes channels. The file is re-read every 30 s and only changed
     /// components are restarted. Monitoring: -Dflume.monitoring.type=http
     /// -Dflume.monitoring.port=34545 serves Flume's /metrics JSON (and /metrics/prometheus).
     Agent(AgentArgs),
     /// Validate a flume.conf without starting anything: every problem, with file and line.
+    ///
+    /// Prints each error, then each warning, as `file:line: key: message` on standard error
+    /// (keys no component reads are warnings, with the nearest known key; errors with
+    /// --strict); exits 1 when there are errors.
     Check(CheckArgs),
     /// Send lines of a file (or stdin) as events to an Avro source, as `flume-ng avro-client` does.
     AvroClient(AvroClientArgs),
@@ -77,6 +86,10 @@ struct AvroClientArgs {
     /// Password of a PKCS#12 truststore.
     #[arg(long = "truststore-password")]
     truststore_password: Option<String>,
+    /// With --ssl and --deflate: which layer wraps the other. Flume 1.10+ sources expect
+    /// zlib-outside (the default); Flume 1.9 and older expect tls-outside.
+    #[arg(long = "compression-layer-order", value_parser = ["zlib-outside", "tls-outside"])]
+    compression_layer_order: Option<String>,
     /// Java-style system properties (-Dkey=value).
     #[arg(short = 'D', value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
     defines: Vec<String>,
@@ -88,7 +101,7 @@ struct BenchArgs {
     #[arg(long = "target")]
     target: Option<std::net::SocketAddr>,
     /// Number of events.
-    #[arg(long = "events", default_value_t = 2_000_000)]
+    #[arg(long = "events", default_value_t = 2_000_000, value_parser = at_least_one_u64)]
     events: u64,
     /// Body size in bytes.
     #[arg(long = "body-size", default_value_t = 256)]
@@ -97,17 +110,33 @@ struct BenchArgs {
     #[arg(long = "headers", default_value_t = 3)]
     headers: usize,
     /// Events per appendBatch call.
-    #[arg(long = "batch-size", default_value_t = 1000)]
+    #[arg(long = "batch-size", default_value_t = 1000, value_parser = at_least_one)]
     batch_size: usize,
     /// Concurrent connections.
-    #[arg(long = "connections", default_value_t = 4)]
+    #[arg(long = "connections", default_value_t = 4, value_parser = at_least_one)]
     connections: usize,
+    /// Open loop: offer this many events/s (calls are scheduled on time whether or not earlier
+    /// ones returned; latency counts from the scheduled time). Default: as fast as acknowledged.
+    /// With --pipeline: open-loop lines/s for warm-up + measurement; prints per-batch timings
+    /// and whether it kept up (the anchor's rule).
+    #[arg(
+        long = "rate",
+        value_name = "PER_SEC",
+        value_parser = positive_rate,
+        conflicts_with = "fixed_batch"
+    )]
+    rate: Option<f64>,
+    /// The result as JSON: `--json` prints one JSON object instead of the table (no progress
+    /// bar); `--json FILE` writes it to FILE as well as printing the table (with --pipeline:
+    /// the report's options, every batch and the summary).
+    #[arg(long = "json", value_name = "FILE", num_args = 0..=1)]
+    json: Option<Option<PathBuf>>,
     /// Measure two sluicegate hops end to end instead: clients -> hop A (Avro source, durable
     /// file channel in --dir, Avro sink) -> hop B (Avro source, memory channel), verified.
     #[arg(long = "relay")]
     relay: bool,
     /// With --relay: Avro sinks draining hop A's channel (order is checked only with 1).
-    #[arg(long = "sinks", default_value_t = 1)]
+    #[arg(long = "sinks", default_value_t = 1, value_parser = at_least_one)]
     sinks: usize,
     /// With --relay: where hop A's file channel lives (default: a fresh temporary directory).
     #[arg(long = "dir")]
@@ -124,14 +153,6 @@ struct BenchArgs {
     /// data/lines_1000000.txt).
     #[arg(long = "input", value_name = "FILE")]
     input: Option<PathBuf>,
-    /// With --pipeline: open-loop lines/s for warm-up + measurement; prints per-batch timings
-    /// and whether it kept up (the anchor's rule).
-    #[arg(
-        long = "rate",
-        value_name = "LINES_PER_SEC",
-        conflicts_with = "fixed_batch"
-    )]
-    rate: Option<f64>,
     /// With --pipeline: push N lines into the channel, then time one batch of all N.
     #[arg(long = "fixed-batch", value_name = "N")]
     fixed_batch: Option<u64>,
@@ -153,20 +174,38 @@ struct BenchArgs {
     /// With --pipeline: worker threads for keyed work (0 = one per core).
     #[arg(long = "workers", default_value_t = 0)]
     workers: usize,
-    /// With --pipeline: also write the report (options, every batch, summary) as JSON here.
-    #[arg(long = "json", value_name = "FILE")]
-    json: Option<PathBuf>,
+}
+
+fn at_least_one(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("not a whole number: {e}")),
+    }
+}
+
+fn at_least_one_u64(v: &str) -> Result<u64, String> {
+    at_least_one(v).map(|n| n as u64)
+}
+
+fn positive_rate(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        Ok(_) => Err("must be a positive number of events/s".into()),
+        Err(e) => Err(format!("not a number: {e}")),
+    }
 }
 
 /// The options `flume-ng agent` and `sluicegate check` share.
 #[derive(Args, Debug)]
 struct ConfArgs {
-    /// The agent name: which `<name>.*` keys of the file to run.
+    /// The agent name: which `<name>.*` keys of the file to run (`a1` for the built-in demo).
     #[arg(short = 'n', long = "name")]
-    name: String,
-    /// The configuration file (Java properties, Flume naming).
+    name: Option<String>,
+    /// The configuration file (Java properties, Flume naming). `sluicegate agent` without it
+    /// runs the built-in demo, examples/hop.conf.
     #[arg(short = 'f', long = "conf-file")]
-    conf_file: PathBuf,
+    conf_file: Option<PathBuf>,
     /// The configuration directory (accepted for compatibility with flume-ng; a relative
     /// --conf-file that is not found as given is looked up in it).
     #[arg(short = 'c', long = "conf")]
@@ -182,12 +221,37 @@ impl ConfArgs {
         parse_defines(self.defines.iter().map(String::as_str))
     }
 
-    fn path(&self) -> PathBuf {
-        match &self.conf_dir {
-            Some(dir) if self.conf_file.is_relative() && !self.conf_file.exists() => {
-                dir.join(&self.conf_file)
+    /// The file and agent name to use; without `-f`, the built-in demo (written to a
+    /// temporary file) when `demo` allows it.
+    fn resolve(&self, demo: bool) -> Result<(PathBuf, String), String> {
+        match (&self.conf_file, &self.name) {
+            (Some(file), Some(name)) => {
+                let path = match &self.conf_dir {
+                    Some(dir) if file.is_relative() && !file.exists() => dir.join(file),
+                    _ => file.clone(),
+                };
+                Ok((path, name.clone()))
             }
-            _ => self.conf_file.clone(),
+            (Some(_), None) => Err("-n/--name is required with -f (the agent to run)".into()),
+            (None, name) if demo => {
+                if name.as_deref().is_some_and(|n| n != "a1") {
+                    return Err(
+                        "the built-in demo's agent is a1; pass -f to run another file".into(),
+                    );
+                }
+                let dir =
+                    std::env::temp_dir().join(format!("sluicegate-demo-{}", std::process::id()));
+                let path = dir.join("hop.conf");
+                std::fs::create_dir_all(&dir)
+                    .and_then(|()| std::fs::write(&path, DEMO_CONF))
+                    .map_err(|e| format!("writing the built-in demo to {}: {e}", path.display()))?;
+                eprintln!(
+                    "sluicegate: no -f given: running the built-in demo (examples/hop.conf, agent a1); \
+                     its output goes to ./target/hop/out"
+                );
+                Ok((path, "a1".into()))
+            }
+            (None, _) => Err("-f/--conf-file and -n/--name are required".into()),
         }
     }
 }
@@ -202,12 +266,20 @@ struct AgentArgs {
     /// Seconds between checks of the configuration file for changes.
     #[arg(long = "reload-interval", default_value_t = 30, value_name = "SECONDS")]
     reload_interval: u64,
+    /// Do not log the periodic one-line summary per flow (default every 10 s; change with
+    /// -Dsluicegate.summary.interval=5s).
+    #[arg(long = "no-summary")]
+    no_summary: bool,
 }
 
 #[derive(Args, Debug)]
 struct CheckArgs {
     #[command(flatten)]
     conf: ConfArgs,
+    /// Treat keys no component reads (typos such as `batchSize` for `batch-size`) as errors,
+    /// as -Dsluicegate.config.strict=true does for the agent.
+    #[arg(long = "strict")]
+    strict: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -235,31 +307,30 @@ fn init_logging(filter: &str) {
         .try_init();
 }
 
-fn bench(b: BenchArgs) -> Result<sluicegate::tools::bench::BenchReport, String> {
+fn bench(b: &BenchArgs) -> Result<sluicegate::tools::bench::BenchReport, String> {
+    use std::io::IsTerminal;
     let props = sluicegate::config::SystemProps::new();
-    let build = |target| {
-        let mut o = sluicegate::tools::bench::BenchOptions::new(target);
-        o.events = b.events;
-        o.body_size = b.body_size;
-        o.headers = b.headers;
-        o.batch_size = b.batch_size.max(1);
-        o.connections = b.connections.max(1);
-        o.client_settings = b
-            .set
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                (k.to_string(), v.to_string())
-            })
-            .collect();
-        o
-    };
-    match b.target {
-        Some(t) => {
-            sluicegate::tools::bench::run_blocking(&build(t), &props).map_err(|e| e.to_string())
-        }
-        None => sluicegate::tools::bench::run_in_process(build, &props).map_err(|e| e.to_string()),
+    let placeholder = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut o = sluicegate::tools::bench::BenchOptions::new(b.target.unwrap_or(placeholder));
+    o.events = b.events;
+    o.body_size = b.body_size;
+    o.headers = b.headers;
+    o.batch_size = b.batch_size;
+    o.connections = b.connections;
+    o.rate = b.rate;
+    o.progress = b.json.is_none() && std::io::stderr().is_terminal();
+    for kv in &b.set {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(format!("--set {kv}: expected KEY=VALUE"));
+        };
+        o.client_settings
+            .push((k.trim().to_string(), v.trim().to_string()));
     }
+    match b.target {
+        Some(_) => sluicegate::tools::bench::run_blocking(&o, &props),
+        None => sluicegate::tools::bench::run_in_process_matching(&o, &props),
+    }
+    .map_err(|e| e.to_string())
 }
 
 fn pipeline_bench(b: &BenchArgs) -> Result<(), String> {
@@ -304,10 +375,15 @@ fn pipeline_bench(b: &BenchArgs) -> Result<(), String> {
     }
     let report = result.map_err(|e| e.to_string())?;
     println!("{report}");
-    if let Some(path) = &b.json {
-        let text = serde_json::to_string_pretty(&report.to_json()).map_err(|e| e.to_string())?;
-        std::fs::write(path, text + "\n")
-            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    match &b.json {
+        Some(Some(path)) => {
+            let text =
+                serde_json::to_string_pretty(&report.to_json()).map_err(|e| e.to_string())?;
+            std::fs::write(path, text + "\n")
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        }
+        Some(None) => println!("{}", report.to_json()),
+        None => {}
     }
     Ok(())
 }
@@ -318,12 +394,34 @@ fn main() -> ExitCode {
         Command::Agent(a) => {
             let props = a.conf.props();
             init_logging(&log_filter(&props));
+            let (conf_file, name) = match a.conf.resolve(true) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("sluicegate agent: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let summary_interval = if a.no_summary {
+                None
+            } else {
+                match props.get(summary::INTERVAL_PROPERTY) {
+                    None => Some(summary::DEFAULT_INTERVAL),
+                    Some(v) => match summary::parse_interval(v) {
+                        Ok(i) => i,
+                        Err(e) => {
+                            eprintln!("sluicegate agent: {e}");
+                            return ExitCode::from(2);
+                        }
+                    },
+                }
+            };
             let opts = RunOptions {
-                conf_file: a.conf.path(),
-                name: a.conf.name.clone(),
+                conf_file,
+                name,
                 props,
                 reload_interval: (!a.no_reload_conf)
                     .then(|| Duration::from_secs(a.reload_interval.max(1))),
+                summary_interval,
             };
             match run(opts) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -333,13 +431,35 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Check(CheckArgs { conf }) => {
+        Command::Check(CheckArgs { conf, strict }) => {
             init_logging("warn");
-            let path = conf.path();
-            match check(&path, &conf.name, &conf.props()) {
-                Ok(cfg) => {
+            let (path, name) = match conf.resolve(false) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("sluicegate check: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let mut props = conf.props();
+            if strict {
+                props.set(sluicegate::agent::conf::STRICT_PROPERTY, "true");
+            }
+            let report = check_report(&path, &name, &props);
+            for e in &report.errors {
+                eprintln!("{e}");
+            }
+            for w in &report.warnings {
+                eprintln!("{w}");
+            }
+            let counts = format!(
+                "{} error(s), {} warning(s)",
+                report.errors.len(),
+                report.warnings.len()
+            );
+            match &report.config {
+                Some(cfg) if report.errors.is_empty() => {
                     println!(
-                        "{}: agent {} is valid: {} source(s), {} channel(s), {} sink(s), {} sink group(s)",
+                        "{}: agent {} is valid: {} source(s), {} channel(s), {} sink(s), {} sink group(s); {counts}",
                         path.display(),
                         cfg.name,
                         cfg.sources.len(),
@@ -349,8 +469,8 @@ fn main() -> ExitCode {
                     );
                     ExitCode::SUCCESS
                 }
-                Err(e) => {
-                    eprintln!("{e}");
+                _ => {
+                    eprintln!("{}: agent {} is not valid: {counts}", path.display(), name);
                     ExitCode::from(1)
                 }
             }
@@ -367,6 +487,7 @@ fn main() -> ExitCode {
             opts.trust_all_certs = a.trust_all_certs;
             opts.truststore = a.truststore;
             opts.truststore_password = a.truststore_password;
+            opts.layer_order = a.compression_layer_order;
             match sluicegate::tools::avro_client::run(&opts, &props) {
                 Ok(report) => {
                     eprintln!(
@@ -399,9 +520,9 @@ fn main() -> ExitCode {
             let opts = sluicegate::tools::relay::RelayOptions {
                 events: b.events,
                 body_size: b.body_size,
-                batch_size: b.batch_size.max(1),
-                connections: b.connections.max(1),
-                sinks: b.sinks.max(1),
+                batch_size: b.batch_size,
+                connections: b.connections,
+                sinks: b.sinks,
                 dir: dir.clone(),
                 deadline: Duration::from_secs(600),
             };
@@ -429,11 +550,27 @@ fn main() -> ExitCode {
         }
         Command::Bench(b) => {
             init_logging("warn");
-            match bench(b) {
-                Ok(report) => {
-                    println!("{report}");
-                    ExitCode::SUCCESS
-                }
+            match bench(&b) {
+                Ok(report) => match &b.json {
+                    None => {
+                        print!("{}", report.table());
+                        ExitCode::SUCCESS
+                    }
+                    Some(None) => {
+                        println!("{}", report.to_json());
+                        ExitCode::SUCCESS
+                    }
+                    Some(Some(path)) => {
+                        print!("{}", report.table());
+                        match std::fs::write(path, format!("{:#}\n", report.to_json())) {
+                            Ok(()) => ExitCode::SUCCESS,
+                            Err(e) => {
+                                eprintln!("sluicegate bench: writing {}: {e}", path.display());
+                                ExitCode::from(1)
+                            }
+                        }
+                    }
+                },
                 Err(e) => {
                     eprintln!("sluicegate bench: {e}");
                     ExitCode::from(1)

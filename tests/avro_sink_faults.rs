@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use rpc_client_common::{dead_port, numbered, runtime, server_transport, Mode, TestServer};
 use sluicegate::channel::memory::{MemoryChannel, MemoryChannelConfig};
 use sluicegate::channel::Channel;
+use sluicegate::clock::ManualClock;
 use sluicegate::config::{Context, SystemProps};
 use sluicegate::metrics::SinkCounter;
 use sluicegate::sink::avro::AvroSink;
@@ -278,6 +279,7 @@ fn empty_channel_backs_off_without_rpc() {
             ("reset-connection-interval", "1"),
         ],
     );
+    let time = ManualClock::new();
     let mut sink = AvroSink::from_context(
         "k2",
         &ctx,
@@ -285,7 +287,8 @@ fn empty_channel_backs_off_without_rpc() {
         r.channel.clone(),
         rt.handle().clone(),
     )
-    .unwrap();
+    .unwrap()
+    .with_clock(time.clock());
     assert_eq!(sink.config().batch_size, 100);
     sink.start().unwrap();
     assert_eq!(
@@ -298,15 +301,21 @@ fn empty_channel_backs_off_without_rpc() {
     r.channel.put_batch(&numbered("e", 3)).unwrap();
     assert_eq!(sink.process().unwrap(), sluicegate::sink::SinkStatus::Ready);
     assert_eq!(c(&k.batch_underflow), 1);
-    // reset-connection-interval = 1 s: the next process after it reconnects.
-    std::thread::sleep(Duration::from_millis(1100));
+    // reset-connection-interval = 1 s: not yet reached just before it ...
+    time.advance(Duration::from_millis(999));
     r.channel.put_batch(&numbered("f", 1)).unwrap();
+    sink.process().unwrap();
+    assert_eq!(c(&k.connection_created), 1);
+    assert_eq!(c(&k.connection_closed), 0);
+    // ... and the next process after it reconnects.
+    time.advance(Duration::from_millis(1));
+    r.channel.put_batch(&numbered("g", 1)).unwrap();
     sink.process().unwrap();
     assert_eq!(c(&k.connection_created), 2);
     assert_eq!(c(&k.connection_closed), 1);
     assert_eq!(server.connection_count(), 2);
     sink.stop();
-    assert_eq!(server.bodies(), vec!["e-0", "e-1", "e-2", "f-0"]);
+    assert_eq!(server.bodies(), vec!["e-0", "e-1", "e-2", "f-0", "g-0"]);
     rt.block_on(server.stop());
 }
 

@@ -433,12 +433,15 @@ fn check(files: &[SourceFile]) -> (Vec<String>, usize) {
     let mut reported = BTreeSet::new();
     problems.retain(|p| reported.insert(p.clone()));
     for (folder, graph) in &siblings {
+        let dir = if folder.is_empty() {
+            "src".to_string()
+        } else {
+            format!("src/{}", folder.join("/"))
+        };
+        if FILE_CYCLES_TOLERATED.iter().any(|(d, _)| *d == dir) {
+            continue;
+        }
         for cycle in cycles(graph) {
-            let dir = if folder.is_empty() {
-                "src".to_string()
-            } else {
-                format!("src/{}", folder.join("/"))
-            };
             problems.push(format!(
                 "{dir}: files import each other in a cycle: {}",
                 cycle.join(" -> ")
@@ -447,6 +450,15 @@ fn check(files: &[SourceFile]) -> (Vec<String>, usize) {
     }
     (problems, seen)
 }
+
+/// Folders whose files may still import each other in a cycle, each with why. Layer rules
+/// (1 and 2) apply to them in full; only the sibling-file rule (3) is waived, and only here.
+const FILE_CYCLES_TOLERATED: &[(&str, &str)] = &[(
+    "src/pipeline",
+    "the DStream API (context, stream, fused) and its driver are one unit split across files \
+     for size: streams hold the context's graph and the context builds streams; untangling them \
+     into a lower `graph` file is a follow-up",
+)];
 
 /// Each elementary cycle of `graph` once, as `a -> b -> a` (found from its smallest node).
 fn cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {

@@ -6,6 +6,7 @@ mod rpc_client_common;
 use std::time::Duration;
 
 use rpc_client_common::{dead_port, numbered, Mode, TestServer};
+use sluicegate::clock::ManualClock;
 use sluicegate::config::{Context, SystemProps};
 use sluicegate::rpc::client::{RpcClient, RpcClientConfig, RpcClientError};
 
@@ -104,15 +105,18 @@ async fn dead_hosts_are_skipped_and_backed_off() {
     );
     c.close().await;
 
-    // With backoff, each failed host is skipped for 2 s after its first failure.
+    // With backoff, each failed host is skipped for 2 s after its first failure. The clock
+    // stands still, so however slow this machine, all six batches fall inside those 2 s.
     let before = failing.calls();
+    let time = ManualClock::new();
     let mut c = within(RpcClient::connect(&cfg(
         "default_loadbalance",
         &ports,
         &[("backoff", "true")],
     )))
     .await
-    .unwrap();
+    .unwrap()
+    .with_clock(time.clock());
     for i in 0..6 {
         within(c.append_batch(&numbered(&format!("k{i}"), 1)))
             .await
@@ -120,6 +124,19 @@ async fn dead_hosts_are_skipped_and_backed_off() {
     }
     assert_eq!(failing.calls() - before, 1, "backed off after one failure");
     assert_eq!(ok.event_count(), 12);
+    // Once the 2 s have passed, the failing host is tried again (and backed off for 4 s).
+    time.advance(Duration::from_millis(2001));
+    for i in 0..3 {
+        within(c.append_batch(&numbered(&format!("m{i}"), 1)))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        failing.calls() - before,
+        2,
+        "retried once after the backoff"
+    );
+    assert_eq!(ok.event_count(), 15);
     c.close().await;
     ok.stop().await;
     failing.stop().await;
@@ -129,13 +146,15 @@ async fn dead_hosts_are_skipped_and_backed_off() {
 async fn all_hosts_failing_is_unable_to_send() {
     let f1 = TestServer::start(Mode::FailFirst(100)).await;
     let (_held, dead) = dead_port();
+    let time = ManualClock::new();
     let mut c = within(RpcClient::connect(&cfg(
         "default_loadbalance",
         &[f1.port(), dead],
         &[("backoff", "true"), ("maxBackoff", "1000")],
     )))
     .await
-    .unwrap();
+    .unwrap()
+    .with_clock(time.clock());
     let e = within(c.append_batch(&numbered("x", 1))).await.unwrap_err();
     assert!(
         matches!(e, RpcClientError::AllHostsFailed { tried: 2, .. }),
@@ -146,15 +165,19 @@ async fn all_hosts_failing_is_unable_to_send() {
             .starts_with("Unable to send batch to any host"),
         "{e}"
     );
-    // Both backed off now: fails at once without trying.
-    let e = within(c.append_batch(&numbered("x", 1))).await.unwrap_err();
-    assert!(
-        matches!(e, RpcClientError::AllHostsFailed { tried: 0, .. }),
-        "{e}"
-    );
+    // Both backed off now: fails at once without trying, until the very end of the backoff
+    // (maxBackoff = 1000 ms caps the 2 s backoff).
+    for step in [0, 999] {
+        time.advance(Duration::from_millis(step));
+        let e = within(c.append_batch(&numbered("x", 1))).await.unwrap_err();
+        assert!(
+            matches!(e, RpcClientError::AllHostsFailed { tried: 0, .. }),
+            "after {step} ms: {e}"
+        );
+    }
     assert_eq!(f1.calls(), 1);
-    // maxBackoff = 1000 ms caps the 2 s backoff: after it the hosts are tried again.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Past it, the hosts are tried again.
+    time.advance(Duration::from_millis(2));
     f1.set_mode(Mode::Ok);
     within(c.append_batch(&numbered("y", 1))).await.unwrap();
     assert_eq!(f1.bodies(), vec!["y-0"]);

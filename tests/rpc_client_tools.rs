@@ -148,3 +148,48 @@ fn bench_reports_failures() {
     assert!(e.to_string().contains("FAILED"), "{e}");
     rt.block_on(server.stop());
 }
+
+/// `sluicegate avro-client --compression-layer-order` reaches the transport: against a source
+/// pinned to Flume 1.9's order (TLS outside, zlib inside) only `tls-outside` gets through.
+#[test]
+fn avro_client_binary_sets_the_layer_order() {
+    let rt = runtime();
+    let server = rt.block_on(TestServer::start_with(
+        "127.0.0.1:0".parse().unwrap(),
+        Mode::Ok,
+        server_transport(true, true, "tls-outside"),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "a\nb\nc\n").unwrap();
+    let port = server.port().to_string();
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sluicegate"))
+            .args(["avro-client", "-H", "127.0.0.1", "-p", &port, "-F"])
+            .arg(&input)
+            .args(["--ssl", "--trust-all-certs", "--deflate"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // The default (zlib outside, Flume 1.10+) cannot talk to this source.
+    let out = run(&[]);
+    assert!(!out.status.success(), "zlib-outside must not get through");
+    assert_eq!(server.event_count(), 0);
+    let out = run(&["--compression-layer-order", "tls-outside"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(server.bodies(), vec!["a", "b", "c"]);
+    // Anything else is refused by the argument parser, naming the choices.
+    let out = run(&["--compression-layer-order", "inside-out"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("zlib-outside") && err.contains("tls-outside"),
+        "{err}"
+    );
+    rt.block_on(server.stop());
+}

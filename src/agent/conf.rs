@@ -20,6 +20,22 @@
 //! an empty value is ignored as if unset; type names are matched as in [`crate::component`];
 //! lists are split on whitespace.
 //!
+//! ## Unknown keys
+//!
+//! Flume ignores a key no component reads (`batchSize` on a sink that reads `batch-size`);
+//! sluicegate reports it as `file:line: key: not used by avro sink k1; did you mean
+//! 'batch-size'?` ([`AgentConfig::unknown_keys`]). "Read" is decided by the components
+//! themselves: building one (for real, or for `sluicegate check`, which opens no file and binds
+//! no port) records every key its code asks for in its [`Context`], and whatever is set but was
+//! never asked for is unknown. That is exact by construction — a key is reported exactly when
+//! no code looks at it — and needs no key list to keep in step with the code; Flume keys
+//! sluicegate accepts and ignores are read (and logged as ignored) by their component for this
+//! reason. The suggestion is the nearest key the component asked for
+//! ([`crate::config::suggest`]). Only components that built are looked at: one that failed
+//! stopped reading at its first error, and its error (which names a typo that left a required
+//! key unset) comes first. Unknown keys are warnings; with `-Dsluicegate.config.strict=true`
+//! ([`strict`]; `check --strict`) they are errors.
+//!
 //! Validation is one validator per kind of component (`ChannelValidator`, `SourceValidator`,
 //! `SinkValidator`, `SinkGroupValidator`, each a `Validator`), run in that order so each can
 //! check references to the kinds before it (sources and sinks name channels, sink groups name
@@ -37,7 +53,8 @@ use crate::component::{
     ChannelType, ComponentType, InterceptorType, SelectorType, SinkProcessorType, SinkType,
     SourceType,
 };
-use crate::config::{ConfigError, Context, Origin};
+use crate::config::suggest::suggest;
+use crate::config::{ConfigError, Context, Origin, SystemProps};
 
 /// Something Flume would silently accept or ignore, worth telling the user about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +67,18 @@ pub struct ConfigWarning {
     pub key: String,
     /// What is odd and what Flume would do.
     pub message: String,
+}
+
+impl ConfigWarning {
+    /// The same finding as an error (`-Dsluicegate.config.strict=true`).
+    pub fn into_error(self) -> ConfigError {
+        ConfigError {
+            file: self.file,
+            line: self.line,
+            key: self.key,
+            message: self.message,
+        }
+    }
 }
 
 impl fmt::Display for ConfigWarning {
@@ -138,6 +167,124 @@ impl AgentConfig {
         self.sinks
             .iter()
             .filter(|s| self.group_of_sink(&s.name).is_none())
+    }
+
+    /// Keys set on a component that no code read, as `not used by avro sink k1; did you mean
+    /// 'batch-size'?` (see the module docs). Only components `built(kind, name)` accepts are
+    /// looked at (`kind` is `channel`, `source`, `sink` or `sinkgroup`): their keys were read
+    /// by building them. Sorted by line.
+    pub fn unknown_keys(&self, built: &dyn Fn(&str, &str) -> bool) -> Vec<ConfigWarning> {
+        let mut out = Vec::new();
+        for c in self.channels.iter().filter(|c| built("channel", &c.name)) {
+            let who = format!("{} channel {}", c.channel_type, c.name);
+            unknown_in(&mut out, &c.context, &[], &who);
+        }
+        for s in self.sources.iter().filter(|s| built("source", &s.name)) {
+            let mut inner = vec!["selector.".to_string()];
+            for i in &s.interceptors {
+                let who = format!(
+                    "{} interceptor {} of source {}",
+                    i.interceptor_type, i.name, s.name
+                );
+                if !inner.contains(&format!("interceptors.{}.", i.name)) {
+                    unknown_in(&mut out, &i.context, &[], &who);
+                    inner.push(format!("interceptors.{}.", i.name));
+                }
+            }
+            let who = format!("{} selector of source {}", s.selector.selector_type, s.name);
+            unknown_in(&mut out, &s.selector.context, &[], &who);
+            let who = format!("{} source {}", s.source_type, s.name);
+            unknown_in(&mut out, &s.context, &inner, &who);
+        }
+        for k in self.sinks.iter().filter(|k| built("sink", &k.name)) {
+            let who = format!("{} sink {}", k.sink_type, k.name);
+            unknown_in(&mut out, &k.context, &[], &who);
+        }
+        for g in self
+            .sinkgroups
+            .iter()
+            .filter(|g| built("sinkgroup", &g.name))
+        {
+            let who = format!(
+                "{} processor of sink group {}",
+                g.processor.processor_type, g.name
+            );
+            unknown_in(&mut out, &g.processor.context, &[], &who);
+            let who = format!("sink group {}", g.name);
+            unknown_in(&mut out, &g.context, &["processor.".to_string()], &who);
+        }
+        out.sort_by_key(|w| w.line);
+        out
+    }
+
+    /// The warnings components gave while they were built ([`Context::warn`]: a value replaced
+    /// by a default, a Flume key sluicegate ignores), of the components `built` accepts (see
+    /// [`AgentConfig::unknown_keys`]). Sorted by line.
+    pub fn build_notes(&self, built: &dyn Fn(&str, &str) -> bool) -> Vec<ConfigWarning> {
+        let mut ctxs: Vec<&Context> = Vec::new();
+        ctxs.extend(
+            self.channels
+                .iter()
+                .filter(|c| built("channel", &c.name))
+                .map(|c| &c.context),
+        );
+        ctxs.extend(
+            self.sources
+                .iter()
+                .filter(|s| built("source", &s.name))
+                .map(|s| &s.context),
+        );
+        ctxs.extend(
+            self.sinks
+                .iter()
+                .filter(|k| built("sink", &k.name))
+                .map(|k| &k.context),
+        );
+        ctxs.extend(
+            self.sinkgroups
+                .iter()
+                .filter(|g| built("sinkgroup", &g.name))
+                .map(|g| &g.context),
+        );
+        let mut out: Vec<ConfigWarning> = ctxs
+            .into_iter()
+            .flat_map(|c| c.notes())
+            .map(|e| ConfigWarning {
+                file: e.file,
+                line: e.line,
+                key: e.key,
+                message: e.message,
+            })
+            .collect();
+        out.sort_by_key(|w| w.line);
+        out.dedup();
+        out
+    }
+}
+
+/// Unknown keys of `ctx` (except those under the `inner` prefixes, reported by their own
+/// component), each `not used by {who}` with the nearest key the component asked for.
+fn unknown_in(out: &mut Vec<ConfigWarning>, ctx: &Context, inner: &[String], who: &str) {
+    let unused = ctx.unused_keys();
+    if unused.is_empty() {
+        return;
+    }
+    let known = ctx.read_keys();
+    for k in unused {
+        if inner.iter().any(|p| k.starts_with(p.as_str())) {
+            continue;
+        }
+        let mut message = format!("not used by {who}");
+        if let Some(s) = suggest(&k, known.iter().map(String::as_str)) {
+            message.push_str(&format!("; did you mean '{s}'?"));
+        }
+        let o = ctx.origin(&k);
+        out.push(ConfigWarning {
+            file: o.file,
+            line: o.line,
+            key: ctx.full_key(&k),
+            message,
+        });
     }
 }
 
@@ -252,12 +399,59 @@ pub enum ChannelSelection {
 /// Flume's default multiplexing header.
 pub const DEFAULT_MULTIPLEX_HEADER: &str = "flume.selector.header";
 
+/// The system property that turns unknown-key warnings into errors.
+pub const STRICT_PROPERTY: &str = "sluicegate.config.strict";
+
+/// True when `-Dsluicegate.config.strict=true` (any case): unknown keys are errors.
+pub fn strict(props: &SystemProps) -> bool {
+    props
+        .get(STRICT_PROPERTY)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
 /// Reads `path` and returns the configuration of agent `agent`.
 pub fn load_file(path: &Path, agent: &str) -> Result<AgentConfig, ConfigErrors> {
+    into_result(load_file_partial(path, agent))
+}
+
+/// A load that keeps going past errors: the components that validated, and every problem.
+#[derive(Debug, Clone)]
+pub struct PartialConfig {
+    /// The agent with only the components that validated (`None` when the file could not be
+    /// read or parsed, or configures no such agent). Its `warnings` are empty: see `warnings`.
+    pub config: Option<AgentConfig>,
+    /// Every error, sorted by line.
+    pub errors: Vec<ConfigError>,
+    /// Every warning, sorted by line.
+    pub warnings: Vec<ConfigWarning>,
+}
+
+fn into_result(p: PartialConfig) -> Result<AgentConfig, ConfigErrors> {
+    match p.config {
+        Some(mut c) if p.errors.is_empty() => {
+            c.warnings = p.warnings;
+            Ok(c)
+        }
+        _ => Err(ConfigErrors {
+            errors: p.errors,
+            warnings: p.warnings,
+        }),
+    }
+}
+
+/// Like [`load_file`], but returns the valid part of the configuration next to the errors, so
+/// `sluicegate check` can still build the components that validated and report their problems
+/// too: a topology error does not hide a component's.
+pub fn load_file_partial(path: &Path, agent: &str) -> PartialConfig {
     let file = Some(Arc::new(path.to_path_buf()));
+    let failed = |e: ConfigErrors| PartialConfig {
+        config: None,
+        errors: e.errors,
+        warnings: e.warnings,
+    };
     match Properties::load(path) {
-        Ok(props) => load_properties(&props, file, agent),
-        Err(PropertiesError::Io { source, .. }) => Err(ConfigErrors {
+        Ok(props) => load_properties_partial(&props, file, agent),
+        Err(PropertiesError::Io { source, .. }) => failed(ConfigErrors {
             errors: vec![ConfigError {
                 file,
                 line: 0,
@@ -266,7 +460,7 @@ pub fn load_file(path: &Path, agent: &str) -> Result<AgentConfig, ConfigErrors> 
             }],
             warnings: vec![],
         }),
-        Err(PropertiesError::Syntax(errs)) => Err(syntax_errors(file, errs)),
+        Err(PropertiesError::Syntax(errs)) => failed(syntax_errors(file, errs)),
     }
 }
 
@@ -319,6 +513,15 @@ pub fn load_properties(
     file: Option<Arc<PathBuf>>,
     agent: &str,
 ) -> Result<AgentConfig, ConfigErrors> {
+    into_result(load_properties_partial(props, file, agent))
+}
+
+/// [`load_properties`] keeping the valid part (see [`load_file_partial`]).
+pub fn load_properties_partial(
+    props: &Properties,
+    file: Option<Arc<PathBuf>>,
+    agent: &str,
+) -> PartialConfig {
     let mut b = Builder::new(agent, file);
     if props.encoding() == TextEncoding::Latin1 {
         b.warn(
@@ -341,7 +544,12 @@ pub fn load_properties(
             agent.to_string(),
             format!("no agent named '{agent}' in the configuration ({found}); check -n/--name"),
         );
-        return Err(b.finish_err());
+        let e = b.finish_err();
+        return PartialConfig {
+            config: None,
+            errors: e.errors,
+            warnings: e.warnings,
+        };
     }
     b.build()
 }
@@ -539,6 +747,7 @@ impl Builder {
                 let raw = map.entry(name).or_insert_with(|| {
                     let mut ctx = Context::new(prefix);
                     ctx.set_declared_at(origin.clone());
+                    ctx.collect_notes(); // reported with the other diagnostics
                     Raw {
                         ctx,
                         first_line: e.line,
@@ -617,7 +826,7 @@ impl Builder {
 
     /// Validates every listed component, kind by kind (see [`KINDS`] and [`Validator`]), then
     /// warns about what is configured but unused.
-    fn build(mut self) -> Result<AgentConfig, ConfigErrors> {
+    fn build(mut self) -> PartialConfig {
         let lists = KINDS
             .map(|k| (k.list, self.list(k.list)))
             .into_iter()
@@ -684,19 +893,21 @@ impl Builder {
             }
         }
 
-        if !self.errors.is_empty() {
-            return Err(self.finish_err());
-        }
-        self.warnings.sort_by_key(|w| w.line);
-        Ok(AgentConfig {
-            name: self.agent,
-            file: self.file,
+        let config = AgentConfig {
+            name: self.agent.clone(),
+            file: self.file.clone(),
             sources,
             channels,
             sinks,
             sinkgroups,
-            warnings: self.warnings,
-        })
+            warnings: Vec::new(),
+        };
+        let e = self.finish_err();
+        PartialConfig {
+            config: Some(config),
+            errors: e.errors,
+            warnings: e.warnings,
+        }
     }
 
     /// `selector.*` of a source; `chans` are its (valid) channels.
@@ -792,6 +1003,7 @@ impl Builder {
         for k in all.keys() {
             let n = k.split('.').next().unwrap_or(k);
             if !listed.iter().any(|l| l == n) {
+                all.mark_read(k); // the warning below names it
                 let line = all.origin(k).line;
                 let e = stray.entry(n.to_string()).or_insert(line);
                 *e = (*e).min(line);
@@ -1020,6 +1232,7 @@ impl Validator for SinkValidator {
         let channel = match ctx.get("channel").map(split_list) {
             None => {
                 let hint = if ctx.contains("channels") {
+                    ctx.mark_read("channels"); // named by this hint
                     " (sinks use 'channel', singular; 'channels' is for sources)"
                 } else {
                     ""
@@ -1183,6 +1396,7 @@ impl Validator for SinkGroupValidator {
                 .map(|s| (s.to_string(), pctx.origin(&format!("priority.{s}")).line))
                 .collect();
             for (s, line) in stray {
+                pctx.mark_read(&format!("priority.{s}")); // the warning names it
                 let key = pctx.full_key(&format!("priority.{s}"));
                 b.warn(
                     line,

@@ -1,7 +1,11 @@
 //! Starting, stopping and reloading an agent.
 //!
-//! Order is Flume's: channels first (a durable channel recovers before anything can write to
-//! it), then sink runners, then sources; stopping is the reverse — sources stop accepting and
+//! Start order: channels first (a durable channel recovers before anything can write to it),
+//! then sources, then sink runners. Flume starts sink runners before sources; sluicegate starts
+//! the sources first so that a sink whose target is a source of the same agent (an Avro hop
+//! inside one agent, as `examples/hop.conf`) finds it listening instead of logging a refused
+//! connection. Nothing is lost either way: what a source accepts before its sinks run waits in
+//! the (already open) channel. Stopping is the reverse of Flume's start — sources stop accepting and
 //! answer their in-flight batches, sink runners finish their current transaction, channels are
 //! closed last (a file channel syncs and releases its lock). Nothing committed to a durable
 //! channel is lost across a stop, a crash or a reload.
@@ -18,11 +22,11 @@ use std::sync::Arc;
 
 use tokio::runtime::Handle;
 
-use super::conf::{load_file, AgentConfig, ConfigErrors};
+use super::conf::{load_file, load_file_partial, strict, AgentConfig, ConfigErrors, ConfigWarning};
 use super::topology::{
-    build_channels, build_sink_runners, build_sources, channel_fingerprints, register,
-    runner_fingerprints, source_fingerprints, BuildEnv, BuildMode, BuiltChannel, BuiltRunner,
-    BuiltSource,
+    build_channels, build_sink_runners, build_sources, built_filter, channel_fingerprints,
+    register, runner_fingerprints, source_fingerprints, BuildEnv, BuildMode, BuiltChannel,
+    BuiltRunner, BuiltSource,
 };
 use crate::channel::Channel;
 use crate::config::{ConfigError, SystemProps};
@@ -37,11 +41,15 @@ pub enum AgentError {
     /// Components could not be constructed (all problems are listed).
     #[error("{}", list(.0))]
     Build(Vec<ConfigError>),
-    /// A component failed to start.
-    #[error("{kind} {name} failed to start: {message}")]
+    /// A component failed to start. `message` is the component's own error, which already
+    /// names it (`source r1: binding ...`), so `kind` and `name` are not printed again.
+    #[error("failed to start {message}")]
     Start {
+        /// What failed to start: `agent`, `source` or `sink runner`.
         kind: &'static str,
+        /// The component's name from the configuration.
         name: String,
+        /// The component's own error, in words.
         message: String,
     },
 }
@@ -110,34 +118,84 @@ pub fn load(path: &Path, name: &str) -> Result<AgentConfig, AgentError> {
     }
 }
 
+/// What `sluicegate check` found: every error and warning, each `file:line: key: message`.
+#[derive(Debug, Clone)]
+pub struct CheckReport {
+    /// The configuration, when the file validated (errors from building may still be listed).
+    pub config: Option<AgentConfig>,
+    /// Every error, sorted by line.
+    pub errors: Vec<ConfigError>,
+    /// Every warning (unknown keys among them unless strict), sorted by line.
+    pub warnings: Vec<ConfigWarning>,
+}
+
 /// Validates a configuration completely without opening durable channels, binding ports or
-/// starting anything: the configuration is loaded and every component is constructed.
-pub fn check(path: &Path, name: &str, props: &SystemProps) -> Result<AgentConfig, AgentError> {
-    let cfg = load(path, name)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
+/// starting anything: the configuration is loaded and every component that validated is
+/// constructed (a topology error does not hide a component's errors), and the keys no
+/// component read are reported ([`AgentConfig::unknown_keys`]) — as errors when
+/// [`strict`](super::conf::strict).
+pub fn check_report(path: &Path, name: &str, props: &SystemProps) -> CheckReport {
+    let loaded = load_file_partial(path, name);
+    let mut errors = loaded.errors;
+    let mut warnings = loaded.warnings;
+    let Some(cfg) = loaded.config else {
+        return CheckReport {
+            config: None,
+            errors,
+            warnings,
+        };
+    };
+    match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| AgentError::Start {
-            kind: "agent",
-            name: name.to_string(),
-            message: format!("runtime: {e}"),
-        })?;
-    let env = BuildEnv {
-        props,
-        runtime: rt.handle().clone(),
-        mode: BuildMode::Check,
-    };
-    let (channels, mut errors) = build_channels(&cfg, &env, None);
-    let arcs = channel_arcs(&channels);
-    let (_runners, e2) = build_sink_runners(&cfg, &arcs, &env, None);
-    let (_sources, e3) = build_sources(&cfg, &arcs, &env, None);
-    errors.extend(e2);
-    errors.extend(e3);
-    if errors.is_empty() {
-        Ok(cfg)
-    } else {
-        errors.sort_by_key(|e| e.line);
-        Err(AgentError::Build(errors))
+    {
+        Err(e) => errors.push(ConfigError {
+            file: cfg.file.clone(),
+            line: 0,
+            key: name.to_string(),
+            message: format!("agent {name}: the I/O runtime: {e}"),
+        }),
+        Ok(rt) => {
+            let env = BuildEnv {
+                props,
+                runtime: rt.handle().clone(),
+                mode: BuildMode::Check,
+            };
+            let (channels, e1) = build_channels(&cfg, &env, None);
+            let arcs = channel_arcs(&channels);
+            let (runners, e2) = build_sink_runners(&cfg, &arcs, &env, None);
+            let (sources, e3) = build_sources(&cfg, &arcs, &env, None);
+            errors.extend(e1.into_iter().chain(e2).chain(e3));
+            let built = built_filter(&channels, &runners, &sources);
+            let unknown = cfg.unknown_keys(&built);
+            if strict(props) {
+                errors.extend(unknown.into_iter().map(ConfigWarning::into_error));
+            } else {
+                warnings.extend(unknown);
+            }
+            warnings.extend(cfg.build_notes(&built));
+        }
+    }
+    errors.sort_by_key(|e| e.line);
+    warnings.sort_by_key(|w| w.line);
+    let ok = errors.is_empty();
+    CheckReport {
+        config: ok.then(|| {
+            let mut c = cfg;
+            c.warnings = warnings.clone();
+            c
+        }),
+        errors,
+        warnings,
+    }
+}
+
+/// [`check_report`] as a result: the configuration, or every error.
+pub fn check(path: &Path, name: &str, props: &SystemProps) -> Result<AgentConfig, AgentError> {
+    let report = check_report(path, name, props);
+    match report.config {
+        Some(cfg) if report.errors.is_empty() => Ok(cfg),
+        _ => Err(AgentError::Build(report.errors)),
     }
 }
 
@@ -184,7 +242,8 @@ impl Agent {
         Ok(agent)
     }
 
-    /// Builds and starts the components `only` selects (all when `None`), channels first.
+    /// Builds and starts the components `only` selects (all when `None`): channels, sources,
+    /// then sink runners.
     fn bring_up(
         &mut self,
         cfg: &AgentConfig,
@@ -218,9 +277,37 @@ impl Agent {
         let (sources, e3) = build_sources(cfg, &arcs, &env, Some(&pick_src));
         errors.extend(e2);
         errors.extend(e3);
+        // Keys no component read, of the components built just now (see conf, "Unknown keys").
+        {
+            let no_channels: BTreeMap<String, BuiltChannel> = BTreeMap::new();
+            let others = built_filter(&no_channels, &runners, &sources);
+            let built = |kind: &str, name: &str| {
+                (kind == "channel" && pick_ch(name) && self.channels.contains_key(name))
+                    || others(kind, name)
+            };
+            let unknown = cfg.unknown_keys(&built);
+            if strict(&self.props) {
+                errors.extend(unknown.into_iter().map(ConfigWarning::into_error));
+            } else {
+                log_warnings(&unknown);
+            }
+            log_warnings(&cfg.build_notes(&built));
+        }
         if !errors.is_empty() {
             errors.sort_by_key(|e| e.line);
             return Err(AgentError::Build(errors));
+        }
+        for (name, mut built) in sources {
+            let counter = built.source.counter();
+            counter.start();
+            register(&self.registry, counter as Arc<dyn CounterGroup>);
+            built.source.start().map_err(|e| AgentError::Start {
+                kind: "source",
+                name: name.clone(),
+                message: e.to_string(),
+            })?;
+            started.push(format!("source {name}"));
+            self.sources.insert(name, built);
         }
         for (name, mut built) in runners {
             for c in &built.counters {
@@ -234,18 +321,6 @@ impl Agent {
             })?;
             started.push(format!("sinkrunner {name}"));
             self.runners.insert(name, built);
-        }
-        for (name, mut built) in sources {
-            let counter = built.source.counter();
-            counter.start();
-            register(&self.registry, counter as Arc<dyn CounterGroup>);
-            built.source.start().map_err(|e| AgentError::Start {
-                kind: "source",
-                name: name.clone(),
-                message: e.to_string(),
-            })?;
-            started.push(format!("source {name}"));
-            self.sources.insert(name, built);
         }
         Ok(started)
     }

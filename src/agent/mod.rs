@@ -7,7 +7,8 @@
 //! * [`cli`]: `-Dkey=value` system properties and the log level they select.
 //! * [`topology`]: constructing components from a validated config, all errors at once.
 //! * [`lifecycle`]: the running [`lifecycle::Agent`]: ordered start/stop, reload.
-//! * [`run`]: `sluicegate agent` — signals, metrics server, reload polling.
+//! * [`run`]: `sluicegate agent` — signals, metrics server, reload polling, the periodic summary.
+//! * [`summary`]: the one-line-per-flow summary a running agent logs.
 //!
 //! The supported component types and their Flume aliases / class names live in
 //! [`crate::component`] (re-exported here), below the sources and sinks that use them too.
@@ -17,6 +18,7 @@ pub mod conf;
 pub mod lifecycle;
 pub mod properties;
 pub mod run;
+pub mod summary;
 pub mod topology;
 
 pub use crate::component::{

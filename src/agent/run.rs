@@ -1,10 +1,13 @@
 //! `sluicegate agent`: run an agent until SIGTERM/SIGINT, serving metrics and reloading the
 //! configuration file when it changes.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::lifecycle::{Agent, AgentError};
+use super::summary;
+use crate::component::SinkType;
 use crate::config::SystemProps;
 use crate::metrics::http::{monitoring_options, MetricsServer};
 use crate::metrics::MetricsRegistry;
@@ -20,6 +23,9 @@ pub struct RunOptions {
     pub props: SystemProps,
     /// How often the file is checked for changes (`None`: never, Flume's `--no-reload-conf`).
     pub reload_interval: Option<Duration>,
+    /// How often a one-line summary per flow is logged (`None`: never; see
+    /// [`summary`](super::summary)).
+    pub summary_interval: Option<Duration>,
 }
 
 /// Why `run` ended badly.
@@ -33,11 +39,40 @@ pub enum RunError {
     Monitoring(String),
     /// An I/O problem (runtime, metrics port, signals).
     #[error("{what}: {error}")]
-    Io { what: String, error: std::io::Error },
+    Io {
+        /// What was being done (`binding the metrics port 0.0.0.0:34545`).
+        what: String,
+        /// The operating system's error.
+        error: std::io::Error,
+    },
 }
 
 fn file_stamp(path: &std::path::Path) -> Option<Vec<u8>> {
     std::fs::read(path).ok()
+}
+
+/// The first lines of a started agent: where its output goes and how to watch it.
+fn announce(agent: &Agent, opts: &RunOptions, metrics: Option<SocketAddr>) {
+    for s in &agent.config().sinks {
+        if s.sink_type == SinkType::FileRoll {
+            if let Some(dir) = s.context.get("sink.directory") {
+                tracing::info!("output: sink {} writes events to files in {dir}", s.name);
+            }
+        }
+    }
+    match opts.summary_interval {
+        Some(every) => tracing::info!(
+            "watch it: a summary line per flow every {every:?} (-D{}=N to change, --no-summary to turn off)",
+            summary::INTERVAL_PROPERTY
+        ),
+        None => tracing::info!("periodic summary off (--no-summary)"),
+    }
+    match metrics {
+        Some(addr) => tracing::info!("metrics: curl -s http://{addr}/metrics"),
+        None => tracing::info!(
+            "metrics: not served; add -Dflume.monitoring.type=http -Dflume.monitoring.port=34545 for /metrics"
+        ),
+    }
 }
 
 /// Runs the agent until a termination signal; returns after a graceful stop.
@@ -59,6 +94,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
     let registry = MetricsRegistry::new();
     let monitoring =
         monitoring_options(opts.props.iter()).map_err(|e| RunError::Monitoring(e.to_string()))?;
+    let metrics_addr = monitoring.as_ref().map(|m| m.addr());
     let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
     let metrics_task = match monitoring {
         Some(m) => {
@@ -88,6 +124,7 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
         registry,
     )?;
     let mut stamp = file_stamp(&opts.conf_file);
+    announce(&agent, &opts, metrics_addr);
 
     let mut sigterm = runtime
         .block_on(async {
@@ -97,15 +134,17 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
             what: "installing the SIGTERM handler".into(),
             error,
         })?;
-    let tick = opts
-        .reload_interval
-        .unwrap_or(Duration::from_secs(3600 * 24 * 365));
+    let far = Duration::from_secs(3600 * 24 * 365);
+    let mut next_reload = Instant::now() + opts.reload_interval.unwrap_or(far);
+    let mut next_summary = Instant::now() + opts.summary_interval.unwrap_or(far);
+    let mut last = (Instant::now(), summary::snapshot(agent.registry()));
     loop {
+        let wake = next_reload.min(next_summary);
         let signalled = runtime.block_on(async {
             tokio::select! {
                 _ = sigterm.recv() => Some("SIGTERM"),
                 _ = tokio::signal::ctrl_c() => Some("SIGINT"),
-                _ = tokio::time::sleep(tick) => None,
+                _ = tokio::time::sleep_until(wake.into()) => None,
             }
         });
         if let Some(sig) = signalled {
@@ -115,6 +154,20 @@ pub fn run(opts: RunOptions) -> Result<(), RunError> {
             );
             break;
         }
+        if let Some(every) = opts.summary_interval {
+            if Instant::now() >= next_summary {
+                let snap = summary::snapshot(agent.registry());
+                for line in summary::lines(agent.config(), &last.1, &snap, last.0.elapsed()) {
+                    tracing::info!("{line}");
+                }
+                last = (Instant::now(), snap);
+                next_summary = Instant::now() + every;
+            }
+        }
+        if Instant::now() < next_reload {
+            continue;
+        }
+        next_reload = Instant::now() + opts.reload_interval.unwrap_or(far);
         let now = file_stamp(&opts.conf_file);
         if now.is_some() && now != stamp {
             stamp = now;

@@ -3,7 +3,14 @@
 //! [`build_channels`], [`build_sink_runners`] and [`build_sources`] construct components from
 //! their contexts, collecting **every** construction error (each with file, line and key)
 //! instead of stopping at the first, so `sluicegate check` and a failed start list all problems
-//! at once. Nothing is started here; see [`super::lifecycle`].
+//! at once. Nothing is started here; see [`super::lifecycle`]. A source or sink whose channel
+//! failed is still constructed, on a stand-in memory channel, so its own errors are reported
+//! next to the channel's; it is then dropped, never returned.
+//!
+//! Building a component is also what records which of its keys it reads (see
+//! [`super::conf`], "Unknown keys"): [`built_filter`] tells
+//! [`AgentConfig::unknown_keys`](super::conf::AgentConfig::unknown_keys) which components were
+//! built.
 //!
 //! Each built component carries a [`Fingerprint`] of everything its behaviour depends on (its
 //! own settings and, transitively, the settings of the channels it is wired to), which is how a
@@ -91,16 +98,11 @@ pub struct BuiltSource {
     pub fingerprint: Fingerprint,
 }
 
-fn warn_unused(kind: &str, name: &str, ctx: &Context) {
-    for key in ctx.unused_keys() {
-        let origin = ctx.origin(&key);
-        tracing::warn!(
-            component = %name,
-            key = %ctx.full_key(&key),
-            line = origin.line,
-            "{kind} {name} does not use key '{key}'; it is ignored (Flume ignores it too)"
-        );
-    }
+/// A stand-in for a channel that failed to build (or to validate), so the sources and sinks
+/// wired to it are still constructed and their own errors reported ("every problem at once").
+/// Whatever is built on a stand-in is never returned, so it never runs.
+fn stand_in(name: &str) -> Arc<dyn Channel> {
+    Arc::new(MemoryChannel::new(name, MemoryChannelConfig::default()))
 }
 
 fn build_channel(cfg: &ChannelConfig, env: &BuildEnv<'_>) -> Result<Arc<dyn Channel>, ConfigError> {
@@ -131,7 +133,6 @@ fn build_channel(cfg: &ChannelConfig, env: &BuildEnv<'_>) -> Result<Arc<dyn Chan
             }
         }
     };
-    warn_unused("channel", &cfg.name, ctx);
     Ok(ch)
 }
 
@@ -206,7 +207,6 @@ fn build_sink(
             env.runtime.clone(),
         )?),
     };
-    warn_unused("sink", &cfg.name, ctx);
     Ok(sink)
 }
 
@@ -260,11 +260,14 @@ pub fn build_sink_runners(
         let mut counters = Vec::new();
         let mut ok = true;
         for s in &sink_cfgs {
-            let Some(ch) = channels.get(&s.channel) else {
-                ok = false; // the channel failed to build; its error is already reported
-                continue;
+            let ch = match channels.get(&s.channel) {
+                Some(ch) => ch.clone(),
+                None => {
+                    ok = false; // the channel failed; its error is already reported
+                    stand_in(&s.channel)
+                }
             };
-            match build_sink(s, ch.clone(), env) {
+            match build_sink(s, ch, env) {
                 Ok(sink) => {
                     counters.push(sink.counter());
                     sinks.push(sink);
@@ -333,10 +336,14 @@ fn build_source(
 ) -> Result<Option<Box<dyn Source>>, ConfigError> {
     let ctx = &cfg.context;
     let mut chans = Vec::with_capacity(cfg.channels.len());
+    let mut complete = true;
     for c in &cfg.channels {
         match channels.get(c) {
             Some(ch) => chans.push(ch.clone()),
-            None => return Ok(None), // the channel failed to build; its error is already reported
+            None => {
+                complete = false; // the channel failed; its error is already reported
+                chans.push(stand_in(c));
+            }
         }
     }
     // Types were resolved once, by the validator; build from them.
@@ -360,8 +367,8 @@ fn build_source(
             env.runtime.clone(),
         )?),
     };
-    warn_unused("source", &cfg.name, ctx);
-    Ok(Some(source))
+    // Built on a stand-in only to find its own errors: never returned.
+    Ok(complete.then_some(source))
 }
 
 /// Builds the sources whose name `only` accepts (all when `None`).
@@ -394,6 +401,22 @@ pub fn build_sources(
         }
     }
     (out, errors)
+}
+
+/// Which components were built, as [`AgentConfig::unknown_keys`] asks: `kind` is `channel`,
+/// `source`, `sink` or `sinkgroup` (a runner's sinks and its group count as built with it).
+pub fn built_filter<'a>(
+    channels: &'a BTreeMap<String, BuiltChannel>,
+    runners: &'a BTreeMap<String, BuiltRunner>,
+    sources: &'a BTreeMap<String, BuiltSource>,
+) -> impl Fn(&str, &str) -> bool + 'a {
+    move |kind, name| match kind {
+        "channel" => channels.contains_key(name),
+        "source" => sources.contains_key(name),
+        "sink" => runners.values().any(|r| r.sinks.iter().any(|s| s == name)),
+        "sinkgroup" => runners.contains_key(name),
+        _ => false,
+    }
 }
 
 /// Registers a counter group, replacing any previous group of the same kind and name.

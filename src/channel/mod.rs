@@ -19,7 +19,7 @@
 //!
 //! # Implementations
 //! * [`memory`]: bounded in-memory queue (`type = memory`).
-//! * [`file`]: the durable mmap-backed file channel (`type = file`).
+//! * [`file`](mod@file): the durable mmap-backed file channel (`type = file`).
 
 pub mod file;
 pub mod memory;
@@ -61,13 +61,19 @@ pub enum ChannelError {
     /// No room appeared within `keep-alive` (Flume's `ChannelFullException`).
     #[error(
         "channel {channel} is full: {size} of {capacity} events in use, no room for {wanted} more \
-         after waiting {waited:?} (raise `capacity`, add sinks, or check the downstream)"
+         after waiting {waited:?}: its sinks take events more slowly than its sources put them, \
+         or their downstream is not accepting"
     )]
     Full {
+        /// The channel's name from the configuration (`c1`).
         channel: String,
+        /// Event slots in use when the wait gave up (events in the channel plus puts in flight).
         size: u64,
+        /// The configured `capacity`, in events.
         capacity: u64,
+        /// Events in the refused batch; all or none of them go in.
         wanted: usize,
+        /// How long the put waited for room (the channel's `keep-alive`).
         waited: Duration,
     },
     /// The byte budget (`byteCapacity`) has no room for the batch.
@@ -75,9 +81,15 @@ pub enum ChannelError {
         "channel {channel} has no byte capacity left: {used} of {capacity} bytes in use, batch needs {wanted}"
     )]
     ByteCapacity {
+        /// The channel's name from the configuration (`c1`).
         channel: String,
+        /// Bytes counted against the budget when the put was refused (in-flight puts included; the
+        /// memory channel reports 0 when the batch alone is larger than the budget).
         used: u64,
+        /// The byte budget in bytes (memory channel: `byteCapacity` less the
+        /// `byteCapacityBufferPercentage` headroom).
         capacity: u64,
+        /// Bytes the refused batch needs (memory channel: body bytes); all or none of it goes in.
         wanted: u64,
     },
     /// More events in one transaction than `transactionCapacity` allows.
@@ -86,15 +98,21 @@ pub enum ChannelError {
          (lower the sender's batch-size or raise transactionCapacity)"
     )]
     TransactionTooLarge {
+        /// The channel's name from the configuration (`c1`).
         channel: String,
+        /// Events in the refused transaction.
         batch: usize,
+        /// The configured `transactionCapacity`, in events.
         capacity: usize,
     },
     /// A single event larger than the channel can ever hold.
     #[error("channel {channel}: event of {size} bytes exceeds the maximum of {max} bytes")]
     EventTooLarge {
+        /// The channel's name from the configuration (`c1`).
         channel: String,
+        /// The event's size in bytes, as the channel measures it.
         size: usize,
+        /// The largest event, in bytes, this channel can ever accept.
         max: usize,
     },
     /// Free disk space fell below `minimumRequiredSpace`, or the disk is full.
@@ -103,16 +121,23 @@ pub enum ChannelError {
          {required} required (minimumRequiredSpace); puts resume when space returns"
     )]
     DiskSpace {
+        /// The channel's name from the configuration (`c1`).
         channel: String,
+        /// The data directory whose file system ran short.
         dir: String,
+        /// Bytes free to this process on that file system when the put was refused.
         available: u64,
+        /// Bytes that must stay free (`minimumRequiredSpace`).
         required: u64,
     },
     /// An I/O failure, with what was being done.
     #[error("channel {channel}: {what}: {source}")]
     Io {
+        /// The channel's name from the configuration (`c1`).
         channel: String,
+        /// What was being done when it failed (`checking free space`), with the path where one applies.
         what: String,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -120,18 +145,30 @@ pub enum ChannelError {
     /// a panic inside the channel left its state untrustworthy); the channel refuses work until
     /// restarted, and a restart recovers from disk.
     #[error("channel {channel} is unhealthy and refuses work until restarted: {reason}")]
-    Unhealthy { channel: String, reason: String },
+    Unhealthy {
+        /// The channel's name from the configuration (`c1`).
+        channel: String,
+        /// The first failure that made it unhealthy; later calls report the same one.
+        reason: String,
+    },
     /// Data on disk failed validation.
     #[error("channel {channel}: corrupt record in {file} at offset {offset}: {reason}")]
     Corrupt {
+        /// The channel's name from the configuration (`c1`).
         channel: String,
+        /// The segment (or ledger) file holding the bad record.
         file: String,
+        /// Byte offset of the bad record from the start of that file.
         offset: u64,
+        /// What failed to check out (CRC mismatch, bad length, unknown kind, ...).
         reason: String,
     },
     /// The channel was stopped.
     #[error("channel {channel} is closed")]
-    Closed { channel: String },
+    Closed {
+        /// The channel's name from the configuration (`c1`).
+        channel: String,
+    },
 }
 
 /// A transactional event queue. See the module docs for the contract.

@@ -5,6 +5,17 @@
 //! The process-wide `-D` settings (Java system properties, with the `FLUME_SSL_*` environment
 //! fallbacks) are a [`SystemProps`] ([`system_props`]), handed down next to the `Context`s.
 //!
+//! ## Used keys
+//!
+//! Every getter records the key it asked for, present or not, in a set shared by a context,
+//! its clones and its [`Context::sub`] contexts. The set holds keys relative to the **root**
+//! context (the component's: `selector.header`, `interceptors.i1.key`), whichever context read
+//! them, so a key is "used" exactly when some code asked for it. [`Context::unused_keys`] (keys
+//! set but never asked for) and [`Context::read_keys`] (what was asked for: the keys the
+//! component knows, for a "did you mean …?" from [`suggest`]) answer relative to the context
+//! they are called on. An error about a key that is not set ([`Context::error`], e.g. from
+//! [`Context::require`]) names a set but unread key close to it: the typo that left it unset.
+//!
 //! This module sits at the bottom of the crate: sources, sinks and channels read their settings
 //! from a `Context`; the agent's `flume.conf` loader builds them.
 
@@ -15,6 +26,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub mod suggest;
 pub mod system_props;
 
 pub use system_props::{SystemProps, GLOBAL_SSL_SETTINGS};
@@ -63,9 +75,14 @@ struct Entry {
 #[derive(Debug, Clone, Default)]
 pub struct Context {
     prefix: String,
+    /// This context's place under the root context (`""`, `selector.`, `interceptors.i1.`):
+    /// what `used` keys are relative to.
+    base: String,
     declared_at: Origin,
     entries: BTreeMap<String, Entry>,
     used: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    /// Warnings from [`Context::warn`], when the agent collects them (`None`: logged).
+    notes: Option<Arc<Mutex<Vec<ConfigError>>>>,
 }
 
 impl Context {
@@ -119,12 +136,52 @@ impl Context {
         }
     }
 
+    fn used_set(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<String>> {
+        // Poison: the set of keys read, used only for diagnostics; a panicked reader cannot
+        // leave it inconsistent.
+        self.used.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn mark_used(&self, key: &str) {
-        // Poison (both): the set of keys read, used only for "unknown key" warnings.
-        self.used
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.to_string());
+        let full = format!("{}{key}", self.base);
+        self.used_set().insert(full);
+    }
+
+    /// From now on [`Context::warn`] on this context, its clones and sub-contexts records
+    /// the warning (see [`Context::notes`]) instead of logging it, so the agent can print it
+    /// with the other configuration diagnostics.
+    pub fn collect_notes(&mut self) {
+        self.notes = Some(Arc::default());
+    }
+
+    /// A warning about `key` (a value replaced by a default, a Flume key that is ignored):
+    /// recorded when notes are collected, else logged at WARN as `file:line: key: message`.
+    pub fn warn(&self, key: &str, message: &str) {
+        let o = self.origin(key);
+        let note = ConfigError {
+            file: o.file,
+            line: o.line,
+            key: self.full_key(key),
+            message: message.to_string(),
+        };
+        match &self.notes {
+            Some(n) => n.lock().unwrap_or_else(|e| e.into_inner()).push(note),
+            None => tracing::warn!("{note}"),
+        }
+    }
+
+    /// The warnings recorded by [`Context::warn`] since [`Context::collect_notes`].
+    pub fn notes(&self) -> Vec<ConfigError> {
+        self.notes
+            .as_ref()
+            .map(|n| n.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .unwrap_or_default()
+    }
+
+    /// Marks `key` as dealt with although no getter read it (a warning already names it, or
+    /// it is a Flume key sluicegate accepts and ignores), so it is not reported as unknown.
+    pub fn mark_read(&self, key: &str) {
+        self.mark_used(key);
     }
 
     /// The raw value of `key`, trimmed as Flume's `Context.getString` leaves it.
@@ -210,14 +267,12 @@ impl Context {
         let mut c = Context::new(self.full_key(prefix));
         c.declared_at = self.declared_at.clone();
         c.used = self.used.clone();
+        c.notes = self.notes.clone();
+        c.base = format!("{}{p}", self.base);
         for (k, e) in &self.entries {
             if let Some(rest) = k.strip_prefix(&p) {
                 c.entries.insert(rest.to_string(), e.clone());
             }
-        }
-        // Reads through the sub-context mark keys relative to it; record the parent keys too.
-        for k in c.entries.keys() {
-            self.mark_used(&format!("{p}{k}"));
         }
         c
     }
@@ -227,21 +282,47 @@ impl Context {
         self.entries.keys().map(String::as_str)
     }
 
-    /// `(key, value)` pairs, sorted by key.
+    /// `(key, value)` pairs, sorted by key. Reading every value this way marks every key used
+    /// (a selector's `mapping.*` is all meaningful); to look at names only, use [`Context::keys`].
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        for k in self.entries.keys() {
+            self.mark_used(k);
+        }
         self.entries
             .iter()
             .map(|(k, e)| (k.as_str(), e.value.as_str()))
     }
 
-    /// Keys never read by any getter (candidates for an "unknown key" warning).
+    /// Keys set but never asked for by any getter (of this context, a clone, a parent or a
+    /// sub-context): candidates for an "unknown key" diagnostic.
     pub fn unused_keys(&self) -> Vec<String> {
-        let used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        let used = self.used_set();
         self.entries
             .keys()
-            .filter(|k| !used.contains(*k))
+            .filter(|k| !used.contains(&format!("{}{k}", self.base)))
             .cloned()
             .collect()
+    }
+
+    /// Every key some getter asked for under this context, set or not (relative to it,
+    /// sorted): the keys the component knows, to suggest from.
+    pub fn read_keys(&self) -> Vec<String> {
+        self.used_set()
+            .iter()
+            .filter_map(|k| k.strip_prefix(&self.base))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The set key nearest to `key` that no getter has asked for: the likely typo when `key`
+    /// is missing.
+    fn typo_for(&self, key: &str) -> Option<String> {
+        let used = self.used_set();
+        let unread = self
+            .entries
+            .keys()
+            .filter(|k| !used.contains(&format!("{}{k}", self.base)));
+        suggest::suggest(key, unread.map(String::as_str)).map(str::to_string)
     }
 
     /// Where `key` was set (or where the component was declared when it is not).
@@ -252,14 +333,31 @@ impl Context {
             .unwrap_or_else(|| self.declared_at.clone())
     }
 
-    /// An error about `key`, carrying its file and line.
+    /// An error about `key`, carrying its file and line. When `key` is not set and a set,
+    /// unread key is close to it, the message ends `(did you mean 'port'? found 'prot' at
+    /// file:line)`.
     pub fn error(&self, key: &str, message: &str) -> ConfigError {
         let o = self.origin(key);
+        let mut message = message.to_string();
+        if !self.contains(key) {
+            if let Some(typo) = self.typo_for(key) {
+                let at = self.origin(&typo);
+                let place = match &at.file {
+                    Some(f) => format!("{}:{}", f.display(), at.line),
+                    None => format!("line {}", at.line),
+                };
+                message.push_str(&format!(
+                    " (did you mean '{key}'? found '{typo}' at {place})"
+                ));
+                // Named here; not reported again as an unknown key.
+                self.mark_used(&typo);
+            }
+        }
         ConfigError {
             file: o.file,
             line: o.line,
             key: self.full_key(key),
-            message: message.to_string(),
+            message,
         }
     }
 
@@ -312,5 +410,61 @@ mod tests {
         assert!(c.unused_keys().is_empty());
         let d = Context::from_pairs("p", [("unread", "1")]);
         assert_eq!(d.unused_keys(), vec!["unread".to_string()]);
+    }
+
+    #[test]
+    fn used_keys_are_exact_through_sub_contexts() {
+        let c = Context::from_pairs(
+            "a1.sources.r1",
+            [
+                ("type", "seq"),
+                ("selector.header", "h"),
+                ("selector.heder", "h"),
+                ("header", "x"),
+            ],
+        );
+        let sel = c.sub("selector");
+        assert_eq!(sel.get("header"), Some("h"));
+        // Reading `header` in the sub-context is `selector.header`, not the root's `header`,
+        // and creating the sub-context does not mark its keys.
+        assert_eq!(c.unused_keys(), ["header", "selector.heder", "type"]);
+        assert_eq!(sel.unused_keys(), ["heder"]);
+        assert_eq!(sel.read_keys(), ["header"]);
+        assert_eq!(c.read_keys(), ["selector.header"]);
+        let _ = c.get("type");
+        c.mark_read("header");
+        assert_eq!(c.unused_keys(), ["selector.heder"]);
+    }
+
+    #[test]
+    fn a_missing_key_names_the_typo_that_left_it_unset() {
+        let mut c = Context::new("a1.sources.r1");
+        let at = |line| Origin {
+            file: Some(Arc::new("f.conf".into())),
+            line,
+        };
+        c.set_declared_at(at(3));
+        c.insert("bind", "0.0.0.0", at(3));
+        c.insert("prot", "4141", at(5));
+        let e = c.require("port").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f.conf:3: a1.sources.r1.port: is required but not set (did you mean 'port'? found \
+             'prot' at f.conf:5)"
+        );
+        // Named in the error: not reported again as unknown. `bind` was never read.
+        assert_eq!(c.unused_keys(), ["bind"]);
+        // A key that was read is not a typo candidate, and a far key is none.
+        let _ = c.get("bind");
+        assert!(!c
+            .require("bond")
+            .unwrap_err()
+            .message
+            .contains("did you mean"));
+        assert!(!c
+            .require("hostname")
+            .unwrap_err()
+            .message
+            .contains("did you mean"));
     }
 }

@@ -98,15 +98,25 @@ macro_rules! counter_group {
 counter_group! {
     /// Flume's `SourceCounter`.
     SourceCounter, "SOURCE" {
+        /// Events received from senders, counted before they are offered to the channels.
         events_received => "EventReceivedCount",
+        /// Events committed to every required channel (the sender was told they are safe).
         events_accepted => "EventAcceptedCount",
+        /// Single-event `append` calls received.
         append_received => "AppendReceivedCount",
+        /// Single-event `append` calls whose event was committed.
         append_accepted => "AppendAcceptedCount",
+        /// `appendBatch` calls received (one per call, whatever its size).
         append_batch_received => "AppendBatchReceivedCount",
+        /// `appendBatch` calls whose whole batch was committed.
         append_batch_accepted => "AppendBatchAcceptedCount",
+        /// Gauge: client connections open right now (up on accept, down on close).
         open_connections => "OpenConnectionCount",
+        /// Events or frames that could not be read or decoded (bad framing, bad Avro, oversized line); each is dropped and counted once.
         event_read_fail => "EventReadFail",
+        /// Puts the channel processor could not commit (channel full, unhealthy, I/O); the sender gets an error and may retry.
         channel_write_fail => "ChannelWriteFail",
+        /// Failures that fit no other counter (kept for Flume's JSON; nothing increments it yet).
         generic_processing_fail => "GenericProcessingFail",
     }
 }
@@ -114,15 +124,25 @@ counter_group! {
 counter_group! {
     /// Flume's `ChannelCounter` plus the `FileChannelCounter` extras.
     ChannelCounter, "CHANNEL" {
+        /// Gauge: events in the channel now, committed puts not yet committed by a take.
         channel_size => "ChannelSize",
+        /// The configured `capacity` in events (set once at start).
         capacity => "ChannelCapacity",
+        /// Events offered to `put`, whether or not the put then committed.
         put_attempt => "EventPutAttemptCount",
+        /// Events whose put transaction committed.
         put_success => "EventPutSuccessCount",
+        /// Take attempts: one per event handed out, or one for a take that found nothing.
         take_attempt => "EventTakeAttemptCount",
+        /// Events whose take transaction committed (they left the channel for good).
         take_success => "EventTakeSuccessCount",
+        /// Events whose put failed (full, too large, unhealthy, I/O); none of them entered the channel.
         put_error => "EventPutErrorCount",
+        /// Events whose take commit failed; they stay in the channel (or on disk, for a restart) to be taken again.
         take_error => "EventTakeErrorCount",
+        /// Checkpoint (ledger) writes that failed; each one makes a file channel Unhealthy.
         checkpoint_write_error => "CheckpointWriteErrorCount",
+        /// Backup-checkpoint writes that failed (kept for Flume's JSON; sluicegate keeps no backup checkpoint, so it stays 0).
         checkpoint_backup_write_error => "CheckpointBackupWriteErrorCount",
     }
 }
@@ -130,15 +150,25 @@ counter_group! {
 counter_group! {
     /// Flume's `SinkCounter`.
     SinkCounter, "SINK" {
+        /// Connections (or output files) the sink opened successfully.
         connection_created => "ConnectionCreatedCount",
+        /// Connections (or output files) the sink closed, cleanly or after an error.
         connection_closed => "ConnectionClosedCount",
+        /// Attempts to open or use a connection (or output file) that failed.
         connection_failed => "ConnectionFailedCount",
+        /// Takes that found the channel empty.
         batch_empty => "BatchEmptyCount",
+        /// Takes that returned some events but fewer than `batch-size`.
         batch_underflow => "BatchUnderflowCount",
+        /// Takes that returned a full `batch-size` of events.
         batch_complete => "BatchCompleteCount",
+        /// Events taken from the channel for delivery (delivered or not).
         event_drain_attempt => "EventDrainAttemptCount",
+        /// Events delivered and whose take committed (they left the channel).
         event_drain_success => "EventDrainSuccessCount",
+        /// Deliveries that failed downstream (the batch was rolled back and is retried).
         event_write_fail => "EventWriteFail",
+        /// Takes or take-commits the channel refused (unhealthy, I/O).
         channel_read_fail => "ChannelReadFail",
     }
 }

@@ -67,7 +67,9 @@ use crate::event::Event;
 
 use super::metrics::ErrorReason;
 use super::output::Render;
-use super::stage::{Key, Persist, SnapshotError, SnapshotReader, StageContext, StatefulStage, Workers};
+use super::stage::{
+    Key, Persist, SnapshotError, SnapshotReader, StageContext, StatefulStage, Workers,
+};
 use super::state::{shard_of, SHARDS};
 use super::stream::DStream;
 use super::text::FastMap;
@@ -236,9 +238,7 @@ impl Windows {
     /// End of the last window containing `ts`.
     fn last_end(&self, ts: i64) -> i64 {
         match *self {
-            Windows::Sliding { len_ms, slide_ms } => {
-                ts.div_euclid(slide_ms) * slide_ms + len_ms
-            }
+            Windows::Sliding { len_ms, slide_ms } => ts.div_euclid(slide_ms) * slide_ms + len_ms,
             Windows::Session { gap_ms } => ts.saturating_add(gap_ms),
         }
     }
@@ -377,9 +377,11 @@ where
             Windows::Sliding { .. } => {
                 Shards::Panes((0..SHARDS).map(|_| Mutex::new(BTreeMap::new())).collect())
             }
-            Windows::Session { .. } => {
-                Shards::Sessions((0..SHARDS).map(|_| Mutex::new(FastMap::default())).collect())
-            }
+            Windows::Session { .. } => Shards::Sessions(
+                (0..SHARDS)
+                    .map(|_| Mutex::new(FastMap::default()))
+                    .collect(),
+            ),
         }
     }
 
@@ -445,7 +447,13 @@ where
 }
 
 /// Merges `[ts, ts + gap)` carrying `v` into a key's sorted, disjoint sessions.
-fn add_to_sessions<V: Clone>(list: &mut Vec<Session<V>>, ts: i64, gap: i64, v: V, f: &dyn Fn(V, V) -> V) {
+fn add_to_sessions<V: Clone>(
+    list: &mut Vec<Session<V>>,
+    ts: i64,
+    gap: i64,
+    v: V,
+    f: &dyn Fn(V, V) -> V,
+) {
     let mut s = Session {
         start: ts,
         end: ts.saturating_add(gap),
@@ -520,7 +528,10 @@ where
             let mut w = m.saturating_sub(self.time.lateness_ms);
             if let (Some(d), Some(l)) = (self.time.idle_timeout_ms, self.last_event_batch) {
                 if t - l >= d {
-                    w = w.max(m.saturating_add(t - l).saturating_sub(self.time.lateness_ms));
+                    w = w.max(
+                        m.saturating_add(t - l)
+                            .saturating_sub(self.time.lateness_ms),
+                    );
                 }
             }
             self.wm = Some(self.wm.map_or(w, |x| x.max(w)));
@@ -686,9 +697,7 @@ where
             }
             _ => unreachable!("shards match the window kind"),
         };
-        results.sort_by(|a, b| {
-            (a.start_ms, a.end_ms, &a.key).cmp(&(b.start_ms, b.end_ms, &b.key))
-        });
+        results.sort_by(|a, b| (a.start_ms, a.end_ms, &a.key).cmp(&(b.start_ms, b.end_ms, &b.key)));
         out.extend(results.into_iter().map(Timed::Window));
     }
 
@@ -746,7 +755,9 @@ where
         let mut r = SnapshotReader::new(bytes);
         let v: u8 = r.read()?;
         if v != VERSION {
-            return Err(r.invalid(format!("event-time snapshot version {v}, expected {VERSION}")));
+            return Err(r.invalid(format!(
+                "event-time snapshot version {v}, expected {VERSION}"
+            )));
         }
         self.wm = r.read()?;
         self.max_ts = r.read()?;
@@ -759,7 +770,10 @@ where
                     let p: i64 = r.read()?;
                     let k: K = r.read()?;
                     let v: V = r.read()?;
-                    lock(&shards[shard_of(&k)]).entry(p).or_default().insert(k, v);
+                    lock(&shards[shard_of(&k)])
+                        .entry(p)
+                        .or_default()
+                        .insert(k, v);
                 }
             }
             (Shards::Sessions(shards), 1) => {

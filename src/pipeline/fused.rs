@@ -14,7 +14,7 @@
 //! # Sharding
 //!
 //! A terminal splits the batch's events into one contiguous chunk per worker. Each worker runs
-//! the chain over its chunk into its own accumulator (for keyed terminals a [`FastMap`]: the
+//! the chain over its chunk into its own accumulator (for keyed terminals a [`Combiner`]: the
 //! combiner, Spark's map-side combine). Keyed partials are then merged by key hash partition, one
 //! partition per worker, and the result is sorted by key. Because chunks are contiguous and
 //! merged in chunk order, and the reduce function is applied to values in event order within a
@@ -31,17 +31,15 @@
 
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::event::Event;
 
-use super::combiner::Combiner;
 use super::context::{BatchEnv, Node, StreamingContext};
 use super::metrics::ErrorReason;
 use super::stage::{Key, Workers};
 use super::stream::DStream;
-use super::text::{fast_hash, for_each_token, for_each_word, FastMap, Text};
+use super::text::{for_each_token, for_each_word, Combiner, Text};
 
 /// One step of a fused chain: from an event, emit zero or more values (see the module docs).
 /// Implemented by the adaptors of this module; implement it yourself for a custom first stage
@@ -463,56 +461,6 @@ where
 /// returns the entries sorted by key.
 pub(crate) fn merge_keyed<K, V, F>(
     workers: Workers,
-    partials: Vec<FastMap<K, V>>,
-    f: &F,
-) -> Vec<(K, V)>
-where
-    K: Key,
-    V: Clone + Send + Sync,
-    F: Fn(V, V) -> V + Sync,
-{
-    let mut out: Vec<(K, V)>;
-    if partials.len() == 1 {
-        out = partials
-            .into_iter()
-            .next()
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-    } else {
-        let n = workers.count();
-        // Route every entry to its partition, keeping chunk order within a partition.
-        let mut parts: Vec<Vec<(K, V)>> = (0..n).map(|_| Vec::new()).collect();
-        for m in partials {
-            for (k, v) in m {
-                let h = fast_hash(&k);
-                parts[(h % n as u64) as usize].push((k, v));
-            }
-        }
-        let parts: Vec<std::sync::Mutex<Vec<(K, V)>>> =
-            parts.into_iter().map(std::sync::Mutex::new).collect();
-        let merged = workers.run(|i| {
-            let entries = std::mem::take(&mut *parts[i].lock().unwrap_or_else(|e| e.into_inner()));
-            let mut m: FastMap<K, V> = FastMap::default();
-            m.reserve(entries.len());
-            for (k, v) in entries {
-                combine(&mut m, k, v, f);
-            }
-            m
-        });
-        out = Vec::with_capacity(merged.iter().map(|m| m.len()).sum());
-        for m in merged {
-            out.extend(m);
-        }
-    }
-    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    out
-}
-
-/// Merges per-chunk [`Combiner`] partials (in chunk order) by hash partition, one per worker,
-/// reusing the hashes the partials kept, and returns the entries sorted by key.
-pub(crate) fn merge_combiners<K, V, F>(
-    workers: Workers,
     partials: Vec<Combiner<K, V>>,
     f: &F,
 ) -> Vec<(K, V)>
@@ -525,32 +473,31 @@ where
     if partials.len() == 1 {
         out = partials
             .into_iter()
-            .flat_map(|m| m.into_hashed().map(|(_, k, v)| (k, v)))
-            .collect();
+            .next()
+            .map(Combiner::into_entries)
+            .unwrap_or_default();
     } else {
         let n = workers.count();
-        let keys = partials.iter().map(|m| m.len()).max().unwrap_or(0);
-        // Route every entry to its partition (by the hash's high bits: the low ones pick the
-        // slot), keeping chunk order within a partition.
-        let mut parts: Vec<Vec<(u64, K, V)>> = (0..n).map(|_| Vec::new()).collect();
+        // Route every entry to its partition, keeping chunk order within a partition.
+        let mut parts: Vec<Vec<(K, V)>> = (0..n).map(|_| Vec::new()).collect();
         for m in partials {
-            for e in m.into_hashed() {
-                parts[((e.0 >> 32) % n as u64) as usize].push(e);
+            for (h, kv) in m.into_hashed() {
+                parts[((h >> 7) % n as u64) as usize].push(kv);
             }
         }
-        let parts: Vec<std::sync::Mutex<Vec<(u64, K, V)>>> =
+        let parts: Vec<std::sync::Mutex<Vec<(K, V)>>> =
             parts.into_iter().map(std::sync::Mutex::new).collect();
         let merged = workers.run(|i| {
             let entries = std::mem::take(&mut *parts[i].lock().unwrap_or_else(|e| e.into_inner()));
-            let mut m: Combiner<K, V> = Combiner::with_capacity(keys / n + keys / 8);
-            for (h, k, v) in entries {
-                m.fold_hashed(h, k, v, f);
+            let mut m: Combiner<K, V> = Combiner::with_capacity(entries.len());
+            for (k, v) in entries {
+                combine(&mut m, k, v, f);
             }
             m
         });
         out = Vec::with_capacity(merged.iter().map(|m| m.len()).sum());
         for m in merged {
-            out.extend(m.into_hashed().map(|(_, k, v)| (k, v)));
+            out.extend(m.into_entries());
         }
     }
     out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -558,21 +505,16 @@ where
 }
 
 /// Folds `v` into the entry of `k`. The old value is cloned rather than moved out so that a
-/// panicking `f` leaves the map intact (the chunk is then re-run; see `run_chunks`); for the
+/// panicking `f` leaves the table intact (the chunk is then re-run; see `run_chunks`); for the
 /// numbers most reductions combine, the clone is a copy.
-#[inline]
+#[inline(always)]
 pub(crate) fn combine<K: Key, V: Clone, F: Fn(V, V) -> V>(
-    m: &mut FastMap<K, V>,
+    m: &mut Combiner<K, V>,
     k: K,
     v: V,
     f: &F,
 ) {
-    match m.get_mut(&k) {
-        Some(slot) => *slot = f(slot.clone(), v),
-        None => {
-            m.insert(k, v);
-        }
-    }
+    m.upsert(k, v, |slot, v| *slot = f(slot.clone(), v));
 }
 
 impl<P: EventFn> Fused<P> {
@@ -737,22 +679,11 @@ where
         let id = self.register("count_by_value");
         let p = self.p.clone();
         let workers = self.ctx.inner.config.worker_count();
-        let hint = AtomicUsize::new(0);
         let node = Node::new(move |env: &BatchEnv<'_>| {
-            // Size the combiners for the previous batch's distinct keys (no rehash when the
-            // key set is steady).
-            let cap = hint.load(Ordering::Relaxed);
-            let parts = run_chunks(
-                env,
-                &*p,
-                || Combiner::<P::Out, u64>::with_capacity(cap),
-                |m, k| m.fold(k, 1, &|a, b| a + b),
-            );
-            hint.store(
-                parts.iter().map(|m| m.len()).max().unwrap_or(0),
-                Ordering::Relaxed,
-            );
-            Arc::new(merge_combiners(Workers::new(workers), parts, &|a, b| a + b))
+            let parts = run_chunks(env, &*p, Combiner::<P::Out, u64>::default, |m, k| {
+                *m.entry_or_insert_with(k, || 0) += 1
+            });
+            Arc::new(merge_keyed(Workers::new(workers), parts, &|a, b| a + b))
         });
         DStream::from_node(&self.ctx, self.ctx.add_node(node), id)
     }
@@ -788,20 +719,11 @@ where
         let p = self.p.clone();
         let f = Arc::new(f);
         let workers = self.ctx.inner.config.worker_count();
-        let hint = AtomicUsize::new(0);
         let node = Node::new(move |env: &BatchEnv<'_>| {
-            let cap = hint.load(Ordering::Relaxed);
-            let parts = run_chunks(
-                env,
-                &*p,
-                || Combiner::<K, V>::with_capacity(cap),
-                |m, (k, v)| m.fold(k, v, &*f),
-            );
-            hint.store(
-                parts.iter().map(|m| m.len()).max().unwrap_or(0),
-                Ordering::Relaxed,
-            );
-            Arc::new(merge_combiners(Workers::new(workers), parts, &*f))
+            let parts = run_chunks(env, &*p, Combiner::<K, V>::default, |m, (k, v)| {
+                combine(m, k, v, &*f)
+            });
+            Arc::new(merge_keyed(Workers::new(workers), parts, &*f))
         });
         DStream::from_node(&self.ctx, self.ctx.add_node(node), id)
     }

@@ -131,19 +131,20 @@
 //! | `metrics.rs` | [`PipelineCounter`], the `PIPELINE.<name>` group |
 //! | `window.rs`, `state.rs`, `event_time.rs` | windows, keyed state, event time (stateful stages) |
 //! | `bench.rs` | the spark-anchor input generator and a one-batch word count, for benchmarks |
+//! | `sql/` | the streaming-SQL front end: a `SELECT` compiled onto these operators |
 //!
 //! [`Channel`]: crate::channel::Channel
 
 pub mod bench;
 mod checkpoint;
 mod clock;
-mod combiner;
 mod context;
 mod driver;
 pub mod event_time;
 mod fused;
 mod metrics;
 mod output;
+pub mod sql;
 mod stage;
 pub mod state;
 mod stream;
@@ -160,14 +161,17 @@ pub use stage::{
     Key, Persist, SnapshotError, SnapshotReader, Stage, StageContext, StatefulStage, Workers,
 };
 pub use stream::DStream;
-pub use text::{FastBuildHasher, FastHasher, FastMap, Text};
+pub use text::{Combiner, FastBuildHasher, FastHasher, FastMap, Text};
 
 /// Why a pipeline could not start, or why a batch failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     /// The graph has no output: nothing would ever be computed.
     #[error("pipeline {pipeline} has no output operation (add print, save_as_text_files, to_jsonl, foreach_batch or to_channel)")]
-    NoOutput { pipeline: String },
+    NoOutput {
+        /// The pipeline's name.
+        pipeline: String,
+    },
     /// The stored definition differs from this graph.
     #[error(
         "pipeline {pipeline}: the checkpoint in {dir} was written by a different pipeline definition \
@@ -175,50 +179,74 @@ pub enum PipelineError {
          elsewhere, or set discard_state_on_change to drop the old state"
     )]
     DefinitionChanged {
+        /// The pipeline's name.
         pipeline: String,
+        /// The checkpoint directory holding the stored definition.
         dir: String,
+        /// The definition text stored in `dir/definition` by the run that wrote the checkpoint.
         stored: String,
+        /// The definition text of the graph being started.
         now: String,
     },
     /// The checkpoint directory is in use by another pipeline.
     #[error("pipeline {pipeline}: checkpoint directory {dir} is in use by another process")]
-    Locked { pipeline: String, dir: String },
+    Locked {
+        /// The pipeline's name.
+        pipeline: String,
+        /// The checkpoint directory whose lock is held.
+        dir: String,
+    },
     /// A checkpoint file failed validation.
     #[error("pipeline {pipeline}: corrupt checkpoint file {file}: {reason} (move it aside to start from the previous snapshot)")]
     CorruptCheckpoint {
+        /// The pipeline's name.
         pipeline: String,
+        /// The checkpoint file that failed validation.
         file: String,
+        /// What failed to check out, in words.
         reason: String,
     },
     /// A snapshot blob could not be restored by its stage.
     #[error("pipeline {pipeline}: stage {stage} cannot restore its snapshot: {source}")]
     Restore {
+        /// The pipeline's name.
         pipeline: String,
+        /// The stage whose snapshot blob does not decode.
         stage: String,
+        /// Where and why decoding stopped.
         #[source]
         source: SnapshotError,
     },
     /// Checkpoint I/O failed.
     #[error("pipeline {pipeline}: {what}: {source}")]
     Io {
+        /// The pipeline's name.
         pipeline: String,
+        /// What was being done, with the path.
         what: String,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
     /// The channel refused a take or a commit.
     #[error("pipeline {pipeline}: channel: {source}")]
     Channel {
+        /// The pipeline's name.
         pipeline: String,
+        /// The channel's own error.
         #[source]
         source: crate::channel::ChannelError,
     },
     /// An output failed; the batch was rolled back and will be retried.
     #[error("pipeline {pipeline}: output {output} failed for batch {batch_id}: {reason} (the batch was rolled back and is retried with backoff; fix the output's target)")]
     Output {
+        /// The pipeline's name.
         pipeline: String,
+        /// The output operation that failed (its name in the graph).
         output: String,
+        /// The failed batch's id, as its checkpoint batch mark records it.
         batch_id: u64,
+        /// The output's error, in words.
         reason: String,
     },
     /// A crash injected by a test ([`Pipeline::inject_crash`]).
@@ -228,11 +256,17 @@ pub enum PipelineError {
     /// After a restart the channel front does not hold the events the plan names.
     #[error("pipeline {pipeline}: replay of batch {batch_id} expected seqs {first}..={last} ({count} events) at the channel front, found {found} (another consumer took from the channel?)")]
     ReplayMismatch {
+        /// The pipeline's name.
         pipeline: String,
+        /// The batch being replayed, as the checkpoint's plan names it.
         batch_id: u64,
+        /// Channel sequence number of the batch's first event.
         first: u64,
+        /// Channel sequence number of the batch's last event (inclusive).
         last: u64,
+        /// Events the plan says the batch holds.
         count: u64,
+        /// What the channel front held instead, described.
         found: String,
     },
 }

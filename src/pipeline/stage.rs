@@ -59,7 +59,7 @@ impl Workers {
     }
 
     /// The workers worth using for `len` items: all of them once every worker gets at least
-    /// [`MIN_ITEMS_PER_WORKER`] items, fewer below that (thread start-up would dominate).
+    /// `MIN_ITEMS_PER_WORKER` (16) items, fewer below that (thread start-up would dominate).
     pub fn for_items(&self, len: usize) -> Workers {
         Workers::new(self.n.min(len / MIN_ITEMS_PER_WORKER))
     }
@@ -201,10 +201,20 @@ pub trait StatefulStage: Send + 'static {
 pub enum SnapshotError {
     /// Ran out of bytes.
     #[error("snapshot truncated at byte {at} (wanted {wanted} more)")]
-    Truncated { at: usize, wanted: usize },
+    Truncated {
+        /// Byte offset into the snapshot where the read started.
+        at: usize,
+        /// Bytes the value needed beyond the end.
+        wanted: usize,
+    },
     /// A value is not what its type allows.
     #[error("snapshot invalid at byte {at}: {reason}")]
-    Invalid { at: usize, reason: String },
+    Invalid {
+        /// Byte offset into the snapshot of the bad value.
+        at: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Reads values written by [`Persist::persist`].

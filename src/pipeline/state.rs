@@ -49,8 +49,10 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use super::metrics::ErrorReason;
-use super::stage::{Key, Persist, SnapshotError, SnapshotReader, StageContext, StatefulStage, Workers};
+use super::metrics::ErrorReason;
+use super::stage::{
+    Key, Persist, SnapshotError, SnapshotReader, StageContext, StatefulStage, Workers,
+};
 use super::stream::DStream;
 use super::text::{fast_hash, FastMap};
 use super::window::workers_for;
@@ -211,7 +213,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl<K: Key + Persist, S: Clone + Send + Sync + Persist + 'static> Store<K, S> {
     fn new(spec: StateSpec<K, S>, desc: String) -> Self {
         let mut s = Store {
-            shards: (0..SHARDS).map(|_| Mutex::new(FastMap::default())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(FastMap::default()))
+                .collect(),
             spec,
             desc,
             warned: false,
@@ -241,7 +245,11 @@ impl<K: Key + Persist, S: Clone + Send + Sync + Persist + 'static> Store<K, S> {
 
     /// Runs `f(shard index, shard)` for every shard, shards owned round-robin by the workers;
     /// results in shard order.
-    fn for_shards<R: Send>(&self, w: Workers, f: impl Fn(usize, &mut Shard<K, S>) -> R + Sync) -> Vec<R> {
+    fn for_shards<R: Send>(
+        &self,
+        w: Workers,
+        f: impl Fn(usize, &mut Shard<K, S>) -> R + Sync,
+    ) -> Vec<R> {
         let n = w.count();
         let parts = w.run(|wi| {
             (wi..SHARDS)
@@ -364,7 +372,9 @@ impl<K: Key + Persist, S: Clone + Send + Sync + Persist + 'static> Store<K, S> {
         let mut r = SnapshotReader::new(bytes);
         let v: u8 = r.read()?;
         if v != VERSION {
-            return Err(r.invalid(format!("keyed state snapshot version {v}, expected {VERSION}")));
+            return Err(r.invalid(format!(
+                "keyed state snapshot version {v}, expected {VERSION}"
+            )));
         }
         let n: u64 = r.read()?;
         for _ in 0..n {

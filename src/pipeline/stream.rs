@@ -19,7 +19,7 @@ use super::context::{BatchEnv, Node, StatefulHandle, StreamingContext};
 use super::fused::{combine, merge_keyed};
 use super::metrics::ErrorReason;
 use super::stage::{Key, SnapshotError, Stage, StageContext, StatefulStage};
-use super::text::FastMap;
+use super::text::{Combiner, FastMap};
 
 /// A materialised stream (see the module docs).
 pub struct DStream<T> {
@@ -350,14 +350,9 @@ impl<T: Key> DStream<T> {
         self.derive("count_by_value", |env, items| {
             let workers = env.workers.for_items(items.len());
             let parts = workers.run(|i| {
-                let mut m: FastMap<T, u64> = FastMap::default();
+                let mut m: Combiner<T, u64> = Combiner::default();
                 for x in workers.chunk(items, i) {
-                    match m.get_mut(x) {
-                        Some(c) => *c += 1,
-                        None => {
-                            m.insert(x.clone(), 1);
-                        }
-                    }
+                    *m.entry_or_insert_with(x.clone(), || 0) += 1;
                 }
                 m
             });
@@ -385,7 +380,7 @@ impl<K: Key, V: Clone + Send + Sync + 'static> DStream<(K, V)> {
             let workers = env.workers.for_items(items.len());
             let r = catch_unwind(AssertUnwindSafe(|| {
                 let parts = workers.run(|i| {
-                    let mut m: FastMap<K, V> = FastMap::default();
+                    let mut m: Combiner<K, V> = Combiner::default();
                     for (k, v) in workers.chunk(items, i) {
                         combine(&mut m, k.clone(), v.clone(), &f);
                     }

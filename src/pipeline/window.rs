@@ -58,8 +58,10 @@ use bytes::Bytes;
 
 use crate::event::Event;
 
-use super::fused::{combine, merge_keyed, EventFn, Fused};
-use super::stage::{Key, Persist, SnapshotError, SnapshotReader, StageContext, StatefulStage, Workers};
+use super::fused::{EventFn, Fused};
+use super::stage::{
+    Key, Persist, SnapshotError, SnapshotReader, StageContext, StatefulStage, Workers,
+};
 use super::stream::DStream;
 use super::text::FastMap;
 
@@ -92,6 +94,30 @@ pub(crate) fn interval_multiple(ctx_interval: Duration, d: Duration, what: &str,
     v
 }
 
+/// Folds `v` into the entry of `k`.
+fn combine<K: Key, V: Clone>(m: &mut FastMap<K, V>, k: K, v: V, f: &dyn Fn(V, V) -> V) {
+    match m.get_mut(&k) {
+        Some(slot) => *slot = f(slot.clone(), v),
+        None => {
+            m.insert(k, v);
+        }
+    }
+}
+
+/// Merges per-chunk partial maps in chunk order; sorted by key.
+fn merge_keyed<K: Key, V: Clone>(parts: Vec<FastMap<K, V>>, f: &dyn Fn(V, V) -> V) -> Vec<(K, V)> {
+    let mut it = parts.into_iter();
+    let mut first = it.next().unwrap_or_default();
+    for m in it {
+        for (k, v) in m {
+            combine(&mut first, k, v, f);
+        }
+    }
+    let mut out: Vec<(K, V)> = first.into_iter().collect();
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
 /// Reduces `items` by key over the workers; sorted by key.
 pub(crate) fn reduce_partial<K: Key, V: Clone + Send + Sync>(
     items: &[(K, V)],
@@ -111,7 +137,7 @@ pub(crate) fn reduce_partial<K: Key, V: Clone + Send + Sync>(
         }
         m
     });
-    merge_keyed(w, parts, &|a, b| f(a, b))
+    merge_keyed(parts, &|a, b| f(a, b))
 }
 
 /// Counts `items` by value over the workers; sorted by value.
@@ -129,7 +155,7 @@ fn count_partial<T: Key>(items: &[T], w: Workers) -> Vec<(T, u64)> {
         }
         m
     });
-    merge_keyed(w, parts, &|a, b| a + b)
+    merge_keyed(parts, &|a, b| a + b)
 }
 
 /// Window timing shared by the stages of this module.
@@ -570,7 +596,12 @@ where
 {
     /// `reduce_by_key(f)` per batch (fused, sharded), then
     /// [`DStream::reduce_by_key_and_window`].
-    pub fn reduce_by_key_and_window<F>(&self, f: F, len: Duration, slide: Duration) -> DStream<(K, V)>
+    pub fn reduce_by_key_and_window<F>(
+        &self,
+        f: F,
+        len: Duration,
+        slide: Duration,
+    ) -> DStream<(K, V)>
     where
         F: Fn(V, V) -> V + Send + Sync + 'static,
     {
@@ -609,7 +640,11 @@ where
 {
     /// `count_by_value()` per batch (fused, sharded), then an incremental window of the counts
     /// (same result as [`DStream::count_by_value_and_window`]).
-    pub fn count_by_value_and_window(&self, len: Duration, slide: Duration) -> DStream<(P::Out, u64)> {
+    pub fn count_by_value_and_window(
+        &self,
+        len: Duration,
+        slide: Duration,
+    ) -> DStream<(P::Out, u64)> {
         self.count_by_value().reduce_by_key_and_window_inv(
             |a, b| a + b,
             |a, b| a - b,
@@ -625,13 +660,23 @@ mod tests {
     use super::*;
     use crate::pipeline::PipelineCounter;
 
-    fn run_stage<S: StatefulStage>(s: &mut S, batches: &[Vec<S::In>], interval: i64) -> Vec<Vec<S::Out>> {
+    fn run_stage<S: StatefulStage>(
+        s: &mut S,
+        batches: &[Vec<S::In>],
+        interval: i64,
+    ) -> Vec<Vec<S::Out>> {
         let c = PipelineCounter::new("t");
         batches
             .iter()
             .enumerate()
             .map(|(i, b)| {
-                let cx = StageContext::detached(i as u64 + 1, interval * (i as i64 + 1), interval, 1, &c);
+                let cx = StageContext::detached(
+                    i as u64 + 1,
+                    interval * (i as i64 + 1),
+                    interval,
+                    1,
+                    &c,
+                );
                 let mut out = Vec::new();
                 s.process(b, &mut out, &cx);
                 out

@@ -51,6 +51,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::channel::{Channel, ChannelError, TakeBatch};
+use crate::clock::Clock;
 use crate::config::{ConfigError, Context, SystemProps};
 use crate::metrics::SinkCounter;
 use crate::rpc::client::{RpcClient, RpcClientConfig, RpcClientError};
@@ -140,15 +141,28 @@ pub struct AvroSink {
     runtime: tokio::runtime::Handle,
     counter: Arc<SinkCounter>,
     client: Option<RpcClient>,
+    /// Where `reset-connection-interval` and the reconnect backoff read the time (and the
+    /// load-balancing client its host backoff).
+    clock: Clock,
     connected_at: Instant,
     /// Consecutive failed connection attempts.
     connect_failures: u32,
     next_connect: Option<Instant>,
     last_connect_error: Option<String>,
+    /// When `start` ran: connection failures before the first success within
+    /// [`FIRST_CONNECT_GRACE`] of it are logged at DEBUG only.
+    started_at: Instant,
+    /// A connection has succeeded since start.
+    ever_connected: bool,
     /// Delivered batches whose take commits are still running, oldest first (see *Commit
     /// behind*).
     committing: std::collections::VecDeque<PendingCommit>,
 }
+
+/// How long after `start` connection failures stay quiet (DEBUG, and `process` backs off
+/// instead of failing) while no connection has succeeded yet: the downstream may be starting at
+/// the same moment. A target still down after this is reported at WARN/ERROR as usual.
+pub const FIRST_CONNECT_GRACE: Duration = Duration::from_secs(10);
 
 /// A delivered batch's take commit, running on the runtime's blocking pool.
 struct PendingCommit {
@@ -194,12 +208,23 @@ impl AvroSink {
             runtime,
             counter: Arc::new(SinkCounter::new(name)),
             client: None,
+            clock: Clock::system(),
             connected_at: Instant::now(),
             connect_failures: 0,
             next_connect: None,
             last_connect_error: None,
+            started_at: Instant::now(),
+            ever_connected: false,
             committing: std::collections::VecDeque::new(),
         }
+    }
+
+    /// Reads `reset-connection-interval`, the reconnect backoff and the load-balancing client's
+    /// host backoff from `clock` instead of the system's monotonic clock (call before `start`).
+    pub fn with_clock(mut self, clock: Clock) -> AvroSink {
+        self.connected_at = clock.now();
+        self.clock = clock;
+        self
     }
 
     /// The settings in force.
@@ -210,6 +235,13 @@ impl AvroSink {
     /// True while a client is held (it may still turn out dead on the next call).
     pub fn is_connected(&self) -> bool {
         self.client.as_ref().is_some_and(RpcClient::is_active)
+    }
+
+    /// True while connection failures are expected and kept quiet: no connection has
+    /// succeeded yet and [`FIRST_CONNECT_GRACE`] has not passed since start (the target may be
+    /// an agent starting at the same time).
+    fn in_first_connect_grace(&self) -> bool {
+        !self.ever_connected && self.started_at.elapsed() < FIRST_CONNECT_GRACE
     }
 
     fn delivery(&self, message: String) -> SinkError {
@@ -283,7 +315,7 @@ impl AvroSink {
     /// reconnect backoff.
     fn verify_connection(&mut self) -> Result<(), SinkError> {
         if let (Some(_), Some(every)) = (&self.client, self.cfg.reset_connection_interval) {
-            if self.connected_at.elapsed() >= every {
+            if self.clock.now().duration_since(self.connected_at) >= every {
                 tracing::debug!(sink = %self.name, "reset-connection-interval reached; reconnecting");
                 self.destroy_connection();
             }
@@ -295,11 +327,10 @@ impl AvroSink {
             return Ok(());
         }
         if let Some(at) = self.next_connect {
-            let now = Instant::now();
+            let now = self.clock.now();
             if now < at {
                 return Err(self.delivery(format!(
-                    "not connected to {}; next connection attempt in {} ms (last error: {})",
-                    self.hosts_text(),
+                    "not connected; next connection attempt in {} ms (last error: {})",
                     (at - now).as_millis(),
                     self.last_connect_error.as_deref().unwrap_or("none")
                 )));
@@ -308,11 +339,12 @@ impl AvroSink {
         let cfg = self.cfg.client.clone();
         match self.runtime.block_on(RpcClient::connect(&cfg)) {
             Ok(c) => {
-                self.client = Some(c);
-                self.connected_at = Instant::now();
+                self.client = Some(c.with_clock(self.clock.clone()));
+                self.connected_at = self.clock.now();
                 self.connect_failures = 0;
                 self.next_connect = None;
                 self.last_connect_error = None;
+                self.ever_connected = true;
                 SinkCounter::add(&self.counter.connection_created, 1);
                 tracing::info!(sink = %self.name, hosts = %self.hosts_text(), "RPC connection created");
                 Ok(())
@@ -325,10 +357,14 @@ impl AvroSink {
                     .saturating_mul(1u32 << self.connect_failures.min(20))
                     .min(self.cfg.reconnect_backoff_max);
                 self.connect_failures = self.connect_failures.saturating_add(1);
-                self.next_connect = Some(Instant::now() + wait);
+                self.next_connect = Some(self.clock.now() + wait);
                 self.last_connect_error = Some(e.to_string());
-                tracing::warn!(sink = %self.name, error = %e, retry_in_ms = wait.as_millis() as u64, "RPC connection failed");
-                Err(self.delivery(format!("cannot connect: {e}")))
+                if self.in_first_connect_grace() {
+                    tracing::debug!(sink = %self.name, error = %e, retry_in_ms = wait.as_millis() as u64, "RPC connection failed (first-connect grace)");
+                } else {
+                    tracing::warn!(sink = %self.name, error = %e, retry_in_ms = wait.as_millis() as u64, "RPC connection failed");
+                }
+                Err(self.delivery(e.to_string()))
             }
         }
     }
@@ -358,16 +394,21 @@ impl Sink for AvroSink {
 
     fn start(&mut self) -> Result<(), SinkError> {
         self.counter.start();
-        // As Flume: try to connect at start, but a downstream that is not up yet is no error.
-        if let Err(e) = self.verify_connection() {
-            tracing::warn!(sink = %self.name, error = %e, "unable to connect at start; will retry");
-        }
+        // As Flume: try to connect at start, but a downstream that is not up yet is no error
+        // (verify_connection has logged the failure; during the grace at DEBUG).
+        self.started_at = Instant::now();
+        self.ever_connected = false;
+        let _ = self.verify_connection();
         Ok(())
     }
 
     fn process(&mut self) -> Result<SinkStatus, SinkError> {
         if let Err(e) = self.verify_connection() {
             self.finish_commit()?;
+            if self.in_first_connect_grace() {
+                // Not yet an error: the runner backs off quietly and the next call retries.
+                return Ok(SinkStatus::Backoff);
+            }
             return Err(e);
         }
         // Wait briefly on the channel for the first event rather than reporting Backoff at
@@ -422,5 +463,50 @@ impl Sink for AvroSink {
 
     fn counter(&self) -> Arc<SinkCounter> {
         self.counter.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::memory::{MemoryChannel, MemoryChannelConfig};
+
+    /// The connect error names the target and the OS cause exactly once, in the error the
+    /// runner logs and in the "not connected" message of the next attempt.
+    #[test]
+    fn connect_error_prints_each_cause_once() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        }; // closed again: connecting is refused
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let channel = Arc::new(MemoryChannel::new("c", MemoryChannelConfig::default()));
+        let p = port.to_string();
+        let ctx = Context::from_pairs("a.sinks.k", [("hostname", "127.0.0.1"), ("port", &p)]);
+        let mut sink =
+            AvroSink::from_context("k", &ctx, &SystemProps::new(), channel, rt.handle().clone())
+                .unwrap();
+        let target = format!("127.0.0.1:{port}");
+        let text = sink.verify_connection().unwrap_err().to_string();
+        assert_eq!(text.matches(&target).count(), 1, "{text}");
+        assert_eq!(text.matches("cannot connect").count(), 1, "{text}");
+        assert!(
+            text.starts_with(&format!(
+                "sink k: delivery failed: cannot connect to {target}: "
+            )),
+            "{text}"
+        );
+        let again = sink.verify_connection().unwrap_err().to_string();
+        assert_eq!(again.matches("cannot connect").count(), 1, "{again}");
+        assert!(again.contains("next connection attempt"), "{again}");
+        assert_eq!(again.matches(&target).count(), 1, "{again}");
+        // Within the first-connect grace, process backs off instead of failing.
+        assert!(matches!(sink.process(), Ok(SinkStatus::Backoff)));
+        sink.ever_connected = true;
+        assert!(sink.process().is_err());
     }
 }

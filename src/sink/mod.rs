@@ -40,12 +40,20 @@ pub enum SinkError {
     Channel(#[from] ChannelError),
     /// Delivery failed (Flume's `EventDeliveryException`); the batch was rolled back.
     #[error("sink {sink}: delivery failed: {message}")]
-    Delivery { sink: String, message: String },
+    Delivery {
+        /// The sink's name from the configuration (`k1`).
+        sink: String,
+        /// What went wrong downstream, in words (the peer's error, a timeout, a closed connection).
+        message: String,
+    },
     /// An I/O failure, with what was being done.
     #[error("sink {sink}: {what}: {error}")]
     Io {
+        /// The sink's name from the configuration (`k1`).
         sink: String,
+        /// What was being done when it failed, with the path or address where one applies.
         what: String,
+        /// The operating system's error.
         #[source]
         error: std::io::Error,
     },

@@ -90,6 +90,9 @@ struct DeliverToChannels {
     name: Arc<str>,
     processor: ChannelProcessor,
     counter: Arc<SourceCounter>,
+    /// A full channel is back-pressure, not a fault: reported once at INFO until a call is
+    /// stored again.
+    blocked: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl RequestHandler for DeliverToChannels {
@@ -97,6 +100,7 @@ impl RequestHandler for DeliverToChannels {
         let counter = self.counter.clone();
         let processor = self.processor.clone();
         let name = self.name.clone();
+        let blocked = self.blocked.clone();
         let n = request.events.len() as u64;
         let message = request.message;
         match message {
@@ -118,7 +122,21 @@ impl RequestHandler for DeliverToChannels {
                         }
                     }
                     SourceCounter::add(&counter.events_accepted, n);
+                    blocked.store(false, std::sync::atomic::Ordering::Relaxed);
                     Outcome::Status(Status::Ok)
+                }
+                Ok(Err(e @ crate::channel::ChannelError::Full { .. })) => {
+                    SourceCounter::add(&counter.channel_write_fail, 1);
+                    if !blocked.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        tracing::info!(
+                            source = %name,
+                            %peer,
+                            cause = %e,
+                            "back-pressure: the channel is full, so calls are answered FAILED and \
+                             the senders retry (reported once until a call is stored again)"
+                        );
+                    }
+                    Outcome::Status(Status::Failed)
                 }
                 Ok(Err(e)) => {
                     SourceCounter::add(&counter.channel_write_fail, 1);
@@ -255,6 +273,7 @@ impl Source for AvroSource {
             name: self.name.as_str().into(),
             processor: self.processor.clone(),
             counter: self.counter.clone(),
+            blocked: Arc::default(),
         });
         let _enter = self.runtime.enter();
         let server = RpcServer::bind(

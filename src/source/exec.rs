@@ -61,10 +61,7 @@ impl ExecSourceConfig {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_string);
-        let batch_size = ctx.get_u64("batchSize", 20)?;
-        if batch_size == 0 || batch_size > i32::MAX as u64 {
-            return Err(ctx.error("batchSize", "must be a positive integer"));
-        }
+        let batch_size = ctx.get_positive_int("batchSize", 20)?;
         let batch_timeout = ctx.get_millis("batchTimeout", 3000)?;
         if batch_timeout.is_zero() {
             return Err(ctx.error("batchTimeout", "must be at least 1 ms"));
@@ -85,7 +82,7 @@ impl ExecSourceConfig {
             restart: ctx.get_bool("restart", false),
             restart_throttle: ctx.get_millis("restartThrottle", 10_000)?,
             log_stderr: ctx.get_bool("logStdErr", false),
-            batch_size: batch_size as usize,
+            batch_size,
             batch_timeout,
         })
     }
@@ -271,6 +268,7 @@ impl Runner {
 
     /// Delivers `batch`, retrying while the channels refuse it (one last try once stopping).
     fn deliver(&self, batch: &mut Vec<Event>) {
+        let mut reported_full = false;
         loop {
             match self.processor.process_batch(batch) {
                 Ok(()) => {
@@ -288,7 +286,14 @@ impl Runner {
                         batch.clear();
                         return;
                     }
-                    tracing::error!(source = %self.name, error = %e, "channel refused batch; retrying in 1 s");
+                    if matches!(e, crate::channel::ChannelError::Full { .. }) {
+                        if !reported_full {
+                            reported_full = true;
+                            tracing::info!(source = %self.name, cause = %e, "back-pressure: the channel is full; retrying every 1 s (reported once per batch)");
+                        }
+                    } else {
+                        tracing::error!(source = %self.name, error = %e, "channel refused batch; retrying in 1 s");
+                    }
                     // Returns at once when stop is signalled, then the loop tries one last time.
                     sleep_or_stop(&self.stop, Duration::from_secs(1));
                 }

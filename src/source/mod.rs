@@ -32,15 +32,21 @@ pub enum SourceError {
     /// An I/O failure (bind, spawn, read), with what was being done.
     #[error("source {source_name}: {what}: {error}")]
     Io {
+        /// The source's name from the configuration (`r1`).
         source_name: String,
+        /// What was being done when it failed (`cannot listen on 0.0.0.0:41414 ...`, `spawning the
+        /// runner thread`).
         what: String,
+        /// The operating system's error.
         #[source]
         error: std::io::Error,
     },
     /// Anything else, said plainly.
     #[error("source {source_name}: {message}")]
     Other {
+        /// The source's name from the configuration (`r1`).
         source_name: String,
+        /// What went wrong, in words.
         message: String,
     },
 }

@@ -36,13 +36,10 @@ pub struct SeqSourceConfig {
 impl SeqSourceConfig {
     /// Reads the settings with Flume's defaults.
     pub fn from_context(ctx: &Context) -> Result<Self, ConfigError> {
-        let batch_size = ctx.get_u64("batchSize", 1)?;
-        if batch_size == 0 || batch_size > i32::MAX as u64 {
-            return Err(ctx.error("batchSize", "must be a positive integer"));
-        }
+        let batch_size = ctx.get_positive_int("batchSize", 1)?;
         let total_events = ctx.get_u64("totalEvents", i64::MAX as u64)?;
         Ok(SeqSourceConfig {
-            batch_size: batch_size as usize,
+            batch_size,
             total_events,
             backoff_increment: ctx.get_millis("backoffSleepIncrement", 1000)?,
             max_backoff: ctx.get_millis("maxBackoffSleep", 5000)?,
@@ -101,6 +98,8 @@ fn run(
 ) {
     let mut sent: u64 = 0;
     let mut consecutive_backoffs: u32 = 0;
+    // Back-pressure (a full channel) is normal flow control: reported once at INFO per episode.
+    let mut blocked = false;
     let mut batch: Vec<Event> = Vec::with_capacity(cfg.batch_size);
     let mut text = String::new();
     loop {
@@ -130,11 +129,23 @@ fn run(
         consecutive_backoffs = 0;
         match processor.process_batch(&batch) {
             Ok(()) => {
+                if blocked {
+                    blocked = false;
+                    tracing::debug!(source = %name, "channel has room again; generating");
+                }
                 sent = next;
                 if cfg.batch_size > 1 {
                     SourceCounter::add(&counter.append_batch_accepted, 1);
                 }
                 SourceCounter::add(&counter.events_accepted, batch.len() as u64);
+            }
+            Err(e @ crate::channel::ChannelError::Full { .. }) => {
+                SourceCounter::add(&counter.channel_write_fail, 1);
+                if !blocked {
+                    blocked = true;
+                    tracing::info!(source = %name, cause = %e,
+                        "back-pressure: the channel is full, so the source waits for its sinks to drain it (reported once until it clears)");
+                }
             }
             Err(e) => {
                 SourceCounter::add(&counter.channel_write_fail, 1);

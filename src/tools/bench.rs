@@ -10,8 +10,22 @@
 //! go into a pre-sized vector per connection. The clock covers connecting too (reported
 //! separately as `connect_time`).
 //!
-//! The in-process mode ("start a server myself when no target is given") belongs to the caller:
-//! start a source, then pass its address here.
+//! **Closed loop** (the default): each connection sends its next call as soon as the previous
+//! one is answered, so the figure is the throughput the target sustains.
+//!
+//! **Open loop** (`rate` set, events/s): call `k` of the run is *scheduled* at
+//! `start + k × batch_size / rate`, whether or not earlier calls have returned; calls are dealt
+//! to the connections round-robin. A call's latency is measured from its scheduled time, not
+//! from when a free connection finally sent it, so a stall shows as the latency every call
+//! queued behind it experienced (no coordinated omission, as in wrk2 or HdrHistogram's
+//! corrected mode). Use it to measure ack latency at a given load.
+//!
+//! **Progress**: with `progress` set, an `indicatif` bar on stderr shows delivered events and
+//! the live rate (it draws nothing when stderr is not a terminal).
+//!
+//! The in-process mode ([`run_in_process_matching`]) starts an Avro source itself; the client
+//! settings the source must agree with (`compression-type`) are applied to it, settings it
+//! cannot honour (`ssl`) are refused.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +53,10 @@ pub struct BenchOptions {
     pub connections: usize,
     /// Extra RPC client settings (`compression-type`, `ssl`, `trust-all-certs`, `request-timeout`, ...).
     pub client_settings: Vec<(String, String)>,
+    /// Open loop: the offered load in events/s (`None`: closed loop, as fast as acknowledged).
+    pub rate: Option<f64>,
+    /// Draw a progress bar with the live rate on stderr (when it is a terminal).
+    pub progress: bool,
 }
 
 impl BenchOptions {
@@ -52,6 +70,8 @@ impl BenchOptions {
             batch_size: 100,
             connections: 1,
             client_settings: Vec::new(),
+            rate: None,
+            progress: false,
         }
     }
 }
@@ -90,8 +110,66 @@ pub struct BenchReport {
     pub events_per_sec: f64,
     /// Body megabytes (10^6) per second.
     pub mb_per_sec: f64,
-    /// Per-call latency.
+    /// Per-call latency (open loop: from each call's scheduled time).
     pub latency: Latency,
+    /// Calls that failed (a run stops at the first failure, so a finished run has 0).
+    pub errors: u64,
+    /// The offered load of an open-loop run, events/s.
+    pub rate: Option<f64>,
+}
+
+impl BenchReport {
+    /// The summary table `sluicegate bench` prints.
+    pub fn table(&self) -> String {
+        let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1e3);
+        let mut rows: Vec<(&str, String)> = vec![
+            ("events", self.events.to_string()),
+            ("calls", self.calls.to_string()),
+            ("elapsed", format!("{:.3} s", self.elapsed.as_secs_f64())),
+            ("events/s", format!("{:.0}", self.events_per_sec)),
+            ("MB/s (body)", format!("{:.2}", self.mb_per_sec)),
+        ];
+        if let Some(r) = self.rate {
+            rows.push(("offered events/s", format!("{r:.0}")));
+        }
+        rows.extend([
+            ("latency p50", ms(self.latency.p50)),
+            ("latency p90", ms(self.latency.p90)),
+            ("latency p99", ms(self.latency.p99)),
+            ("latency p99.9", ms(self.latency.p999)),
+            ("latency max", ms(self.latency.max)),
+            ("errors", self.errors.to_string()),
+        ]);
+        let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        let v = rows.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
+        rows.iter()
+            .map(|(k, val)| format!("{k:<w$}  {val:>v$}\n"))
+            .collect()
+    }
+
+    /// The report as one JSON object (`sluicegate bench --json`); durations in microseconds.
+    pub fn to_json(&self) -> serde_json::Value {
+        let us = |d: Duration| d.as_micros() as u64;
+        serde_json::json!({
+            "events": self.events,
+            "calls": self.calls,
+            "body_bytes": self.body_bytes,
+            "encoded_bytes": self.encoded_bytes,
+            "connect_time_us": us(self.connect_time),
+            "elapsed_us": us(self.elapsed),
+            "events_per_sec": self.events_per_sec,
+            "mb_per_sec": self.mb_per_sec,
+            "offered_events_per_sec": self.rate,
+            "latency_us": {
+                "p50": us(self.latency.p50),
+                "p90": us(self.latency.p90),
+                "p99": us(self.latency.p99),
+                "p99.9": us(self.latency.p999),
+                "max": us(self.latency.max),
+            },
+            "errors": self.errors,
+        })
+    }
 }
 
 impl std::fmt::Display for BenchReport {
@@ -149,13 +227,33 @@ fn percentile(sorted: &[u32], p: f64) -> Duration {
     Duration::from_micros(u64::from(sorted[i]))
 }
 
-/// Runs the benchmark inside the current tokio runtime.
-pub async fn run(opts: &BenchOptions, props: &SystemProps) -> Result<BenchReport, BenchError> {
-    if opts.batch_size == 0 || opts.connections == 0 {
+/// Refuses options that cannot run: zero batch size, connections or events, a rate that is not
+/// a positive number.
+pub fn validate(opts: &BenchOptions) -> Result<(), BenchError> {
+    if opts.batch_size == 0 {
+        return Err(BenchError::Config("--batch-size must be at least 1".into()));
+    }
+    if opts.connections == 0 {
         return Err(BenchError::Config(
-            "batch size and connections must be at least 1".into(),
+            "--connections must be at least 1".into(),
         ));
     }
+    if opts.events == 0 {
+        return Err(BenchError::Config("--events must be at least 1".into()));
+    }
+    if let Some(r) = opts.rate {
+        if !(r.is_finite() && r > 0.0) {
+            return Err(BenchError::Config(format!(
+                "--rate must be a positive number of events/s, got {r}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the benchmark inside the current tokio runtime.
+pub async fn run(opts: &BenchOptions, props: &SystemProps) -> Result<BenchReport, BenchError> {
+    validate(opts)?;
     let hp = opts.target.to_string();
     let bs = opts.batch_size.to_string();
     let mut pairs: Vec<(&str, &str)> = vec![
@@ -191,10 +289,30 @@ pub async fn run(opts: &BenchOptions, props: &SystemProps) -> Result<BenchReport
     let connect_time = start.elapsed();
     let per_conn_calls =
         (opts.events / opts.batch_size as u64 / opts.connections as u64 + 2) as usize;
+    let bar = opts.progress.then(|| progress_bar(opts.events));
+    let ticker = bar.clone().map(|bar| {
+        let delivered = delivered.clone();
+        tokio::spawn(async move {
+            loop {
+                bar.set_position(delivered.load(Ordering::Relaxed));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    });
+    // Open loop: call k (counted over the whole run) is due at `sched_start + k × period`.
+    let period = opts
+        .rate
+        .map(|r| Duration::from_secs_f64(opts.batch_size as f64 / r));
+    let sched_start = tokio::time::Instant::now();
+    let call_no = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for client in clients {
-        let (template, remaining, delivered) =
-            (template.clone(), remaining.clone(), delivered.clone());
+        let (template, remaining, delivered, call_no) = (
+            template.clone(),
+            remaining.clone(),
+            delivered.clone(),
+            call_no.clone(),
+        );
         let batch = opts.batch_size as u64;
         tasks.spawn(async move {
             let mut lat: Vec<u32> = Vec::with_capacity(per_conn_calls);
@@ -202,7 +320,15 @@ pub async fn run(opts: &BenchOptions, props: &SystemProps) -> Result<BenchReport
                 (r > 0).then(|| r.saturating_sub(batch))
             }) {
                 let k = prev.min(batch) as usize;
-                let t = Instant::now();
+                let t = match period {
+                    Some(p) => {
+                        let n = call_no.fetch_add(1, Ordering::SeqCst);
+                        let due = sched_start + p.saturating_mul(n.min(u64::from(u32::MAX)) as u32);
+                        tokio::time::sleep_until(due).await;
+                        due.into_std()
+                    }
+                    None => Instant::now(),
+                };
                 if let Err(e) = client.append_batch(&template[..k]).await {
                     client.close().await;
                     return Err(e);
@@ -231,6 +357,13 @@ pub async fn run(opts: &BenchOptions, props: &SystemProps) -> Result<BenchReport
     }
     let elapsed = start.elapsed();
     let events = delivered.load(Ordering::SeqCst);
+    if let Some(t) = ticker {
+        t.abort();
+    }
+    if let Some(bar) = bar {
+        bar.set_position(events);
+        bar.finish_and_clear();
+    }
     if let Some(source) = failure {
         return Err(BenchError::Rpc {
             delivered: events,
@@ -259,7 +392,27 @@ pub async fn run(opts: &BenchOptions, props: &SystemProps) -> Result<BenchReport
                 .last()
                 .map_or(Duration::ZERO, |&m| Duration::from_micros(u64::from(m))),
         },
+        errors: 0,
+        rate: opts.rate,
     })
+}
+
+fn progress_bar(events: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(events),
+        indicatif::ProgressDrawTarget::stderr_with_hz(4),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {human_pos}/{human_len} events  {rate}  eta {eta}",
+    ) {
+        bar.set_style(style.with_key(
+            "rate",
+            |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0} events/s", s.per_sec());
+            },
+        ));
+    }
+    bar
 }
 
 /// Runs the benchmark on a private multi-threaded runtime.
@@ -271,10 +424,68 @@ pub fn run_blocking(opts: &BenchOptions, props: &SystemProps) -> Result<BenchRep
     rt.block_on(run(opts, props))
 }
 
+/// The settings the in-process source needs so that a client configured with
+/// `client_settings` can talk to it; settings it cannot honour are refused with the reason.
+pub fn source_settings(
+    client_settings: &[(String, String)],
+) -> Result<Vec<(String, String)>, BenchError> {
+    let mut out = Vec::new();
+    for (k, v) in client_settings {
+        match k.as_str() {
+            "compression-type" | "compression-layer-order" => out.push((k.clone(), v.clone())),
+            "ssl" if v.trim().eq_ignore_ascii_case("true") => {
+                return Err(BenchError::Config(
+                    "--set ssl=true needs a TLS source, which the in-process one is not; \
+                     point --target at a source with ssl = true"
+                        .into(),
+                ))
+            }
+            "hosts" | "hostname" | "port" => {
+                return Err(BenchError::Config(format!(
+                    "--set {k}: the target is chosen with --target"
+                )))
+            }
+            "batch-size" => {
+                return Err(BenchError::Config(
+                    "--set batch-size: use --batch-size".into(),
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Runs `opts` against an Avro source started in this process (its `target` is replaced),
+/// configured to match the client settings (see [`source_settings`]).
+pub fn run_in_process_matching(
+    opts: &BenchOptions,
+    props: &SystemProps,
+) -> Result<BenchReport, BenchError> {
+    validate(opts)?;
+    let settings = source_settings(&opts.client_settings)?;
+    run_in_process_with(
+        &settings,
+        |addr| BenchOptions {
+            target: addr,
+            ..opts.clone()
+        },
+        props,
+    )
+}
+
 /// Runs the benchmark against an Avro source started in this process: `127.0.0.1:0`, a memory
 /// channel sized for the load, and a thread that drains it (take + commit), so the figure
 /// covers framing, decoding, the channel put/commit and the `OK` round trip.
 pub fn run_in_process(
+    options: impl FnOnce(SocketAddr) -> BenchOptions,
+    props: &SystemProps,
+) -> Result<BenchReport, BenchError> {
+    run_in_process_with(&[], options, props)
+}
+
+fn run_in_process_with(
+    source_settings: &[(String, String)],
     options: impl FnOnce(SocketAddr) -> BenchOptions,
     props: &SystemProps,
 ) -> Result<BenchReport, BenchError> {
@@ -295,7 +506,13 @@ pub fn run_in_process(
             ..Default::default()
         },
     ));
-    let ctx = Context::from_pairs("bench.sources.r1", [("bind", "127.0.0.1"), ("port", "0")]);
+    let mut pairs: Vec<(&str, &str)> = vec![("bind", "127.0.0.1"), ("port", "0")];
+    pairs.extend(
+        source_settings
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    let ctx = Context::from_pairs("bench.sources.r1", pairs);
     let processor = ChannelProcessor::replicating(vec![channel.clone() as Arc<dyn Channel>]);
     let mut source = crate::source::avro::AvroSource::from_context(
         "r1",
@@ -342,6 +559,64 @@ mod tests {
         assert_eq!(percentile(&v, 0.999), Duration::from_micros(999));
         assert_eq!(percentile(&[], 0.5), Duration::ZERO);
         assert_eq!(percentile(&[7], 0.999), Duration::from_micros(7));
+    }
+
+    #[test]
+    fn in_process_source_matches_or_refuses_client_settings() {
+        let kv = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        assert_eq!(
+            source_settings(&kv("compression-type", "deflate")).unwrap(),
+            kv("compression-type", "deflate")
+        );
+        assert!(source_settings(&kv("request-timeout", "5000"))
+            .unwrap()
+            .is_empty());
+        let e = source_settings(&kv("ssl", "true")).unwrap_err().to_string();
+        assert!(e.contains("--target"), "{e}");
+        let e = source_settings(&kv("batch-size", "5"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--batch-size"), "{e}");
+    }
+
+    #[test]
+    fn table_and_json_carry_every_figure() {
+        let r = BenchReport {
+            events: 1000,
+            calls: 10,
+            body_bytes: 256_000,
+            encoded_bytes: 300_000,
+            connect_time: Duration::from_millis(1),
+            elapsed: Duration::from_millis(500),
+            events_per_sec: 2000.0,
+            mb_per_sec: 0.512,
+            latency: Latency {
+                p50: Duration::from_micros(100),
+                p90: Duration::from_micros(200),
+                p99: Duration::from_micros(300),
+                p999: Duration::from_micros(400),
+                max: Duration::from_micros(500),
+            },
+            errors: 0,
+            rate: Some(2000.0),
+        };
+        let t = r.table();
+        for row in [
+            "events  ",
+            "events/s",
+            "MB/s (body)",
+            "latency p99.9",
+            "0.400 ms",
+            "errors",
+            "offered events/s",
+        ] {
+            assert!(t.contains(row), "{row} missing in\n{t}");
+        }
+        assert!(t.ends_with('\n'));
+        let j = r.to_json();
+        assert_eq!(j["latency_us"]["p99.9"], 400);
+        assert_eq!(j["events"], 1000);
+        assert_eq!(j["errors"], 0);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! | module | tool |
 //! |---|---|
 //! | [`avro_client`] | `flume-ng avro-client`: send a file's (or stdin's) lines as events |
-//! | [`bench`] | a load generator for Avro sources: events/s, MB/s, latency percentiles |
+//! | [`bench`](mod@bench) | a load generator for Avro sources: events/s, MB/s, latency percentiles |
 //! | [`relay`] | two sluicegate hops end to end (file channel + Avro sink between them), verified |
 //! | [`pipeline_bench`] | `bench --pipeline`: Avro → file channel → the streaming word count, per-batch timings, the Spark anchor's keeps-up rule |
 //!

@@ -51,10 +51,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::channel::file::{FileChannel, FileChannelConfig};
 use crate::channel::Channel;
 use crate::config::Context;
+use crate::config::SystemProps;
 use crate::event::Event;
 use crate::pipeline::{Pipeline, PipelineConfig, PipelineError, StreamingContext};
 use crate::rpc::client::{NettyAvroClient, RpcClientConfig};
-use crate::config::SystemProps;
 use crate::source::avro::AvroSource;
 use crate::source::{ChannelProcessor, Source};
 

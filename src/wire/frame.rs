@@ -122,34 +122,67 @@ impl Default for FrameLimits {
 pub enum FrameError {
     /// The buffer count was zero (Java would hang) — usually a peer speaking another framing.
     #[error("frame {serial}: buffer count is 0 (a Netty Avro peer never sends that; framing or compression mismatch?)")]
-    ZeroCount { serial: i32 },
+    ZeroCount {
+        /// The frame's call serial (the first 4 bytes), as read.
+        serial: i32,
+    },
     /// The buffer count was negative.
     #[error("frame {serial}: negative buffer count {count} (framing or compression mismatch?)")]
-    NegativeCount { serial: i32, count: i32 },
+    NegativeCount {
+        /// The frame's call serial (the first 4 bytes), as read.
+        serial: i32,
+        /// The buffer count as read (below 0).
+        count: i32,
+    },
     /// More buffers than [`FrameLimits::max_buffers`].
     #[error("frame {serial}: {count} buffers exceed the limit of {max}")]
     TooManyBuffers {
+        /// The frame's call serial (the first 4 bytes), as read.
         serial: i32,
+        /// The buffer count as read.
         count: usize,
+        /// The configured cap, [`FrameLimits::max_buffers`].
         max: usize,
     },
     /// A buffer length was negative.
     #[error("frame {serial}: buffer {index} has negative length {len}")]
-    NegativeLength { serial: i32, index: usize, len: i32 },
+    NegativeLength {
+        /// The frame's call serial (the first 4 bytes), as read.
+        serial: i32,
+        /// Which buffer of the frame, from 0.
+        index: usize,
+        /// The length as read (below 0).
+        len: i32,
+    },
     /// A buffer longer than [`FrameLimits::max_buffer_len`].
     #[error("frame {serial}: buffer {index} of {len} bytes exceeds the limit of {max} bytes")]
     BufferTooLarge {
+        /// The frame's call serial (the first 4 bytes), as read.
         serial: i32,
+        /// Which buffer of the frame, from 0.
         index: usize,
+        /// The buffer's declared length in bytes.
         len: usize,
+        /// The configured cap in bytes, [`FrameLimits::max_buffer_len`].
         max: usize,
     },
     /// The frame's message would exceed [`FrameLimits::max_frame_bytes`].
     #[error("frame {serial}: message of at least {len} bytes exceeds the limit of {max} bytes")]
-    FrameTooLarge { serial: i32, len: usize, max: usize },
+    FrameTooLarge {
+        /// The frame's call serial (the first 4 bytes), as read.
+        serial: i32,
+        /// A lower bound on the message's size in bytes: the declared buffer lengths read so
+        /// far.
+        len: usize,
+        /// The configured cap in bytes, [`FrameLimits::max_frame_bytes`].
+        max: usize,
+    },
     /// The stream ended inside a frame.
     #[error("connection closed inside a frame ({buffered} byte(s) of an incomplete frame)")]
-    TruncatedAtEof { buffered: usize },
+    TruncatedAtEof {
+        /// Bytes of the unfinished frame received before the end of the stream.
+        buffered: usize,
+    },
     /// An I/O error from the underlying transport.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -109,12 +109,14 @@ impl FileChannelConfig {
                     return Err(ctx.error("dataDirs", "must name at least one directory"));
                 }
                 if dirs.len() > 1 {
-                    tracing::warn!(
-                        key = %ctx.full_key("dataDirs"),
-                        "only the first of {} data directories ({}) is used; the file channel \
-                         writes one sequential log and gains nothing from spreading it",
-                        dirs.len(),
-                        dirs[0].display()
+                    ctx.warn(
+                        "dataDirs",
+                        &format!(
+                            "only the first of {} data directories ({}) is used; the file \
+                             channel writes one sequential log and gains nothing from spreading it",
+                            dirs.len(),
+                            dirs[0].display()
+                        ),
                     );
                 }
                 dirs
@@ -148,9 +150,9 @@ impl FileChannelConfig {
         }
         let mut min_space = ctx.get_u64("minimumRequiredSpace", d.minimum_required_space)?;
         if min_space < MIN_REQUIRED_SPACE_FLOOR {
-            tracing::warn!(
-                key = %ctx.full_key("minimumRequiredSpace"),
-                "{min_space} is below the floor; using {MIN_REQUIRED_SPACE_FLOOR}"
+            ctx.warn(
+                "minimumRequiredSpace",
+                &format!("{min_space} is below the floor; using {MIN_REQUIRED_SPACE_FLOOR}"),
             );
             min_space = MIN_REQUIRED_SPACE_FLOOR;
         }
@@ -166,9 +168,10 @@ impl FileChannelConfig {
         for key in IGNORED_KEYS {
             if ctx.contains(key) {
                 let _ = ctx.get(key);
-                tracing::warn!(
-                    key = %ctx.full_key(key),
-                    "ignored: the sluicegate file channel has no equivalent (see docs/file-channel.md)"
+                ctx.warn(
+                    key,
+                    "ignored: the sluicegate file channel has no equivalent (see \
+                     docs/file-channel.md)",
                 );
             }
         }
@@ -177,9 +180,10 @@ impl FileChannelConfig {
             for k in enc.keys().map(str::to_string).collect::<Vec<_>>() {
                 let _ = enc.get(&k);
             }
-            tracing::warn!(
-                key = %ctx.full_key("encryption"),
-                "encryption.* is not supported and is ignored: events are stored unencrypted"
+            let first = enc.keys().next().unwrap_or_default().to_string();
+            enc.warn(
+                &first,
+                "encryption.* is not supported and is ignored: events are stored unencrypted",
             );
         }
         Ok(FileChannelConfig {

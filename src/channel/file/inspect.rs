@@ -15,10 +15,23 @@ pub enum InspectError {
     /// Neither a channel directory nor one with `checkpoint/` and `data/` inside.
     #[error("{0} holds no file channel (expected a ledger and log-*.sgseg segments, or checkpoint/ and data/ subdirectories)")]
     NotAChannel(PathBuf),
+    /// `DIR` is a checkpoint directory: it holds the ledger but no segments.
+    #[error("{dir} is a checkpoint directory (it holds the ledger, no segments); pass the data directory: sluicegate channel inspect {} --checkpoint-dir {dir}", data_dir.as_deref().map_or_else(|| "<the channel's dataDirs>".to_string(), |d| d.display().to_string()))]
+    CheckpointDir {
+        /// The directory given.
+        dir: PathBuf,
+        /// A sibling data directory, when one was found.
+        data_dir: Option<PathBuf>,
+    },
+    /// `DIR` holds segments but neither it nor a sibling holds the ledger.
+    #[error("{0} holds segments but no ledger, and no sibling directory (../checkpoint) does; pass the channel's checkpointDir: sluicegate channel inspect {0} --checkpoint-dir <checkpointDir>")]
+    NoLedger(PathBuf),
     /// Reading failed.
     #[error("reading {path}: {source}")]
     Io {
+        /// The file or directory being read.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -91,17 +104,59 @@ impl InspectReport {
     }
 }
 
-/// Inspects `dir`: either a directory holding `checkpoint/` and `data/`, or one directory
-/// holding both the ledger and the segments. For other layouts use [`inspect_dirs`].
+/// Inspects `dir`, finding the ledger in the usual layouts:
+///
+/// * `dir` holds `checkpoint/` and `data/`;
+/// * `dir` holds both the ledger and the segments;
+/// * `dir` is a data directory whose ledger is in a sibling directory (`../checkpoint`, or the
+///   only sibling holding a ledger), as Flume's default `~/.flume/file-channel/{checkpoint,data}`.
+///
+/// A checkpoint directory (a ledger, no segments) is refused with the command to run instead,
+/// and so is a data directory whose ledger cannot be found. For other layouts use
+/// [`inspect_dirs`].
 pub fn inspect(dir: &Path) -> Result<InspectReport, InspectError> {
-    let (ck_dir, data_dir) = if dir.join("checkpoint").is_dir() && dir.join("data").is_dir() {
-        (dir.join("checkpoint"), dir.join("data"))
-    } else if dir.join(LEDGER_FILE).exists() || dir.read_dir().is_ok() {
-        (dir.to_path_buf(), dir.to_path_buf())
-    } else {
-        return Err(InspectError::NotAChannel(dir.to_path_buf()));
-    };
-    inspect_dirs(&ck_dir, &data_dir)
+    if dir.join("checkpoint").is_dir() && dir.join("data").is_dir() {
+        return inspect_dirs(&dir.join("checkpoint"), &dir.join("data"));
+    }
+    let segments = list_segments(dir).map_err(|source| InspectError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let has_ledger = dir.join(LEDGER_FILE).is_file();
+    match (has_ledger, segments.is_empty()) {
+        (true, false) => inspect_dirs(dir, dir),
+        (true, true) => Err(InspectError::CheckpointDir {
+            dir: dir.to_path_buf(),
+            data_dir: sibling_with(dir, |d| list_segments(d).is_ok_and(|s| !s.is_empty())),
+        }),
+        (false, false) => match sibling_with(dir, |d| d.join(LEDGER_FILE).is_file()) {
+            Some(ck) => inspect_dirs(&ck, dir),
+            None => Err(InspectError::NoLedger(dir.to_path_buf())),
+        },
+        (false, true) => Err(InspectError::NotAChannel(dir.to_path_buf())),
+    }
+}
+
+/// The sibling of `dir` that satisfies `test`: `../checkpoint` or `../data` first, else the only
+/// sibling directory that does.
+fn sibling_with(dir: &Path, test: impl Fn(&Path) -> bool) -> Option<PathBuf> {
+    let parent = dir.canonicalize().ok()?.parent()?.to_path_buf();
+    let me = dir.canonicalize().ok()?;
+    for name in ["checkpoint", "data"] {
+        let c = parent.join(name);
+        if c != me && c.is_dir() && test(&c) {
+            return Some(c);
+        }
+    }
+    let found: Vec<PathBuf> = std::fs::read_dir(&parent)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| *p != me && p.is_dir() && test(p))
+        .collect();
+    match found.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
 }
 
 /// Inspects a channel whose `checkpointDir` and (first) `dataDirs` entry are given separately.
@@ -249,7 +304,7 @@ impl fmt::Display for InspectReport {
                 writeln!(f, "    BAD RECORD at offset {}: {}", b.offset, b.reason)?;
             }
         }
-        write!(
+        writeln!(
             f,
             "{}",
             if self.is_clean() {

@@ -154,6 +154,10 @@
 //! into that reserve, so consumers can always drain a full disk, after which consumed segments
 //! are deleted and puts resume by themselves. Nothing committed is touched by a failed put: the
 //! writer rewinds, zeroes what it wrote and removes any segment it created.
+//!
+//! [`ChannelError::DiskSpace`]: crate::channel::ChannelError::DiskSpace
+//! [`ChannelError::Io`]: crate::channel::ChannelError::Io
+//! [`ChannelError::Unhealthy`]: crate::channel::ChannelError::Unhealthy
 
 mod acks;
 mod channel;

@@ -200,9 +200,10 @@ impl RpcClientConfig {
             None => DEFAULT_BATCH_SIZE,
             Some(Ok(n)) if n >= 1 => n as usize,
             Some(_) => {
-                tracing::warn!(
-                    key = %ctx.full_key("batch-size"),
-                    "invalid batch-size (must be an integer >= 1); using the default 100 as Flume does"
+                ctx.warn(
+                    "batch-size",
+                    "invalid batch-size (must be an integer >= 1); using the default 100 as \
+                     Flume does",
                 );
                 DEFAULT_BATCH_SIZE
             }
@@ -231,9 +232,9 @@ impl RpcClientConfig {
         };
         let max_attempts = match ctx.get_u64("max-attempts", hosts.len() as u64)? {
             0 => {
-                tracing::warn!(
-                    key = %ctx.full_key("max-attempts"),
-                    "max-attempts must be >= 1; using the number of hosts"
+                ctx.warn(
+                    "max-attempts",
+                    "max-attempts must be >= 1; using the number of hosts",
                 );
                 hosts.len()
             }
@@ -241,9 +242,9 @@ impl RpcClientConfig {
         };
         if ctx.contains("maxIoWorkers") {
             let _ = ctx.get("maxIoWorkers");
-            tracing::warn!(
-                key = %ctx.full_key("maxIoWorkers"),
-                "maxIoWorkers is no longer supported and is ignored (as in Flume >= 1.10)"
+            ctx.warn(
+                "maxIoWorkers",
+                "maxIoWorkers is no longer supported and is ignored (as in Flume >= 1.10)",
             );
         }
         Ok(RpcClientConfig {

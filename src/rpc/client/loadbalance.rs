@@ -9,6 +9,8 @@
 //!   `n` counts sequential failures (incremented when the previous failure was less than the last
 //!   backoff + 1 hour ago, capped at 16; otherwise reset to 1 — so the first backoff is 2 s).
 //!   When every host is backed off, the batch fails at once without a connection attempt.
+//!   Backoff deadlines are read from a [`Clock`] (the system's monotonic clock unless
+//!   [`LoadBalancingClient::with_clock`] says otherwise), so tests step across them.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,7 @@ use rand::seq::SliceRandom;
 use super::config::{HostSelector, RpcClientConfig};
 use super::netty::NettyAvroClient;
 use super::RpcClientError;
+use crate::clock::Clock;
 use crate::event::Event;
 
 /// `OrderSelector.EXP_BACKOFF_COUNTER_LIMIT`.
@@ -43,6 +46,8 @@ pub struct LoadBalancingClient {
     states: Vec<FailureState>,
     next_head: usize,
     open: bool,
+    /// Where backoff deadlines are read from.
+    clock: Clock,
 }
 
 impl LoadBalancingClient {
@@ -58,7 +63,14 @@ impl LoadBalancingClient {
             states: vec![FailureState::default(); n],
             next_head: 0,
             open: true,
+            clock: Clock::system(),
         })
+    }
+
+    /// Reads backoff deadlines from `clock` instead of the system's monotonic clock.
+    pub fn with_clock(mut self, clock: Clock) -> LoadBalancingClient {
+        self.clock = clock;
+        self
     }
 
     /// Most events per RPC.
@@ -73,7 +85,7 @@ impl LoadBalancingClient {
 
     /// The host indices to try for the next batch, in order (Flume's `createHostIterator`).
     fn order(&mut self) -> Vec<usize> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let active: Vec<usize> = (0..self.cfg.hosts.len())
             .filter(|&i| !self.cfg.backoff || self.states[i].restore_time.is_none_or(|t| t < now))
             .collect();
@@ -102,7 +114,7 @@ impl LoadBalancingClient {
         if !self.cfg.backoff {
             return;
         }
-        let now = Instant::now();
+        let now = self.clock.now();
         let max = self.cfg.max_backoff;
         let s = &mut self.states[i];
         let last_backoff = backoff_for(max, s.sequential_fails);
@@ -195,7 +207,10 @@ mod tests {
             .map(|i| super::super::config::HostInfo::new(format!("h{i}"), "127.0.0.1", 1 + i))
             .collect();
         cfg.backoff = true;
-        let mut lb = LoadBalancingClient::new(cfg).unwrap();
+        let time = crate::clock::ManualClock::new();
+        let mut lb = LoadBalancingClient::new(cfg)
+            .unwrap()
+            .with_clock(time.clock());
         assert_eq!(lb.order(), vec![0, 1, 2]);
         assert_eq!(lb.order(), vec![1, 2, 0]);
         assert_eq!(lb.order(), vec![2, 0, 1]);
@@ -204,6 +219,22 @@ mod tests {
         let o = lb.order();
         assert_eq!(o.len(), 2);
         assert!(!o.contains(&1));
+        // The first backoff is 2 s: still skipped just before it ends, back just after.
+        time.advance(Duration::from_millis(1999));
+        assert!(!lb.order().contains(&1));
+        time.advance(Duration::from_millis(2));
+        assert!(lb.order().contains(&1));
+        // A failure within backoff + 1 h of the last one counts as sequential: 4 s this time.
+        lb.inform_failure(1);
+        assert_eq!(lb.states[1].sequential_fails, 2);
+        time.advance(Duration::from_millis(3999));
+        assert!(!lb.order().contains(&1));
+        time.advance(Duration::from_millis(2));
+        assert!(lb.order().contains(&1));
+        // More than backoff + 1 h later, the count starts over.
+        time.advance(Duration::from_secs(3600 + 5));
+        lb.inform_failure(1);
+        assert_eq!(lb.states[1].sequential_fails, 1);
         lb.inform_failure(1);
         assert_eq!(lb.states[1].sequential_fails, 2);
         lb.inform_failure(0);

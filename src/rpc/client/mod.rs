@@ -27,6 +27,7 @@ pub use failover::FailoverClient;
 pub use loadbalance::LoadBalancingClient;
 pub use netty::NettyAvroClient;
 
+use crate::clock::Clock;
 use crate::event::Event;
 use crate::rpc::transport::TransportError;
 use crate::wire::{Status, WireError};
@@ -39,8 +40,9 @@ pub enum RpcClientError {
     /// No usable host was configured.
     #[error("no hosts configured (set hosts and hosts.<alias> = host:port)")]
     NoHosts,
-    /// TCP connect, TLS handshake or name resolution failed.
-    #[error("cannot connect to {target}: {source}")]
+    /// TCP connect, TLS handshake or name resolution failed. The transport error already
+    /// names the target, so it is printed alone.
+    #[error("{source}")]
     Connect {
         /// `host:port`.
         target: String,
@@ -189,6 +191,15 @@ impl RpcClient {
             }
             ClientType::Failover => RpcClient::Failover(FailoverClient::new(cfg.clone())?),
         })
+    }
+
+    /// Reads the load-balancing client's backoff deadlines from `clock` (the other clients keep
+    /// no timers of their own; their timeouts run on the tokio runtime).
+    pub fn with_clock(self, clock: Clock) -> RpcClient {
+        match self {
+            RpcClient::LoadBalance(c) => RpcClient::LoadBalance(c.with_clock(clock)),
+            other => other,
+        }
     }
 
     /// Delivers `events` (split into `batch-size` RPCs). `Ok` means every event was accepted with
