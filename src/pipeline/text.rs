@@ -82,6 +82,20 @@ impl Text {
         }
     }
 
+    /// A string of at most 8 bytes as its bytes in a little-endian `u64` (zero-padded: inline
+    /// bytes past the length are always zero) and its length; `None` for longer strings.
+    #[inline(always)]
+    pub(crate) fn packed8(&self) -> Option<(u64, u8)> {
+        match &self.0 {
+            Repr::Inline(len, buf) if *len <= 8 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&buf[..8]);
+                Some((u64::from_le_bytes(b), *len))
+            }
+            _ => None,
+        }
+    }
+
     /// True when the string is stored inline (no allocation).
     pub fn is_inline(&self) -> bool {
         matches!(self.0, Repr::Inline(..))
@@ -458,36 +472,45 @@ pub(crate) fn for_each_token(s: &str, delim: u8, mut f: impl FnMut(&str)) {
 }
 
 /// Calls `f` with every maximal run of non-ASCII-whitespace in `s` (no allocation).
+#[inline]
+pub(crate) fn for_each_word(s: &str, mut f: impl FnMut(&str)) {
+    for_each_word_span(s.as_bytes(), |start, end| {
+        // SAFETY: `for_each_word_span` cuts only at ASCII whitespace bytes, which are
+        // character boundaries of the valid UTF-8 `s`, and `start < end <= s.len()`.
+        f(unsafe { s.get_unchecked(start..end) })
+    });
+}
+
+/// Calls `f(start, end)` for every maximal run `b[start..end]` of bytes that are not ASCII
+/// whitespace, in order (`start < end`; no allocation).
 ///
 /// Scans eight bytes at a time: a branch-free per-byte test flags the bytes below `0x21`
 /// (every ASCII whitespace byte is; UTF-8 continuation and lead bytes never are), and only the
 /// flagged bytes are looked at one by one. A run of letters thus costs one test per eight bytes.
-#[inline]
-pub(crate) fn for_each_word(s: &str, mut f: impl FnMut(&str)) {
+#[inline(always)]
+pub(crate) fn for_each_word_span(b: &[u8], mut f: impl FnMut(usize, usize)) {
     const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const HI: u64 = 0x8080_8080_8080_8080;
     // Added to a byte's low 7 bits, sets its high bit exactly when those bits are >= 0x21.
     const ADD: u64 = 0x5f5f_5f5f_5f5f_5f5f;
-    let b = s.as_bytes();
     let mut start = 0;
     let mut at = 0;
     let mut emit = |i: usize, start: &mut usize| {
         if i > *start {
-            // SAFETY: ASCII whitespace bytes are character boundaries of the valid UTF-8 `s`.
-            f(unsafe { s.get_unchecked(*start..i) });
+            f(*start, i);
         }
         *start = i + 1;
     };
-    while at + 8 <= b.len() {
+    while let Some(w8) = b.get(at..at + 8) {
         let mut w = [0u8; 8];
-        w.copy_from_slice(&b[at..at + 8]);
+        w.copy_from_slice(w8);
         let x = u64::from_le_bytes(w);
         // High bit of each byte set when the byte is < 0x21 (and < 0x80).
         let mut low = !(((x & LO7) + ADD) | x) & HI;
         while low != 0 {
-            let i = at + (low.trailing_zeros() / 8) as usize;
-            if b[i].is_ascii_whitespace() {
-                emit(i, &mut start);
+            let i = (low.trailing_zeros() / 8) as usize;
+            if w[i].is_ascii_whitespace() {
+                emit(at + i, &mut start);
             }
             low &= low - 1;
         }
@@ -500,8 +523,7 @@ pub(crate) fn for_each_word(s: &str, mut f: impl FnMut(&str)) {
         at += 1;
     }
     if b.len() > start {
-        // SAFETY: `start` is 0 or one past an ASCII whitespace byte, so a character boundary.
-        f(unsafe { s.get_unchecked(start..) });
+        f(start, b.len());
     }
 }
 
