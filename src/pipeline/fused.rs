@@ -21,6 +21,12 @@
 //! chunk, the result equals a single-threaded run whenever the function is associative (Spark
 //! asks associative and commutative).
 //!
+//! Two terminals take a faster table for text keys (decided by a type test at build time, same
+//! results): `words()` / `split_body` / `text` straight into [`Fused::count_by_value`] count
+//! in a `WordCounts` (a word of at most 8 bytes packed into a `u64` from the body, no `Text`
+//! per word), and [`Fused::reduce_by_key`] with [`Text`] keys folds into a `TextTable`; see
+//! `words.rs`.
+//!
 //! # Bad input and panics
 //!
 //! Text operators skip (and report as `non_utf8`) an event whose body is not UTF-8. If the
@@ -29,8 +35,10 @@
 //! completes; the events that panic are skipped and reported as `panic`. Reported events go to
 //! the side output when one is configured.
 
+use std::any::{Any, TypeId};
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::event::Event;
@@ -40,6 +48,7 @@ use super::metrics::ErrorReason;
 use super::stage::{Key, Workers};
 use super::stream::DStream;
 use super::text::{for_each_token, for_each_word, Combiner, Text};
+use super::words::{TextTable, WordCounts};
 
 /// One step of a fused chain: from an event, emit zero or more values (see the module docs).
 /// Implemented by the adaptors of this module; implement it yourself for a custom first stage
@@ -676,6 +685,14 @@ where
 {
     /// `(value, occurrences)` per distinct value of the batch, sorted by value.
     pub fn count_by_value(&self) -> DStream<(P::Out, u64)> {
+        // `events.words()` / `split_body` / `text` straight into the count: the word table
+        // (no `Text` per word; see `words.rs`). The type test is decided at compile time.
+        if let Some(root) = (&*self.p as &dyn Any).downcast_ref::<Root<AllEvents, TextEv>>() {
+            let counted: Box<dyn Any> = Box::new(self.count_text(root.step.0));
+            if let Ok(d) = counted.downcast::<DStream<(P::Out, u64)>>() {
+                return *d;
+            }
+        }
         let id = self.register("count_by_value");
         let p = self.p.clone();
         let workers = self.ctx.inner.config.worker_count();
@@ -684,6 +701,53 @@ where
                 *m.entry_or_insert_with(k, || 0) += 1
             });
             Arc::new(merge_keyed(Workers::new(workers), parts, &|a, b| a + b))
+        });
+        DStream::from_node(&self.ctx, self.ctx.add_node(node), id)
+    }
+}
+
+impl<P: EventFn> Fused<P> {
+    /// `count_by_value` of a text root over every event, counted in [`WordCounts`].
+    fn count_text(&self, split: Split) -> DStream<(Text, u64)> {
+        let id = self.register("count_by_value");
+        let hint = AtomicUsize::new(0);
+        let node = Node::new(move |env: &BatchEnv<'_>| {
+            let events = env.events;
+            let workers = env.workers.for_items(events.len());
+            // Size the tables for the previous batch's distinct words (no growth when the
+            // vocabulary is steady).
+            let cap = hint.load(Ordering::Relaxed);
+            let parts = workers.run(|i| {
+                let offset = events.len() * i / workers.count();
+                let mut counts = WordCounts::with_capacity(cap);
+                let mut bads = Vec::new();
+                for (j, ev) in workers.chunk(events, i).iter().enumerate() {
+                    let Ok(s) = std::str::from_utf8(ev.body()) else {
+                        bads.push((offset + j, ErrorReason::NonUtf8));
+                        continue;
+                    };
+                    match split {
+                        Split::Words => counts.add_words(s),
+                        Split::On(d) => counts.add_tokens(s, d),
+                        Split::Whole => counts.add(s),
+                    }
+                }
+                (counts, bads)
+            });
+            let mut all: Option<WordCounts> = None;
+            let mut most = 0;
+            for (counts, bads) in parts {
+                if !bads.is_empty() {
+                    env.mark_bad(bads);
+                }
+                most = most.max(counts.len());
+                match &mut all {
+                    None => all = Some(counts),
+                    Some(a) => a.merge(counts),
+                }
+            }
+            hint.store(most, Ordering::Relaxed);
+            Arc::new(all.map(WordCounts::into_sorted).unwrap_or_default())
         });
         DStream::from_node(&self.ctx, self.ctx.add_node(node), id)
     }
@@ -715,6 +779,13 @@ where
     where
         F: Fn(V, V) -> V + Send + Sync + 'static,
     {
+        if TypeId::of::<K>() == TypeId::of::<Text>() {
+            let counted: Box<dyn Any> = Box::new(self.reduce_text_keys(f));
+            if let Ok(d) = counted.downcast::<DStream<(K, V)>>() {
+                return *d;
+            }
+            unreachable!("K is Text");
+        }
         let id = self.register("reduce_by_key");
         let p = self.p.clone();
         let f = Arc::new(f);
@@ -724,6 +795,43 @@ where
                 combine(m, k, v, &*f)
             });
             Arc::new(merge_keyed(Workers::new(workers), parts, &*f))
+        });
+        DStream::from_node(&self.ctx, self.ctx.add_node(node), id)
+    }
+
+    /// `reduce_by_key` when `K` is [`Text`]: the same chunks, fold order and panic handling
+    /// (`run_chunks`), folded into a [`TextTable`] (short keys packed into one `u64`).
+    fn reduce_text_keys<F>(&self, f: F) -> DStream<(Text, V)>
+    where
+        F: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        let id = self.register("reduce_by_key");
+        let p = self.p.clone();
+        let hint = AtomicUsize::new(0);
+        let node = Node::new(move |env: &BatchEnv<'_>| {
+            let cap = hint.load(Ordering::Relaxed);
+            let parts = run_chunks(
+                env,
+                &*p,
+                || TextTable::<V>::with_capacity(cap),
+                |m, (k, v)| {
+                    // Decided at compile time: this function only runs when `K` is `Text`.
+                    if let Some(k) = (&k as &dyn Any).downcast_ref::<Text>() {
+                        m.fold(k, v, &f)
+                    }
+                },
+            );
+            let mut all: Option<TextTable<V>> = None;
+            let mut most = 0;
+            for part in parts {
+                most = most.max(part.len());
+                match &mut all {
+                    None => all = Some(part),
+                    Some(a) => a.merge(part, &f),
+                }
+            }
+            hint.store(most, Ordering::Relaxed);
+            Arc::new(all.map(TextTable::into_sorted).unwrap_or_default())
         });
         DStream::from_node(&self.ctx, self.ctx.add_node(node), id)
     }

@@ -152,6 +152,7 @@ pub mod state;
 mod stream;
 mod text;
 pub mod window;
+mod words;
 
 pub use clock::{Clock, ClockMode, ManualClock, RealClock, StopSignal};
 pub use context::{PipelineConfig, StreamingContext};
