@@ -398,7 +398,10 @@ fn naive(lines: &[String]) -> BTreeMap<String, Vec<u8>> {
                 serde_json::to_string(w).unwrap()
             ));
         }
-        files.insert(format!("totals/batch-{t}-{n:010}.jsonl"), s.into_bytes());
+        if !s.is_empty() {
+            // `to_jsonl` writes no file for an empty batch.
+            files.insert(format!("totals/batch-{t}-{n:010}.jsonl"), s.into_bytes());
+        }
         // The window stream is computed at slide times only; between them it is an empty
         // batch, which `save_as_text_files` writes as an empty part file.
         let mut win: BTreeMap<&str, u64> = BTreeMap::new();

@@ -389,11 +389,15 @@ pub fn from_context(
     };
     let batch_interval = duration("batchInterval", Duration::from_secs(1));
     let watermark = duration("watermark", Duration::ZERO);
+    let idle_timeout = ctx
+        .get("idleTimeout")
+        .map(|_| duration("idleTimeout", Duration::ZERO));
     if batch_interval.is_zero() {
         errors.push(ctx.error("batchInterval", "must be longer than 0 ms"));
     }
     let mut options = SqlOptions {
         watermark,
+        idle_timeout,
         ..SqlOptions::default()
     };
     if let Some(v) = ctx.get("emit") {
@@ -403,9 +407,6 @@ pub fn from_context(
                 errors.push(ctx.error("emit", &format!("expected update or final, got '{v}'")))
             }
         }
-    }
-    if ctx.get("idleTimeout").is_some() {
-        options.idle_timeout = Some(duration("idleTimeout", Duration::ZERO));
     }
     if let Some(h) = ctx.get("timestampHeader") {
         options.timestamp_header = h.trim().to_string();

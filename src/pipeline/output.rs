@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | [`DStream::print`] | Spark's `DStream.print`: `-------------------------------------------`, `Time: <ms> ms`, the banner again, the first `n` elements (`(key,value)`), `...` if there are more, an empty line | at least once (stdout) |
 //! | [`DStream::save_as_text_files`] | Spark's naming: directory `<prefix>-<batch ms>[.<suffix>]` with `part-00000` (one element per line) and an empty `_SUCCESS`; written as `.<name>.tmp`, fsynced, renamed, parent fsynced | exactly once |
-//! | [`DStream::to_jsonl`] | `<dir>/batch-<batch ms>-<batch id:010>.jsonl`, one JSON object per line: `{"batch_time":<ms>,"key":<k>,"value":<v>}` for pairs, `{"batch_time":<ms>,"value":<v>}` otherwise; written as `<dir>/.batch-….jsonl.tmp`, fsynced, renamed, dir fsynced (what Spark Structured Streaming's file source expects: it never sees a partial file) | exactly once |
+//! | [`DStream::to_jsonl`] | `<dir>/batch-<batch ms>-<batch id:010>.jsonl`, one JSON object per line: `{"batch_time":<ms>,"key":<k>,"value":<v>}` for pairs, `{"batch_time":<ms>,"value":<v>}` otherwise; written as `<dir>/.batch-….jsonl.tmp`, fsynced, renamed, dir fsynced (what Spark Structured Streaming's file source expects: it never sees a partial file); an empty batch writes no file | exactly once |
 //! | [`DStream::foreach_batch`] | a closure with the batch's elements | as the closure makes it (an `Err` rolls the batch back) |
 //! | [`DStream::to_channel`] | one put per batch (split at the target's `transactionCapacity`); body = the JSON line above, headers `sluicegate.batch = <pipeline>-<batch id>` and `timestamp = <batch ms>` | at least once; deduplicate on the header |
 //!
@@ -543,6 +543,12 @@ impl<T: Send + Sync + 'static> DStream<T> {
             label.clone(),
             Box::new(Op(move |env: &BatchEnv<'_>| {
                 let items = s.get(env);
+                if items.is_empty() {
+                    // No file for an empty batch: a reader (Spark's file source lists and
+                    // opens every file) would pay for each idle interval, and a directory of
+                    // empty files hides the ones with data.
+                    return Ok(0);
+                }
                 fs::create_dir_all(&dir).map_err(|e| io_err("creating", &dir, e))?;
                 let mut text = String::with_capacity(items.len() * 48);
                 for x in items.iter() {
