@@ -826,3 +826,84 @@ a1.sinks.p.discardStateOnChange = true
     assert!(!has_group(&registry));
     agent.stop();
 }
+
+#[test]
+fn trending_example_prints_the_top_10_of_every_closed_10s_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let conf = example("trending.conf");
+    assert!(conf.contains("HOP(event_time, INTERVAL '1' SECOND, INTERVAL '10' SECOND)"));
+    // Every row of every closed window (the example prints at most 100 per batch).
+    let conf = set_key(&conf, "a1.sinks.trending.output.limit", "100000").replace("41417", "0");
+    let mut agent = Agent::start(d, &conf, &[]);
+    let port = agent.source_port();
+
+    // 14 s of event time, one push per second of it, every event stamped by its sender; word
+    // frequencies drift so each window has its own top 10, with ties.
+    const T0: i64 = 1_700_000_000_000;
+    let vocab: Vec<String> = (0..30).map(|i| format!("w{i:02}")).collect();
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut per_second: Vec<BTreeMap<String, u64>> = Vec::new();
+    for s in 0..14i64 {
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        let lines: Vec<String> = (0..60)
+            .map(|_| {
+                let n = 1 + rng.next(5);
+                let words: Vec<&str> = (0..n)
+                    .map(|_| vocab[(rng.next(12) + s as usize) % vocab.len()].as_str())
+                    .collect();
+                for w in &words {
+                    *counts.entry(w.to_string()).or_default() += 1;
+                }
+                words.join(" ")
+            })
+            .collect();
+        let ts = (T0 + s * 1000 + 500).to_string();
+        push(d, port, &format!("s{s}"), &lines, &[("timestamp", &ts)]);
+        per_second.push(counts);
+    }
+
+    // The reference: every 10 s window sliding by 1 s that holds an event, its top 10 by count
+    // descending, then word.
+    let mut expected: BTreeMap<(i64, i64), Vec<(String, u64)>> = BTreeMap::new();
+    for start_s in -9..14i64 {
+        let mut w: BTreeMap<String, u64> = BTreeMap::new();
+        for s in start_s.max(0)..(start_s + 10).min(14) {
+            for (word, c) in &per_second[s as usize] {
+                *w.entry(word.clone()).or_default() += c;
+            }
+        }
+        let mut top: Vec<(String, u64)> = w.into_iter().collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        top.truncate(10);
+        let start = T0 + start_s * 1000;
+        expected.insert((start, start + 10_000), top);
+    }
+
+    // The watermark (2 s behind the newest event) closes the early windows; the idle timeout
+    // (2 s) closes the rest once the pushes stop.
+    let end = Instant::now() + LIMIT;
+    let got = loop {
+        let mut got: BTreeMap<(i64, i64), Vec<(String, u64)>> = BTreeMap::new();
+        for (_, rows) in printed_batches(&agent.stdout()) {
+            for r in rows {
+                let inner = r.strip_prefix('(').and_then(|r| r.strip_suffix(')'));
+                let f: Vec<&str> = inner.unwrap().split(',').collect();
+                assert_eq!(f.len(), 4, "row {r}");
+                got.entry((f[0].parse().unwrap(), f[1].parse().unwrap()))
+                    .or_default()
+                    .push((f[2].to_string(), f[3].parse().unwrap()));
+            }
+        }
+        if got.len() >= expected.len() || Instant::now() > end {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(got, expected, "stderr:\n{}", agent.stderr());
+    let log = agent.stop();
+    assert!(
+        !log.contains(" WARN ") && !log.contains(" ERROR "),
+        "a healthy run logs no WARN or ERROR:\n{log}"
+    );
+}
