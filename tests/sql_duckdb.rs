@@ -26,6 +26,37 @@ use serde_json::Value as J;
 use sluicegate::event::Event;
 use sluicegate::pipeline::sql::{EmitMode, Row, SqlOptions, SqlQuery, Value};
 
+/// Runs each SQL text of `sqls` through DuckDB (`compat-tests/duckdb_runner.py`) over the events
+/// in `events_path`; returns its results keyed by query index (`"0"`, `"1"`, ...), with files
+/// `<stem>.queries.json` and `<stem>.results.json` beside.
+fn duckdb_results<'a>(
+    python: &Path,
+    stem: &Path,
+    events_path: &Path,
+    sqls: impl Iterator<Item = &'a str>,
+) -> J {
+    let list: Vec<J> = sqls
+        .enumerate()
+        .map(|(i, sql)| serde_json::json!({"id": i.to_string(), "sql": sql}))
+        .collect();
+    let qpath = stem.with_extension("queries.json");
+    let opath = stem.with_extension("results.json");
+    std::fs::write(&qpath, J::Array(list).to_string()).unwrap();
+    let out = Command::new(python)
+        .arg(compat_dir().join("duckdb_runner.py"))
+        .arg(events_path)
+        .arg(&qpath)
+        .arg(&opath)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "duckdb runner failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(&opath).unwrap()).unwrap()
+}
+
 fn compat_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("compat-tests")
 }
@@ -454,25 +485,12 @@ fn sql_results_equal_duckdb_on_random_events() {
         for _ in 0..40 {
             qs.push(g.query());
         }
-        let list: Vec<J> = qs
-            .iter()
-            .enumerate()
-            .map(|(i, q)| serde_json::json!({"id": i.to_string(), "sql": q.duck}))
-            .collect();
-        let qpath = dir.path().join(format!("queries-{round}.json"));
-        let opath = dir.path().join(format!("results-{round}.json"));
-        std::fs::write(&qpath, J::Array(list).to_string()).unwrap();
-        let out = Command::new(&python)
-            .arg(compat_dir().join("duckdb_runner.py"))
-            .args([&events_path, &qpath, &opath])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "duckdb runner failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let results = duckdb_results(
+            &python,
+            &dir.path().join(format!("round-{round}")),
+            &events_path,
+            qs.iter().map(|q| q.duck.as_str()),
         );
-        let results: J = serde_json::from_slice(&std::fs::read(&opath).unwrap()).unwrap();
         for (i, q) in qs.iter().enumerate() {
             let r = &results[i.to_string()];
             if let Some(e) = r.get("error") {
@@ -872,25 +890,12 @@ fn windowed_final_results_equal_duckdb_on_out_of_order_events() {
         for _ in 0..30 {
             qs.push(g.windowed_query());
         }
-        let list: Vec<J> = qs
-            .iter()
-            .enumerate()
-            .map(|(i, q)| serde_json::json!({"id": i.to_string(), "sql": q.duck}))
-            .collect();
-        let qpath = dir.path().join(format!("wqueries-{round}.json"));
-        let opath = dir.path().join(format!("wresults-{round}.json"));
-        std::fs::write(&qpath, J::Array(list).to_string()).unwrap();
-        let out = Command::new(&python)
-            .arg(compat_dir().join("duckdb_runner.py"))
-            .args([&events_path, &qpath, &opath])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "duckdb runner failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let results = duckdb_results(
+            &python,
+            &dir.path().join(format!("wround-{round}")),
+            &events_path,
+            qs.iter().map(|q| q.duck.as_str()),
         );
-        let results: J = serde_json::from_slice(&std::fs::read(&opath).unwrap()).unwrap();
         let events: Vec<Vec<Event>> = batches
             .iter()
             .map(|b| b.iter().map(to_event).collect())
