@@ -508,6 +508,11 @@ impl PostgresOutput {
         &self.keys
     }
 
+    /// The server it connects to, `host:port` (or the socket directory and port), for logs.
+    pub fn server(&self) -> String {
+        server_of(&self.cfg.connection)
+    }
+
     /// The description that goes into the pipeline's fingerprint (no server, no password: the
     /// same pipeline may move to another server).
     fn describe(&self) -> String {
