@@ -31,12 +31,13 @@
 //! | `checkpointDir` | `~/.flume/pipeline/<agent>.<name>` | plan and state snapshots (exactly-once recovery) |
 //! | `discardStateOnChange` | `false` | start over when the stored definition (query, outputs) differs |
 //! | `workers` | `0` | worker threads for keyed work; 0 = one per core |
-//! | `output.type` | required | `print`, `text`, `jsonl` or `channel` |
+//! | `output.type` | required | `print`, `text`, `jsonl`, `channel` or `postgres` (alias `postgresql`) |
 //! | `output.limit` | `10` | `print`: rows shown per batch (Spark's `DStream.print(n)`) |
 //! | `output.dir` | required for `text`, `jsonl` | directory of the batch files |
 //! | `output.prefix` | the sink name | `text`: Spark's `saveAsTextFiles` prefix |
 //! | `output.suffix` | empty | `text`: Spark's `saveAsTextFiles` suffix |
 //! | `output.channel` | required for `channel` | another channel of the agent receiving the rows |
+//! | `output.url`, `output.host`, `output.port`, `output.user`, `output.password`, `output.database`, `output.table`, `output.keys`, `output.accumulate`, `output.createTable`, `output.progressTable`, `output.connectTimeout` | see [`crate::pipeline::postgres`] | `postgres`: the server, the table (required) and how rows land |
 //!
 //! Every problem of a pipeline sink is reported at load (so by `sluicegate check` too) as
 //! `file:line: key: message`; a query that does not compile is reported on the line of its
@@ -59,6 +60,14 @@
 //!   headers. The rows of a batch go in in chunks of the target's `transactionCapacity`; a batch
 //!   whose put fails is retried, so after a partial failure the target may see a batch's first
 //!   chunks twice (at-least-once), as with any Flume sink.
+//! * `postgres`: the rows upserted into a PostgreSQL table keyed by `output.keys` (plus
+//!   `window_start`/`window_end` when selected), `output.accumulate` columns added up across
+//!   batches, one database transaction per batch that also records the batch id in
+//!   `output.progressTable`: exactly once across crashes, because a pipeline sink always has a
+//!   `checkpointDir` ([`crate::pipeline::postgres`]). The settings are checked against the
+//!   query's columns at load (so by `sluicegate check`, which does not connect); the pipeline
+//!   connects when it writes its first batch, and a server that is down fails the batch, which
+//!   is rolled back into the channel and retried with backoff.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -602,8 +611,8 @@ fn output(
         "postgres" | "postgresql" => {
             if !o.contains("table") {
                 // Named on the line that asked for a table (with a typo's place, if any).
-                let mut e = o.error(
-                    "table",
+                let mut e = ctx.error(
+                    "output.table",
                     &format!(
                         "is not set: output.type {t} writes the rows into a table (name or \
                          schema.name)"

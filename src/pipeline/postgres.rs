@@ -494,7 +494,10 @@ impl PostgresOutput {
                 PostgresSetupError::BadTable(_) => "output.table".into(),
                 _ => "output.accumulate".into(),
             };
-            ctx.error(&key, &e.to_string())
+            // The diagnostic names the key already: no `keys: ` before the message.
+            let message = e.to_string();
+            let setting = format!("{}: ", key.trim_start_matches("output."));
+            ctx.error(&key, message.strip_prefix(&setting).unwrap_or(&message))
         })
     }
 
