@@ -429,7 +429,16 @@ fn word_count_into_postgres_keeps_running_totals_exactly_once_across_a_kill() {
         );
     assert!(conf.contains("output.table"), "{conf}");
 
-    let vocab = ["to", "be", "or", "not", "it's", "back\\slash", "données", "Be"];
+    let vocab = [
+        "to",
+        "be",
+        "or",
+        "not",
+        "it's",
+        "back\\slash",
+        "données",
+        "Be",
+    ];
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let mut expected: BTreeMap<String, u64> = BTreeMap::new();
     let mut round = |expected: &mut BTreeMap<String, u64>| -> Vec<String> {
@@ -499,9 +508,14 @@ fn word_count_into_postgres_keeps_running_totals_exactly_once_across_a_kill() {
         )
         .unwrap()
         .get(0);
-    assert!(batch >= 2, "the progress table records the last batch: {batch}");
-    pg().batch_execute(&format!("DROP TABLE IF EXISTS {table}; DELETE FROM sluicegate_batches WHERE target = '{table}'"))
-        .unwrap();
+    assert!(
+        batch >= 2,
+        "the progress table records the last batch: {batch}"
+    );
+    pg().batch_execute(&format!(
+        "DROP TABLE IF EXISTS {table}; DELETE FROM sluicegate_batches WHERE target = '{table}'"
+    ))
+    .unwrap();
 }
 
 #[test]
