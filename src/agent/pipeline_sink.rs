@@ -688,6 +688,61 @@ mod tests {
         );
     }
 
+    fn sink_ctx(pairs: &[(&str, &str)]) -> Context {
+        Context::from_pairs("a1.sinks.wc", pairs.iter().copied())
+    }
+
+    #[test]
+    fn postgres_output_is_checked_against_the_query_at_load() {
+        let wc = "SELECT word, count(*) AS n FROM events CROSS JOIN UNNEST(split(body, ' ')) \
+                  AS t(word) GROUP BY word";
+        let base = [
+            ("channel", "c1"),
+            ("query", wc),
+            ("output.type", "postgres"),
+            ("output.url", "postgres://flume:secret@127.0.0.1:1/metrics"),
+            ("output.table", "wc"),
+            ("output.keys", "word"),
+            ("output.accumulate", "n"),
+        ];
+        let chans = ["c1".to_string()];
+        let ctx = sink_ctx(&base);
+        let p = from_context("a1", "wc", "c1", &ctx, &chans).unwrap();
+        let PipelineOutput::Postgres(out) = &p.output else {
+            panic!("{:?}", p.output)
+        };
+        assert_eq!(out.keys(), ["word"]);
+        let d = p.output.describe();
+        assert_eq!(
+            d,
+            "upserts rows keyed by (word), adding up (n), into PostgreSQL table wc (database \
+             metrics at 127.0.0.1:1, progress in sluicegate_batches)"
+        );
+        assert!(!d.contains("secret"));
+        // Every output key is read (no "not used by" warning); `channel` is the validator's.
+        assert_eq!(ctx.unused_keys(), ["channel"]);
+
+        // A key that is not a column, with the query compiled.
+        let mut bad = base;
+        bad[5] = ("output.keys", "wrod");
+        let e = from_context("a1", "wc", "c1", &sink_ctx(&bad), &chans).unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].key, "a1.sinks.wc.output.keys");
+        assert!(
+            e[0].message.starts_with("'wrod' is not a column"),
+            "{}",
+            e[0]
+        );
+
+        // A query that does not compile: the connection keys are still checked.
+        let mut bad = base;
+        bad[1] = ("query", "SELECT nope(body) FROM events");
+        bad[3] = ("output.url", "postgres://x@h/db?sslmode=require");
+        let e = from_context("a1", "wc", "c1", &sink_ctx(&bad), &chans).unwrap_err();
+        let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["a1.sinks.wc.query", "a1.sinks.wc.output.url"]);
+    }
+
     #[test]
     fn channel_events_carry_keys_as_headers() {
         let names: Arc<[String]> = vec!["host".to_string(), "n".to_string()].into();
