@@ -367,6 +367,157 @@ fn word_count_example_prints_the_counts_of_every_batch() {
 /// An event the next hop received: its headers and its body.
 type Received = (Vec<(String, String)>, String);
 
+/// The PostgreSQL server of the postgres output's tests (see `tests/pipeline_postgres.rs`):
+/// without `SLUICEGATE_TEST_PG` the test fails with that reason, CI must provide the server.
+fn pg_url() -> String {
+    match std::env::var("SLUICEGATE_TEST_PG") {
+        Ok(u) if !u.trim().is_empty() => u,
+        _ => panic!(
+            "SLUICEGATE_TEST_PG is not set, so the postgres output cannot be tested: start a \
+             server with `export SLUICEGATE_TEST_PG=$(bash compat-tests/setup_postgres.sh start \
+             | tail -n 1)` (.ci/run does this; it installs Debian's postgresql when missing)"
+        ),
+    }
+}
+
+fn pg() -> postgres::Client {
+    postgres::Client::connect(&pg_url(), postgres::NoTls)
+        .unwrap_or_else(|e| panic!("cannot connect to SLUICEGATE_TEST_PG ({}): {e:?}", pg_url()))
+}
+
+/// `word -> n` of `table` (empty when the table does not exist yet).
+fn pg_counts(table: &str) -> BTreeMap<String, u64> {
+    let mut c = pg();
+    let Ok(rows) = c.query(&format!("SELECT word, n FROM {table}"), &[]) else {
+        return BTreeMap::new();
+    };
+    rows.iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64))
+        .collect()
+}
+
+/// The word count example with `output.type = postgres` (running totals: `output.accumulate`),
+/// through the binary: two rounds of lines pushed with `sluicegate avro-client`, the agent
+/// SIGKILLed right after the second push (its events are in the file channel, the pipeline may
+/// be anywhere in a batch) and started again. The table equals the counts computed here: no
+/// batch lost, none counted twice.
+#[test]
+fn word_count_into_postgres_keeps_running_totals_exactly_once_across_a_kill() {
+    let url = pg_url();
+    let table = format!("wc_sink_{}", std::process::id());
+    pg().batch_execute(&format!(
+        "DROP TABLE IF EXISTS {table}; CREATE TABLE IF NOT EXISTS sluicegate_batches (pipeline text NOT NULL, \
+         target text NOT NULL, batch_id bigint NOT NULL, batch_time_ms bigint NOT NULL, \
+         updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (pipeline, target)); \
+         DELETE FROM sluicegate_batches WHERE target = '{table}'"
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let conf = example("word_count.conf");
+    let conf = set_key(&conf, "a1.sinks.wc.output.type", "postgres")
+        .replace("41414", "0")
+        .replace(
+            "a1.sinks.wc.output.limit = 10\n",
+            &format!(
+                "a1.sinks.wc.output.url = {url}\n\
+                 a1.sinks.wc.output.table = {table}\n\
+                 a1.sinks.wc.output.keys = word\n\
+                 a1.sinks.wc.output.accumulate = n\n\
+                 a1.sinks.wc.output.createTable = true\n"
+            ),
+        );
+    assert!(conf.contains("output.table"), "{conf}");
+
+    let vocab = [
+        "to",
+        "be",
+        "or",
+        "not",
+        "it's",
+        "back\\slash",
+        "données",
+        "Be",
+    ];
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    let mut round = |expected: &mut BTreeMap<String, u64>| -> Vec<String> {
+        (0..500)
+            .map(|_| {
+                let n = 1 + rng.next(6);
+                let words: Vec<&str> = (0..n).map(|_| vocab[rng.next(vocab.len())]).collect();
+                for w in &words {
+                    *expected.entry(w.to_string()).or_default() += 1;
+                }
+                words.join(" ")
+            })
+            .collect()
+    };
+    let wait_for = |expected: &BTreeMap<String, u64>, agent: &Agent| {
+        let total: u64 = expected.values().sum();
+        let end = Instant::now() + LIMIT;
+        loop {
+            let got = pg_counts(&table);
+            if got.values().sum::<u64>() >= total || Instant::now() > end {
+                assert_eq!(&got, expected, "stderr:\n{}", agent.stderr());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    // Round 1: counted, then a clean stop with a healthy log.
+    let mut agent = Agent::start(d, &conf, &[]);
+    let port = agent.source_port();
+    let lines = round(&mut expected);
+    push(d, port, "round0", &lines, &[]);
+    wait_for(&expected, &agent);
+    let log = agent.stop();
+    assert!(
+        !log.contains(" WARN ") && !log.contains(" ERROR "),
+        "a healthy run logs no WARN or ERROR:\n{log}"
+    );
+    assert!(
+        log.contains("pipeline sink wc reads channel c1")
+            && log.contains(&format!("into PostgreSQL table {table}")),
+        "{log}"
+    );
+
+    // Round 2: SIGKILL right after the push (the events are durable in the file channel).
+    let mut agent = Agent::start(d, &conf, &[]);
+    let port = agent.source_port();
+    let lines = round(&mut expected);
+    push(d, port, "round1", &lines, &[]);
+    agent.child.kill().unwrap();
+    agent.child.wait().unwrap();
+    drop(agent);
+
+    // Round 3 after the restart: every word counted exactly once.
+    let mut agent = Agent::start(d, &conf, &[]);
+    let port = agent.source_port();
+    let lines = round(&mut expected);
+    push(d, port, "round2", &lines, &[]);
+    wait_for(&expected, &agent);
+    agent.stop();
+    // Nothing lands after the totals were reached.
+    assert_eq!(pg_counts(&table), expected);
+    let batch: i64 = pg()
+        .query_one(
+            "SELECT batch_id FROM sluicegate_batches WHERE pipeline = 'wc' AND target = $1",
+            &[&table],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        batch >= 2,
+        "the progress table records the last batch: {batch}"
+    );
+    pg().batch_execute(&format!(
+        "DROP TABLE IF EXISTS {table}; DELETE FROM sluicegate_batches WHERE target = '{table}'"
+    ))
+    .unwrap();
+}
+
 #[test]
 fn alerts_example_forwards_alert_events_to_the_next_hop() {
     use sluicegate::metrics::SourceCounter;

@@ -494,7 +494,10 @@ impl PostgresOutput {
                 PostgresSetupError::BadTable(_) => "output.table".into(),
                 _ => "output.accumulate".into(),
             };
-            ctx.error(&key, &e.to_string())
+            // The diagnostic names the key already: no `keys: ` before the message.
+            let message = e.to_string();
+            let setting = format!("{}: ", key.trim_start_matches("output."));
+            ctx.error(&key, message.strip_prefix(&setting).unwrap_or(&message))
         })
     }
 
@@ -506,6 +509,11 @@ impl PostgresOutput {
     /// The key columns in effect (configured keys plus the window columns).
     pub fn keys(&self) -> &[String] {
         &self.keys
+    }
+
+    /// The server it connects to, `host:port` (or the socket directory and port), for logs.
+    pub fn server(&self) -> String {
+        server_of(&self.cfg.connection)
     }
 
     /// The description that goes into the pipeline's fingerprint (no server, no password: the
