@@ -13,7 +13,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sluicegate::channel::memory::{MemoryChannel, MemoryChannelConfig};
 use sluicegate::channel::Channel;
@@ -90,22 +90,45 @@ fn expected(evs: &[Event]) -> Vec<String> {
     v
 }
 
+/// Bound on one reader run (Spark's JVM start-up is slow on a loaded 2-core machine).
+const RUN_BOUND: Duration = Duration::from_secs(300);
+
+/// Runs `python -c script args...` with output to files (no pipe can fill), bounded.
 fn run(python: &Path, script: &str, args: &[&Path]) -> String {
-    let out = Command::new(python)
+    let tmp = tempfile::tempdir().unwrap();
+    let (out_p, err_p) = (tmp.path().join("out"), tmp.path().join("err"));
+    let mut child = Command::new(python)
         .arg("-c")
         .arg(script)
         .args(args)
         .stdin(Stdio::null())
-        .output()
+        .stdout(std::fs::File::create(&out_p).unwrap())
+        .stderr(std::fs::File::create(&err_p).unwrap())
+        .spawn()
         .expect("running python");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > RUN_BOUND {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{} did not finish within {RUN_BOUND:?}:\n{}",
+                python.display(),
+                std::fs::read_to_string(&err_p).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert!(
-        out.status.success(),
-        "{} failed ({}):\n{}",
+        status.success(),
+        "{} failed ({status}):\n{}",
         python.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        std::fs::read_to_string(&err_p).unwrap_or_default()
     );
-    String::from_utf8(out.stdout).unwrap()
+    std::fs::read_to_string(&out_p).unwrap()
 }
 
 /// Lines starting with `tag `, without the tag, sorted.
