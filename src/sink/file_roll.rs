@@ -8,8 +8,8 @@
 //! | `sink.directory` | required | where files go (created if missing) |
 //! | `sink.rollInterval` | 30 | seconds between rolls; 0 = never roll |
 //! | `sink.batchSize` | 100 | events per take transaction |
-//! | `sink.serializer` | `TEXT` | `TEXT` (body + `\n`) or `avro_event` (Avro container file) |
-//! | `sink.serializer.appendNewline` | true | TEXT: newline after each body |
+//! | `sink.serializer` | `TEXT` | `TEXT` (body + `\n`), `header_and_text` (`{k=v, ...} body\n`) or `avro_event` (Avro container file) |
+//! | `sink.serializer.appendNewline` | true | TEXT, header_and_text: newline after each event |
 //! | `sink.serializer.compressionCodec` | `null` | avro_event: `null` or `deflate` |
 //! | `sink.serializer.syncIntervalBytes` | 2048000 | avro_event: block size |
 //! | `sink.pathManager` | `DEFAULT` | only `DEFAULT` |
@@ -23,53 +23,37 @@
 //!
 //! `avro_event` files use Flume's `FlumeEventAvroEventSerializer` schema, verbatim:
 //! `{"type":"record","name":"Event","fields":[{"name":"headers","type":{"type":"map","values":"string"}},{"name":"body","type":"bytes"}]}`
-//! (no namespace — Flume's schema has none), written with apache-avro's `Writer`.
+//! (no namespace — Flume's schema has none).
+//!
+//! The serializers are the HDFS sink's DataStream writers ([`super::hdfs::format`]), so a
+//! `file_roll` file holds the bytes Flume's `file_roll` writes with the same serializer: headers
+//! in the order a Flume agent's `HashMap` prints them, one Avro block per batch (Flume flushes
+//! the serializer after every batch), metadata `avro.schema` then `avro.codec`, a random sync
+//! marker per file.
 //!
 //! Durability: every batch is written, flushed and `fdatasync`ed **before** the take commits, so
 //! a committed take is on disk. A write failure rolls the take back and abandons the current file
 //! (the retry goes to a fresh file, so a half-written batch is never appended to).
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io;
 use std::path::PathBuf;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apache_avro::types::Value;
-use apache_avro::{Codec, DeflateSettings, Schema, Writer};
-
 use super::batch::{commit_counted, take_counted};
+use super::hdfs::config::serializer;
+use super::hdfs::format::{self, FileFormat, FormatWriter};
+use super::hdfs::fs::{HdfsFileSystem, LocalFs};
 use super::{Sink, SinkError, SinkStatus};
 use crate::channel::Channel;
 use crate::clock::now_millis;
 use crate::clock::Clock;
 use crate::config::{ConfigError, Context};
-use crate::event::Event;
 use crate::metrics::SinkCounter;
 
+pub use super::hdfs::format::Serializer as FileSerializer;
 /// Flume's `FlumeEventAvroEventSerializer` schema, as its JSON text.
-pub const FLUME_EVENT_SCHEMA: &str = r#"{"type":"record","name":"Event","fields":[{"name":"headers","type":{"type":"map","values":"string"}},{"name":"body","type":"bytes"}]}"#;
-
-static EVENT_SCHEMA: LazyLock<Schema> = LazyLock::new(|| {
-    Schema::parse_str(FLUME_EVENT_SCHEMA).expect("the built-in Flume Event schema parses")
-});
-
-/// How events are written to the files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileSerializer {
-    /// `TEXT`: the body, then `\n` when `append_newline`.
-    Text {
-        /// `sink.serializer.appendNewline`.
-        append_newline: bool,
-    },
-    /// `avro_event`: an Avro object container file of Flume `Event` records.
-    AvroEvent {
-        /// `sink.serializer.compressionCodec` is `deflate`.
-        deflate: bool,
-        /// `sink.serializer.syncIntervalBytes`.
-        sync_interval: usize,
-    },
-}
+pub use super::hdfs::format::FLUME_EVENT_SCHEMA;
 
 /// Settings of a `file_roll` sink.
 #[derive(Debug, Clone)]
@@ -103,42 +87,7 @@ impl FileRollSinkConfig {
                 &format!("unsupported path manager '{pm}' (only DEFAULT)"),
             ));
         }
-        let ser = ctx.get_or("sink.serializer", "TEXT").trim().to_string();
-        let serializer = match ser.to_ascii_lowercase().as_str() {
-            "text" | "org.apache.flume.serialization.bodytexteventserializer$builder" => {
-                FileSerializer::Text {
-                    append_newline: ctx.get_bool("sink.serializer.appendNewline", true),
-                }
-            }
-            "avro_event"
-            | "org.apache.flume.serialization.flumeeventavroeventserializer$builder" => {
-                let codec = ctx
-                    .get_or("sink.serializer.compressionCodec", "null")
-                    .trim()
-                    .to_ascii_lowercase();
-                let deflate = match codec.as_str() {
-                    "null" => false,
-                    "deflate" => true,
-                    other => {
-                        return Err(ctx.error(
-                            "sink.serializer.compressionCodec",
-                            &format!("unsupported Avro codec '{other}' (use null or deflate)"),
-                        ))
-                    }
-                };
-                FileSerializer::AvroEvent {
-                    deflate,
-                    sync_interval: ctx
-                        .get_positive_int("sink.serializer.syncIntervalBytes", 2_048_000)?,
-                }
-            }
-            _ => {
-                return Err(ctx.error(
-                    "sink.serializer",
-                    &format!("unsupported serializer '{ser}' (use TEXT or avro_event)"),
-                ))
-            }
-        };
+        let serializer = serializer(&ctx.sub("sink"))?;
         Ok(FileRollSinkConfig {
             directory,
             roll_interval: (!roll.is_zero()).then_some(roll),
@@ -147,52 +96,6 @@ impl FileRollSinkConfig {
             prefix: ctx.get_or("sink.pathManager.prefix", "").to_string(),
             extension: ctx.get_or("sink.pathManager.extension", "").to_string(),
         })
-    }
-}
-
-enum Output {
-    Text(BufWriter<File>),
-    Avro(Box<Writer<'static, BufWriter<File>>>),
-}
-
-impl Output {
-    fn write(&mut self, ev: &Event, append_newline: bool) -> io::Result<()> {
-        match self {
-            Output::Text(w) => {
-                w.write_all(ev.body())?;
-                if append_newline {
-                    w.write_all(b"\n")?;
-                }
-                Ok(())
-            }
-            Output::Avro(w) => {
-                let headers: std::collections::HashMap<String, Value> = ev
-                    .header_map()
-                    .into_iter()
-                    .map(|(k, v)| (k, Value::String(v)))
-                    .collect();
-                let record = Value::Record(vec![
-                    ("headers".to_string(), Value::Map(headers)),
-                    ("body".to_string(), Value::Bytes(ev.body().to_vec())),
-                ]);
-                w.append(record).map(|_| ()).map_err(io::Error::other)
-            }
-        }
-    }
-
-    /// Flushes everything to the file and `fdatasync`s it.
-    fn sync(&mut self) -> io::Result<()> {
-        match self {
-            Output::Text(w) => {
-                w.flush()?;
-                w.get_ref().sync_data()
-            }
-            Output::Avro(w) => {
-                w.flush().map_err(io::Error::other)?;
-                w.get_mut().flush()?;
-                w.get_ref().get_ref().sync_data()
-            }
-        }
     }
 }
 
@@ -205,7 +108,7 @@ pub struct FileRollSink {
     series: u64,
     index: u64,
     current: Option<PathBuf>,
-    out: Option<Output>,
+    out: Option<Box<dyn FormatWriter>>,
     next_roll: Option<Instant>,
     should_rotate: bool,
     /// What the roll interval is timed with.
@@ -263,11 +166,11 @@ impl FileRollSink {
     }
 
     fn close_current(&mut self) -> Result<(), SinkError> {
-        let Some(mut out) = self.out.take() else {
+        let Some(out) = self.out.take() else {
             return Ok(());
         };
         let path = self.current.take().unwrap_or_default();
-        match out.sync() {
+        match out.close() {
             Ok(()) => {
                 SinkCounter::add(&self.counter.connection_closed, 1);
                 tracing::debug!(sink = %self.name, file = %path.display(), "closed file");
@@ -288,38 +191,13 @@ impl FileRollSink {
             file_name.push_str(&self.cfg.extension);
         }
         let path = self.cfg.directory.join(file_name);
-        let opened = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .and_then(|f| {
-                let w = BufWriter::with_capacity(64 * 1024, f);
-                let mut out = match &self.cfg.serializer {
-                    FileSerializer::Text { .. } => Output::Text(w),
-                    FileSerializer::AvroEvent {
-                        deflate,
-                        sync_interval,
-                    } => {
-                        let codec = if *deflate {
-                            Codec::Deflate(DeflateSettings::default())
-                        } else {
-                            Codec::Null
-                        };
-                        Output::Avro(Box::new(
-                            Writer::builder()
-                                .schema(&EVENT_SCHEMA)
-                                .writer(w)
-                                .codec(codec)
-                                .block_size(*sync_interval)
-                                .build(),
-                        ))
-                    }
-                };
-                // Like Flume's afterCreate: the Avro header goes out at once.
-                out.sync()?;
-                Ok(out)
-            });
+        let format = FileFormat::DataStream(self.cfg.serializer.clone());
+        let opened = LocalFs.create(&path).and_then(|f| {
+            let mut out = format::open(&format, f)?;
+            // Like Flume's afterCreate: the Avro header goes out at once.
+            out.flush()?;
+            Ok(out)
+        });
         match opened {
             Ok(out) => {
                 SinkCounter::add(&self.counter.connection_created, 1);
@@ -377,18 +255,13 @@ impl Sink for FileRollSink {
         if take.is_empty() {
             return Ok(SinkStatus::Backoff);
         }
-        let append_newline = matches!(
-            self.cfg.serializer,
-            FileSerializer::Text {
-                append_newline: true
-            }
-        );
+        let now = now_millis() as i64;
         let written = match self.out.as_mut() {
             Some(out) => take
                 .events()
                 .iter()
-                .try_for_each(|ev| out.write(ev, append_newline))
-                .and_then(|()| out.sync()),
+                .try_for_each(|ev| out.append(ev, now).map_err(io::Error::other))
+                .and_then(|()| out.flush()),
             None => Err(io::Error::other("no open file")),
         };
         if let Err(e) = written {

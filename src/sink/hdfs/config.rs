@@ -259,7 +259,9 @@ impl HdfsSinkConfig {
     }
 }
 
-fn serializer(ctx: &Context) -> Result<Serializer, ConfigError> {
+/// `serializer` and its `serializer.*` keys, read relative to `ctx` (the HDFS sink's own context;
+/// `file_roll` passes its `sink.` sub-context): Flume's `EventSerializerFactory` names.
+pub fn serializer(ctx: &Context) -> Result<Serializer, ConfigError> {
     let s = ctx.get_or("serializer", "TEXT").trim().to_string();
     let append_newline = ctx.get_bool("serializer.appendNewline", true);
     Ok(match s.to_ascii_lowercase().as_str() {
