@@ -420,3 +420,28 @@ fn read_up_to(file: &File, buf: &mut [u8], base: u64) -> io::Result<usize> {
     }
     Ok(got)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropped_pages_read_back_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = Segment::create(dir.path(), 1, 0, 1 << 20).unwrap();
+        let pattern: Vec<u8> = (0..600_000u32).map(|i| (i * 7 + 3) as u8).collect();
+        seg.file.write_all_at(&pattern, 4096).unwrap();
+        let slice = seg.data.slice(4096..4096 + pattern.len());
+        assert_eq!(&slice[..], &pattern[..]); // faults the pages in
+                                              // No whole page inside the range: nothing dropped, `from` comes back.
+        assert_eq!(seg.drop_pages(100, 4000), 100);
+        assert_eq!(seg.drop_pages(5000, 8191), 5000);
+        // From rounded up, to rounded down to a page.
+        assert_eq!(seg.drop_pages(100, 600_000), 600_000 / 4096 * 4096);
+        // Past the end is clamped to the file.
+        assert_eq!(seg.drop_pages(0, u64::MAX), 1 << 20);
+        // Slices taken before the drop read the same file contents afterwards.
+        assert_eq!(&slice[..], &pattern[..]);
+        assert_eq!(&seg.data[4096..4096 + pattern.len()], &pattern[..]);
+    }
+}
