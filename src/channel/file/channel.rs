@@ -1017,6 +1017,7 @@ impl TakeCompletion for FileTake {
             for (a, b) in &ranges {
                 q.ack(*a, *b);
             }
+            q.drop_acked_pages();
             let freed: u64 = events.iter().map(|e| e.encoded_len() as u64).sum();
             q.bytes = q.bytes.saturating_sub(freed);
             sh.counter.channel_size.store(q.size(), Ordering::Relaxed);

@@ -105,6 +105,13 @@
 //!   `discard` mount) stalls every concurrent `fdatasync` behind one journal transaction for a
 //!   large fraction of a second; `spare.rs` keeps consumed segments, zeroed in place, for the
 //!   writer's next rollover.
+//! * **Read pages leave the resident set once acknowledged.** Every mapped page a take touches
+//!   counts in the process's RSS (as file-backed, `RssFile`) for as long as the mapping lives,
+//!   i.e. until the segment is retired. After each take commit the reader therefore drops, with
+//!   `madvise(MADV_DONTNEED)`, the pages of its segment wholly before the first unacknowledged
+//!   record (in steps of at least 4 MiB; `ReadState::drop_acked_pages`). On a read-only shared
+//!   file map this only unmaps the pages from this process: the page cache keeps them, and an
+//!   event slice still held elsewhere faults the same bytes back in.
 //! * **fsync errors poison.** After a failed `fdatasync` the kernel may have dropped the dirty
 //!   pages and marked them clean, so a retry can "succeed" without the data ("fsyncgate",
 //!   Rebello et al., ATC'20). The channel therefore stops: every call returns

@@ -16,6 +16,9 @@ use super::format::{
 use super::segment::Segment;
 use super::writer::SegmentMap;
 
+/// Smallest span of acknowledged bytes [`ReadState::drop_acked_pages`] hands to `madvise`.
+pub const DROP_STEP: u64 = 4 << 20;
+
 /// A PUT record being handed out event by event.
 #[derive(Debug, Clone, Copy)]
 struct OpenRecord {
@@ -36,6 +39,8 @@ pub struct ReadState {
     seg: Arc<Segment>,
     /// Offset of the next record to open.
     off: u64,
+    /// Offset in `seg` below which the mapped pages were dropped ([`ReadState::drop_acked_pages`]).
+    dropped: u64,
     rec: Option<OpenRecord>,
     /// Seq the next PUT record should start at (gaps mean lost events).
     expected: u64,
@@ -70,6 +75,7 @@ impl ReadState {
         ReadState {
             seg,
             off: start.off,
+            dropped: 0,
             rec: None,
             expected,
             index: VecDeque::new(),
@@ -108,6 +114,20 @@ impl ReadState {
             Some((_, p)) => *p,
             None => Pos::new(self.seg.id(), self.off),
         }
+    }
+
+    /// Drops from the resident set the mapped pages of the reader's segment that lie wholly
+    /// before the first unacknowledged record (see [`Segment::drop_pages`]): a committed take's
+    /// bytes are never read again by the channel, and a consumed segment stays mapped until it
+    /// is retired, so without this a 128 MiB segment's read pages stay resident long after their
+    /// events are gone. Works in steps of at least [`DROP_STEP`] bytes to keep `madvise` calls
+    /// rare. Changes no state a reader or recovery looks at.
+    pub fn drop_acked_pages(&mut self) {
+        let p = self.ack_pos();
+        if p.seg != self.seg.id() || p.off < self.dropped + DROP_STEP {
+            return;
+        }
+        self.dropped = self.seg.drop_pages(self.dropped, p.off);
     }
 
     /// Records a committed take.
@@ -267,6 +287,7 @@ impl ReadState {
             Some(s) => {
                 self.seg = s;
                 self.off = SEGMENT_HEADER_LEN;
+                self.dropped = 0;
                 true
             }
             None => false,

@@ -91,6 +91,45 @@ impl Segment {
         self.header.id
     }
 
+    /// Tells the kernel this process no longer needs the mapped pages wholly inside
+    /// `[from, to)` (`madvise(MADV_DONTNEED)`), so they stop counting in its resident set.
+    /// Only a hint about residency: the mapping is read-only and shared, so a later access to
+    /// those bytes (an event slice still held somewhere, a re-read after a rollback) faults the
+    /// same file contents back in from the page cache. Nothing is written and the file is not
+    /// touched. Returns the offset up to which pages were dropped (`to` rounded down to a page;
+    /// `from` rounded up), or `from` when the range holds no whole page.
+    pub fn drop_pages(&self, from: u64, to: u64) -> u64 {
+        const PAGE: u64 = 4096;
+        let to = to.min(self.len());
+        let base = self.data.as_ptr() as usize;
+        // The mapping starts on a page boundary (mmap), so offsets and addresses align alike;
+        // check anyway, and on larger pages (or an unaligned base) simply do nothing.
+        if base % PAGE as usize != 0 {
+            return from;
+        }
+        let lo = from.div_ceil(PAGE) * PAGE;
+        let hi = to / PAGE * PAGE;
+        if hi <= lo {
+            return from;
+        }
+        // SAFETY: `[lo, hi)` lies inside the live read-only shared file mapping `self.data`
+        // (hi <= len), page-aligned. MADV_DONTNEED on a shared file mapping discards only this
+        // process's page-table entries; the contents stay in the page cache/file and are
+        // faulted back unchanged on the next access, so every slice of the mapping stays valid
+        // and reads the same bytes.
+        let rc = unsafe {
+            libc::madvise(
+                (base + lo as usize) as *mut libc::c_void,
+                (hi - lo) as usize,
+                libc::MADV_DONTNEED,
+            )
+        };
+        if rc != 0 {
+            return from;
+        }
+        hi
+    }
+
     /// The file's length (= its preallocated size).
     #[inline]
     #[allow(clippy::len_without_is_empty)]
@@ -380,4 +419,29 @@ fn read_up_to(file: &File, buf: &mut [u8], base: u64) -> io::Result<usize> {
         }
     }
     Ok(got)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropped_pages_read_back_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = Segment::create(dir.path(), 1, 0, 1 << 20).unwrap();
+        let pattern: Vec<u8> = (0..600_000u32).map(|i| (i * 7 + 3) as u8).collect();
+        seg.file.write_all_at(&pattern, 4096).unwrap();
+        let slice = seg.data.slice(4096..4096 + pattern.len());
+        assert_eq!(&slice[..], &pattern[..]); // faults the pages in
+                                              // No whole page inside the range: nothing dropped, `from` comes back.
+        assert_eq!(seg.drop_pages(100, 4000), 100);
+        assert_eq!(seg.drop_pages(5000, 8191), 5000);
+        // From rounded up, to rounded down to a page.
+        assert_eq!(seg.drop_pages(100, 600_000), 600_000 / 4096 * 4096);
+        // Past the end is clamped to the file.
+        assert_eq!(seg.drop_pages(0, u64::MAX), 1 << 20);
+        // Slices taken before the drop read the same file contents afterwards.
+        assert_eq!(&slice[..], &pattern[..]);
+        assert_eq!(&seg.data[4096..4096 + pattern.len()], &pattern[..]);
+    }
 }
