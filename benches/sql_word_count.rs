@@ -1,57 +1,55 @@
 //! The SQL word count against the hand-written pipeline on one 1,000,000-line micro-batch.
 //!
-//! Data as in `../shared/spark-anchor`'s generator in spirit: each line is 40 words drawn from
-//! a 10,000-word Zipf(1) vocabulary (fixed seed), about 256 bytes. Both pipelines read the same
-//! events from a memory channel (so neither pays ingest or fsync) in one batch; the figure is
-//! the driver's processing time (take → outputs → commit) of that batch, median of the rounds.
+//! Data: the pipeline benchmark's input ([`zipf_lines`], the spark-anchor shape: 40 words per
+//! line from a 10,000-word Zipf(1) vocabulary, single spaces, about 258 bytes per line). Every
+//! variant reads the same events from a memory channel (so none pays ingest or fsync) in one
+//! batch. Three variants, run alternately each round:
 //!
-//! `cargo bench --bench sql_word_count [-- LINES ROUNDS]` prints both and the ratio.
+//! * `words` — the hand-written word count of `benches/pipeline_wordcount.rs`,
+//!   `events.words().count_by_value()`;
+//! * `reduce` — `events.split_body(b' ').map(|w| (w, 1)).reduce_by_key(+)`;
+//! * `sql` — `SELECT word, count(*) AS n FROM events CROSS JOIN UNNEST(split(body, ' ')) AS
+//!   t(word) GROUP BY word` (runs on the word table of `words()`, see `pipeline/sql/exec.rs`);
+//! * `sql+where` — the same with `WHERE true`, which keeps it off the word table: the generic
+//!   fused SQL path (`Events::apply` of the compiled row closures → `reduce_by_key` over
+//!   `Value` keys), i.e. what every SQL word count ran on before.
+//!
+//! Each figure is the CPU time (user + system, all threads, `getrusage`) of the batch's
+//! `step()` (take → outputs → commit) — robust on a loaded machine where wall time is not — and
+//! the wall processing time the driver reports; medians of the rounds.
+//!
+//! `cargo bench --bench sql_word_count [-- LINES ROUNDS]` prints them and SQL/hand-written
+//! (or `cargo build --release --bench sql_word_count` and run `target/release/deps/sql_word_count-*`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-
 use sluicegate::channel::memory::{MemoryChannel, MemoryChannelConfig};
 use sluicegate::channel::Channel;
 use sluicegate::event::Event;
+use sluicegate::pipeline::bench::zipf_lines;
 use sluicegate::pipeline::sql::{Row, SqlOptions, SqlQuery};
 use sluicegate::pipeline::{ClockMode, ManualClock, PipelineConfig, StreamingContext, Text};
 
-fn lines(n: usize) -> Vec<Event> {
-    let mut rng = StdRng::seed_from_u64(42);
-    let vocab: Vec<String> = (0..10_000)
-        .map(|_| {
-            let len = rng.gen_range(2..10);
-            (0..len)
-                .map(|_| rng.gen_range(b'a'..=b'z') as char)
-                .collect()
-        })
-        .collect();
-    let mut cum = Vec::with_capacity(vocab.len());
-    let mut total = 0.0;
-    for i in 0..vocab.len() {
-        total += 1.0 / (i + 1) as f64;
-        cum.push(total);
-    }
-    (0..n)
-        .map(|_| {
-            let mut line = String::with_capacity(300);
-            for j in 0..40 {
-                if j > 0 {
-                    line.push(' ');
-                }
-                let x = rng.gen::<f64>() * total;
-                let i = cum.partition_point(|c| *c < x).min(vocab.len() - 1);
-                line.push_str(&vocab[i]);
-            }
-            Event::from_body(line)
-        })
-        .collect()
+/// CPU seconds (user + system, all threads) used by this process so far.
+fn cpu_s() -> f64 {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-fn run(events: &[Event], sql: bool) -> (u64, usize) {
+#[derive(Clone, Copy, PartialEq)]
+enum Variant {
+    Words,
+    Reduce,
+    Sql,
+    SqlWhere,
+}
+
+/// One batch of `v`: (CPU ms of the step, wall processing ms, distinct words).
+fn run(events: &[Event], v: Variant) -> (f64, u64, usize) {
     let ch = Arc::new(MemoryChannel::new(
         "c1",
         MemoryChannelConfig {
@@ -80,38 +78,57 @@ fn run(events: &[Event], sql: bool) -> (u64, usize) {
     );
     let groups = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let g = groups.clone();
-    if sql {
-        let q = SqlQuery::compile(
-            "SELECT word, count(*) AS n FROM events CROSS JOIN UNNEST(split(body, ' ')) AS t(word) GROUP BY word",
-            SqlOptions::default(),
-        )
-        .expect("query");
-        assert!(q.is_fused());
-        q.attach(&ctx).foreach_batch(move |rows: &[Row], _| {
-            g.store(rows.len(), std::sync::atomic::Ordering::Relaxed);
-            Ok::<(), String>(())
-        });
-    } else {
-        ctx.events()
-            .split_body(b' ')
-            .map(|w: Text| (w, 1u64))
-            .reduce_by_key(|a, b| a + b)
-            .foreach_batch(move |rows: &[(Text, u64)], _| {
+    match v {
+        Variant::Sql | Variant::SqlWhere => {
+            let q = SqlQuery::compile(
+                if v == Variant::Sql {
+                    "SELECT word, count(*) AS n FROM events CROSS JOIN UNNEST(split(body, ' ')) AS t(word) GROUP BY word"
+                } else {
+                    "SELECT word, count(*) AS n FROM events CROSS JOIN UNNEST(split(body, ' ')) AS t(word) WHERE true GROUP BY word"
+                },
+                SqlOptions::default(),
+            )
+            .expect("query");
+            assert!(q.is_fused());
+            q.attach(&ctx).foreach_batch(move |rows: &[Row], _| {
                 g.store(rows.len(), std::sync::atomic::Ordering::Relaxed);
                 Ok::<(), String>(())
             });
+        }
+        Variant::Reduce => {
+            ctx.events()
+                .split_body(b' ')
+                .map(|w: Text| (w, 1u64))
+                .reduce_by_key(|a, b| a + b)
+                .foreach_batch(move |rows: &[(Text, u64)], _| {
+                    g.store(rows.len(), std::sync::atomic::Ordering::Relaxed);
+                    Ok::<(), String>(())
+                });
+        }
+        Variant::Words => {
+            ctx.events()
+                .words()
+                .count_by_value()
+                .foreach_batch(move |rows: &[(Text, u64)], _| {
+                    g.store(rows.len(), std::sync::atomic::Ordering::Relaxed);
+                    Ok::<(), String>(())
+                });
+        }
     }
     let mut p = ctx.build().expect("build");
+    let c0 = cpu_s();
     let r = p.step().expect("step").expect("a batch");
+    let cpu_ms = (cpu_s() - c0) * 1000.0;
     assert_eq!(r.events as usize, events.len());
     (
+        cpu_ms,
         r.processing_ms,
         groups.load(std::sync::atomic::Ordering::Relaxed),
     )
 }
 
-fn median(v: &mut [u64]) -> u64 {
-    v.sort_unstable();
+fn median<T: PartialOrd + Copy>(v: &mut [T]) -> T {
+    v.sort_unstable_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     v[v.len() / 2]
 }
 
@@ -122,21 +139,57 @@ fn main() {
         .collect();
     let n = args.first().copied().unwrap_or(1_000_000);
     let rounds = args.get(1).copied().unwrap_or(5);
-    let events = lines(n);
-    let (mut hand, mut sql) = (Vec::new(), Vec::new());
-    let _ = run(&events, false); // warm-up
+    let events = zipf_lines(n, 42);
+    let variants = [
+        ("words", Variant::Words),
+        ("reduce", Variant::Reduce),
+        ("sql", Variant::Sql),
+        ("sql+where", Variant::SqlWhere),
+    ];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); 4];
+    let mut wall: Vec<Vec<u64>> = vec![Vec::new(); 4];
+    let _ = run(&events, Variant::Words); // warm-up
     for _ in 0..rounds {
-        let (h, gh) = run(&events, false);
-        let (s, gs) = run(&events, true);
-        assert_eq!(gh, gs, "both count the same distinct words");
-        hand.push(h);
-        sql.push(s);
-        println!("round: hand-written {h} ms, SQL {s} ms ({gs} distinct words)");
+        let mut line = String::from("round:");
+        let mut groups = None;
+        for (i, (name, v)) in variants.iter().enumerate() {
+            let (c, w, g) = run(&events, *v);
+            assert!(
+                groups.is_none_or(|x| x == g),
+                "every variant counts the same distinct words"
+            );
+            groups = Some(g);
+            cpu[i].push(c);
+            wall[i].push(w);
+            line.push_str(&format!(" {name} {c:.0} ms CPU / {w} ms wall;"));
+        }
+        println!("{line} {} distinct words", groups.unwrap_or(0));
     }
-    let (h, s) = (median(&mut hand), median(&mut sql));
+    let c: Vec<f64> = cpu.iter_mut().map(|v| median(v)).collect();
+    let w: Vec<u64> = wall.iter_mut().map(|v| median(v)).collect();
     println!(
-        "word count, {n} lines x 40 words, one batch, {} workers: hand-written {h} ms, SQL {s} ms (median of {rounds}); SQL/hand = {:.2}",
-        std::thread::available_parallelism().map(|x| x.get()).unwrap_or(1),
-        s as f64 / h.max(1) as f64
+        "word count, {n} lines x 40 words, one batch, {} workers, medians of {rounds}: \
+         CPU words {:.0} ms, reduce {:.0} ms, SQL {:.0} ms, SQL+WHERE {:.0} ms; \
+         wall words {} ms, reduce {} ms, SQL {} ms, SQL+WHERE {} ms",
+        std::thread::available_parallelism()
+            .map(|x| x.get())
+            .unwrap_or(1),
+        c[0],
+        c[1],
+        c[2],
+        c[3],
+        w[0],
+        w[1],
+        w[2],
+        w[3]
+    );
+    println!(
+        "SQL/hand-written (CPU): {:.2} vs words().count_by_value(), {:.2} vs split_body reduce_by_key",
+        c[2] / c[0].max(1e-9),
+        c[2] / c[1].max(1e-9)
+    );
+    println!(
+        "SQL+WHERE (generic fused SQL path)/words (CPU): {:.2}",
+        c[3] / c[0].max(1e-9)
     );
 }

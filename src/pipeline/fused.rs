@@ -22,7 +22,8 @@
 //! asks associative and commutative).
 //!
 //! Two terminals take a faster table for text keys (decided by a type test at build time, same
-//! results): `words()` / `split_body` / `text` straight into [`Fused::count_by_value`] count
+//! results): `words()` / `split_body` / `text` (and the SQL word count's `split` pieces, empty
+//! ones included) straight into [`Fused::count_by_value`] count
 //! in a `WordCounts` (a word of at most 8 bytes packed into a `u64` from the body, no `Text`
 //! per word), and [`Fused::reduce_by_key`] with [`Text`] keys folds into a `TextTable`; see
 //! `words.rs`.
@@ -47,7 +48,7 @@ use super::context::{BatchEnv, Node, StreamingContext};
 use super::metrics::ErrorReason;
 use super::stage::{Key, Workers};
 use super::stream::DStream;
-use super::text::{for_each_token, for_each_word, Combiner, Text};
+use super::text::{for_each_split_span, for_each_token, for_each_word, Combiner, Text};
 use super::words::{TextTable, WordCounts};
 
 /// One step of a fused chain: from an event, emit zero or more values (see the module docs).
@@ -165,6 +166,9 @@ pub enum Split {
     Words,
     /// Non-empty tokens between occurrences of an ASCII byte.
     On(u8),
+    /// Every piece between occurrences of an ASCII byte, empty ones included (SQL's
+    /// `split(body, d)` unnested: `"a  b"` gives `a`, ``, `b`; an empty body one ``).
+    Pieces(u8),
     /// The whole body.
     Whole,
 }
@@ -182,6 +186,10 @@ impl EventFn for TextEv {
         match self.0 {
             Split::Words => for_each_word(s, |w| emit(Text::new(w))),
             Split::On(d) => for_each_token(s, d, |w| emit(Text::new(w))),
+            Split::Pieces(d) => for_each_split_span(s.as_bytes(), d, |a, b| {
+                // SAFETY: cut at the ASCII byte `d`, so on character boundaries of `s`.
+                emit(Text::new(unsafe { s.get_unchecked(a..b) }))
+            }),
             Split::Whole => emit(Text::new(s)),
         }
     }
@@ -194,6 +202,24 @@ impl Events<AllEvents> {
             pred: Arc::new(AllEvents),
             desc: vec!["events".into()],
         }
+    }
+}
+
+impl Events<AllEvents> {
+    /// `count_by_value` of every piece of every body between `delim` bytes (ASCII), empty
+    /// pieces included, in the word table — the SQL word count
+    /// `CROSS JOIN UNNEST(split(body, d)) ... GROUP BY <that column>` with only `count(*)`.
+    /// Registered as `events.<root>.<terminal>`, so the SQL front end keeps its pipeline
+    /// fingerprint whichever path runs the query.
+    pub(crate) fn count_pieces(
+        &self,
+        root: &str,
+        terminal: &str,
+        delim: u8,
+    ) -> DStream<(Text, u64)> {
+        debug_assert!(delim.is_ascii());
+        self.root(root, TextEv(Split::Pieces(delim)))
+            .count_text(terminal, Split::Pieces(delim))
     }
 }
 
@@ -688,7 +714,7 @@ where
         // `events.words()` / `split_body` / `text` straight into the count: the word table
         // (no `Text` per word; see `words.rs`). The type test is decided at compile time.
         if let Some(root) = (&*self.p as &dyn Any).downcast_ref::<Root<AllEvents, TextEv>>() {
-            let counted: Box<dyn Any> = Box::new(self.count_text(root.step.0));
+            let counted: Box<dyn Any> = Box::new(self.count_text("count_by_value", root.step.0));
             if let Ok(d) = counted.downcast::<DStream<(P::Out, u64)>>() {
                 return *d;
             }
@@ -708,8 +734,8 @@ where
 
 impl<P: EventFn> Fused<P> {
     /// `count_by_value` of a text root over every event, counted in [`WordCounts`].
-    fn count_text(&self, split: Split) -> DStream<(Text, u64)> {
-        let id = self.register("count_by_value");
+    fn count_text(&self, terminal: &str, split: Split) -> DStream<(Text, u64)> {
+        let id = self.register(terminal);
         let hint = AtomicUsize::new(0);
         let node = Node::new(move |env: &BatchEnv<'_>| {
             let events = env.events;
@@ -729,6 +755,7 @@ impl<P: EventFn> Fused<P> {
                     match split {
                         Split::Words => counts.add_words(s),
                         Split::On(d) => counts.add_tokens(s, d),
+                        Split::Pieces(d) => counts.add_split(s, d),
                         Split::Whole => counts.add(s),
                     }
                 }

@@ -9,8 +9,9 @@
 //!   `u64`** (its bytes little-endian, zero-padded) while the body is scanned, hashed with one
 //!   folded multiply of that word and its length, and counted in a **16-byte slot**
 //!   `[packed bytes, length << 56 | count]`. Linear probing; a slot whose second word is 0 is
-//!   empty (a counted word has a length of 1..=8 and a count of at least 1); the length is
-//!   part of the key, so `"a"` and `"a\0"` (NUL is not whitespace) stay distinct. The load
+//!   empty (a counted word has a length of 0..=8 and a count of at least 1; length 0 is the
+//!   empty word that SQL's `split` yields between two delimiters); the length is part of the
+//!   key, so `"a"` and `"a\0"` (NUL is not whitespace) stay distinct. The load
 //!   stays at or below 0.7; 10,000 distinct words take 256 KiB, so the table stays in L2.
 //! * A longer word goes to a [`Combiner<Text, u64>`] (it is then a `Text` once, as before).
 //!
@@ -21,10 +22,11 @@
 //! Each worker counts its contiguous chunk of events into its own `WordCounts`; the partials
 //! are added into the first one (counts are sums, so the order does not matter) and the result
 //! is turned into `(Text, count)` pairs **sorted by key**, exactly what the generic
-//! `count_by_value` returns. Nothing here runs user code, so there is no panic to recover from;
+//! `count_by_value` returns. [`WordCounts::add_split`] is the SQL front end's word count
+//! (`CROSS JOIN UNNEST(split(body, ' '))`, empty pieces included). Nothing here runs user code, so there is no panic to recover from;
 //! a body that is not UTF-8 is skipped and reported as `non_utf8`, as the generic path does.
 
-use super::text::{for_each_token, for_each_word_span, Combiner, Text};
+use super::text::{for_each_split_span, for_each_token, for_each_word_span, Combiner, Text};
 
 /// Most keys per slot before the table doubles: 7 in 10.
 const LOAD_NUM: usize = 7;
@@ -132,25 +134,42 @@ impl WordCounts {
     /// straight from the body (one pass: scan, pack, hash, count).
     #[inline]
     pub(crate) fn add_words(&mut self, s: &str) {
-        let b = s.as_bytes();
-        for_each_word_span(b, |start, end| {
-            let len = end - start;
-            if len <= 8 {
-                // Load 8 bytes at once when the body has them, and keep the word's `len`.
-                let key = match b.get(start..start + 8) {
-                    Some(w8) => {
-                        let mut w = [0u8; 8];
-                        w.copy_from_slice(w8);
-                        u64::from_le_bytes(w) & (u64::MAX >> (64 - 8 * len))
-                    }
-                    None => pack(&b[start..end]),
-                };
-                self.add_packed(key, len as u64, 1);
-            } else if let Some(w) = s.get(start..end) {
-                // `get` never fails here: the span is cut at ASCII whitespace.
-                self.add_long(w, 1);
-            }
+        for_each_word_span(s.as_bytes(), |start, end| self.add_span(s, start, end));
+    }
+
+    /// Counts every piece of `s` between `delim` bytes (ASCII), **empty pieces included** —
+    /// SQL's `split(s, delim)` unnested (`"a  b"`: `a`, ``, `b`; `""`: one ``). Same one-pass
+    /// packing as [`add_words`](Self::add_words); the empty word is the packed key 0 of length 0.
+    #[inline]
+    pub(crate) fn add_split(&mut self, s: &str, delim: u8) {
+        debug_assert!(delim.is_ascii());
+        for_each_split_span(s.as_bytes(), delim, |start, end| {
+            self.add_span(s, start, end)
         });
+    }
+
+    /// Counts `s[start..end]`, cut at ASCII bytes (so on character boundaries).
+    #[inline(always)]
+    fn add_span(&mut self, s: &str, start: usize, end: usize) {
+        let b = s.as_bytes();
+        let len = end - start;
+        if len == 0 {
+            self.add_packed(0, 0, 1);
+        } else if len <= 8 {
+            // Load 8 bytes at once when the body has them, and keep the word's `len`.
+            let key = match b.get(start..start + 8) {
+                Some(w8) => {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(w8);
+                    u64::from_le_bytes(w) & (u64::MAX >> (64 - 8 * len))
+                }
+                None => pack(&b[start..end]),
+            };
+            self.add_packed(key, len as u64, 1);
+        } else if let Some(w) = s.get(start..end) {
+            // `get` never fails here: the span is cut at ASCII bytes.
+            self.add_long(w, 1);
+        }
     }
 
     /// Counts the non-empty tokens of `s` between `delim` bytes (ASCII).
@@ -174,7 +193,7 @@ impl WordCounts {
         for s in self.slots.into_iter().filter(|s| s[1] != 0) {
             let len = (s[1] >> 56) as usize;
             let bytes = s[0].to_le_bytes();
-            // Always UTF-8: the bytes were a word cut from a `&str` at ASCII whitespace.
+            // Always UTF-8: the bytes were a word cut from a `&str` at ASCII bytes.
             if let Ok(w) = std::str::from_utf8(&bytes[..len]) {
                 out.push((Text::new(w), s[1] & ((1 << 56) - 1)));
             }
@@ -327,6 +346,31 @@ mod tests {
             }
             a.merge(b);
             prop_assert_eq!(a.into_sorted(), reference(&bodies));
+        }
+
+        #[test]
+        fn split_pieces_count_like_std_split_with_empty_ones(
+            bodies in proptest::collection::vec("([a-c]{1,3}|[a-z]{7,10}|\u{e9}\u{e9}|a\u{0}| |\t){0,20}", 0..30),
+            cut in 0usize..30,
+        ) {
+            let cut = cut.min(bodies.len());
+            let mut a = WordCounts::with_capacity(0);
+            let mut b = WordCounts::with_capacity(0);
+            for s in &bodies[..cut] {
+                a.add_split(s, b' ');
+            }
+            for s in &bodies[cut..] {
+                b.add_split(s, b' ');
+            }
+            a.merge(b);
+            let mut m: BTreeMap<&str, u64> = BTreeMap::new();
+            for s in &bodies {
+                for w in s.split(' ') {
+                    *m.entry(w).or_default() += 1;
+                }
+            }
+            let want: Vec<(Text, u64)> = m.into_iter().map(|(w, n)| (Text::new(w), n)).collect();
+            prop_assert_eq!(a.into_sorted(), want);
         }
 
         #[test]

@@ -113,6 +113,8 @@ pub(crate) struct AggSpec {
 pub(crate) struct Unnest {
     pub src: Ex,
     pub delim: String,
+    /// `src` is the bare column `body` (the word-count form `split(body, ' ')`).
+    pub src_is_body: bool,
 }
 
 /// A sort key over the extended output row.
@@ -161,6 +163,10 @@ pub(crate) struct Plan {
     /// `Some` for a windowed `GROUP BY`: the group scope's columns are then
     /// `window_start, window_end ++ keys ++ aggregates`.
     pub window: Option<WindowSpec>,
+    /// The only `GROUP BY` key is the bare `UNNEST` column (`GROUP BY word`): with
+    /// `split(body, d)` and `count(*)` alone, the word count's table can run the query
+    /// (`exec::word_table_delim`).
+    pub key_is_unnest_col: bool,
 }
 
 fn err(
@@ -195,6 +201,13 @@ struct PostScope {
     key_types: Vec<SqlType>,
     aggs: Vec<AggSpec>,
     agg_text: Vec<String>,
+}
+
+/// What [`Compiler::bare_column`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BareCol {
+    Body,
+    Unnest,
 }
 
 struct Compiler<'o> {
@@ -700,6 +713,7 @@ impl<'o> Compiler<'o> {
 
         let names: Vec<String> = items.iter().map(|(_, n)| n.clone()).collect();
         let mut order = Vec::new();
+        let mut key_is_unnest_col = false;
         let (shape, types) = if aggregating {
             // Group keys: expressions, select aliases or ordinals.
             let mut key_exprs: Vec<Expr> = Vec::new();
@@ -738,6 +752,8 @@ impl<'o> Compiler<'o> {
                 }
                 key_exprs.push(resolved);
             }
+            key_is_unnest_col =
+                key_exprs.len() == 1 && self.bare_column(&key_exprs[0]) == Some(BareCol::Unnest);
             let mut keys = Vec::new();
             let mut key_types = Vec::new();
             for k in &key_exprs {
@@ -820,6 +836,7 @@ impl<'o> Compiler<'o> {
             limit,
             uses,
             window: self.window,
+            key_is_unnest_col,
         })
     }
 }
@@ -998,6 +1015,39 @@ impl<'o> Compiler<'o> {
         })
     }
 
+    /// The column a bare (optionally qualified, parenthesised) column reference resolves to,
+    /// by the same rules as [`column`](Self::column): `None` for anything else.
+    fn bare_column(&self, e: &Expr) -> Option<BareCol> {
+        let name = match e {
+            Expr::Nested(inner) => return self.bare_column(inner),
+            Expr::Identifier(id) => &id.value,
+            Expr::CompoundIdentifier(parts) if parts.len() == 2 => {
+                let q = &parts[0].value;
+                let ok = q.eq_ignore_ascii_case("events")
+                    || self.table_alias.as_deref().is_some_and(|a| a == q)
+                    || self.unnest_alias.as_deref().is_some_and(|a| a == q);
+                if !ok {
+                    return None;
+                }
+                &parts[1].value
+            }
+            _ => return None,
+        };
+        if is_window_bound(name) {
+            None
+        } else if self
+            .unnest_col
+            .as_deref()
+            .is_some_and(|c| c.eq_ignore_ascii_case(name))
+        {
+            Some(BareCol::Unnest)
+        } else if name.eq_ignore_ascii_case("body") {
+            Some(BareCol::Body)
+        } else {
+            None
+        }
+    }
+
     fn is_column(&self, name: &str) -> bool {
         let n = name.to_ascii_lowercase();
         matches!(n.as_str(), "body" | "event_time" | "proc_time")
@@ -1079,7 +1129,7 @@ impl<'o> Compiler<'o> {
                         return Err(unsupported(*rel, "UNNEST takes exactly one array: split(string, delimiter)"));
                     }
                     let a = &array_exprs[0];
-                    let (src, delim) = match a {
+                    let (src, delim, src_is_body) = match a {
                         Expr::Function(f) if object_name(&f.name) == "split" => {
                             let args = self.args(f)?;
                             if args.len() != 2 {
@@ -1089,15 +1139,16 @@ impl<'o> Compiler<'o> {
                             if delim.is_empty() {
                                 return Err(type_err(args[1], "the split delimiter must not be empty"));
                             }
+                            let src_is_body = self.bare_column(args[0]) == Some(BareCol::Body);
                             let src = self.expr(args[0])?;
                             if !matches!(src.ty, SqlType::Str | SqlType::Null) {
                                 return Err(type_err(args[0], format!("split needs a VARCHAR, found {}", src.ty.name())));
                             }
-                            (src, delim.to_string())
+                            (src, delim.to_string(), src_is_body)
                         }
                         _ => return Err(unsupported(a, "UNNEST supports split(string, delimiter) only")),
                     };
-                    self.unnest_src = Some(Unnest { src, delim });
+                    self.unnest_src = Some(Unnest { src, delim, src_is_body });
                     self.unnest_col = Some(col);
                 }
                 other => return Err(unsupported(*other, "joins are not supported; only CROSS JOIN UNNEST(split(...)) AS t(col) (flatMap)")),

@@ -6,6 +6,14 @@
 //!   started with [`Events::apply`], then [`Fused::reduce_by_key`] — sharded, map-side combined,
 //!   with [`Value`] keys (strings inline up to 22 bytes: a word allocates nothing). `HAVING`,
 //!   the `SELECT` list, `ORDER BY` and `LIMIT` then run once per group.
+//!   The plain word count — `count(*)` alone, grouped by the bare `UNNEST` column of
+//!   `UNNEST(split(body, d))` with `d` one ASCII byte, no `WHERE` — goes one step further: it
+//!   runs on the hand-written word count's own table (`Events::count_pieces`, the packed-`u64`
+//!   `WordCounts` of `words.rs`), which counts `split`'s pieces — empty ones included, as SQL's
+//!   `split` yields them — straight from the body, with no [`Value`] per word. Its result,
+//!   `(word, count)` sorted by word, is exactly what `reduce_by_key` over `Value::Str` keys
+//!   gives (one string type, so `Value` order is string order), and a non-UTF-8 body is skipped
+//!   and reported as `non_utf8` the same way.
 //! * **Windowed path** — a windowed `GROUP BY`: the events (paired with their batch time, for
 //!   `proc_time`) go into [`DStream::event_time_window_in_place`] with key = the group keys and
 //!   value = one accumulator per aggregate (an event's row starts fresh accumulators that the
@@ -154,6 +162,28 @@ pub(crate) fn fusable(plan: &Plan) -> bool {
     }
 }
 
+/// The delimiter when the plan is the plain SQL word count and runs on the hand-written word
+/// count's table (see the module docs): `count(*)` as the only aggregate, the bare `UNNEST`
+/// column as the only group key, `UNNEST(split(body, d))` with `d` one ASCII byte, no `WHERE`,
+/// no window. `HAVING`, the `SELECT` list, `ORDER BY` and `LIMIT` are free (they run per group).
+pub(crate) fn word_table_delim(plan: &Plan) -> Option<u8> {
+    let Shape::Aggregate { keys, aggs, .. } = &plan.shape else {
+        return None;
+    };
+    let u = plan.unnest.as_ref()?;
+    let ok = fusable(plan)
+        && keys.len() == 1
+        && plan.key_is_unnest_col
+        && aggs.len() == 1
+        && aggs[0].kind == AggKind::CountStar
+        && plan.pre_filter.is_none()
+        && plan.post_filter.is_none()
+        && u.src_is_body
+        && u.delim.len() == 1
+        && u.delim.as_bytes()[0].is_ascii();
+    ok.then(|| u.delim.as_bytes()[0])
+}
+
 /// Builds the plan's result stream on `ctx`.
 pub(crate) fn attach(
     plan: Arc<Plan>,
@@ -163,6 +193,25 @@ pub(crate) fn attach(
 ) -> DStream<Row> {
     let out = if plan.window.is_some() {
         windowed(plan, opts, ctx)
+    } else if let Some(d) = word_table_delim(&plan) {
+        // Same fingerprint entry as the `fused` path below (`events.sql.reduce_by_key`).
+        let p = plan.clone();
+        ctx.events()
+            .count_pieces("sql", "reduce_by_key", d)
+            .transform(move |groups, cx| {
+                let batch_ms = cx.batch_time_ms();
+                let rows = groups
+                    .iter()
+                    .filter_map(|(w, n)| {
+                        group_row(
+                            &p,
+                            &[Value::Str(w.clone()), Value::Int(*n as i64)],
+                            batch_ms,
+                        )
+                    })
+                    .collect();
+                finish(&p, rows)
+            })
     } else if fusable(&plan) {
         let Shape::Aggregate { keys, .. } = &plan.shape else {
             unreachable!("fusable")
