@@ -381,6 +381,9 @@ fn crash_after_the_database_commit_is_not_counted_twice() {
         let ch = file_channel(&chd);
         let evs: Vec<Event> = recs.iter().map(to_event).collect();
         ch.put_batch(&evs).unwrap();
+        // Closed, not just dropped: close releases the directory lock before returning,
+        // while a drop leaves it to the maintenance thread (the reopen below raced it).
+        ch.close().unwrap();
     }
     let total = (CRASH_EVENTS / CRASH_PER_BATCH) as u64;
     let mut skipped_replays = 0;
@@ -470,6 +473,7 @@ fn sigkill_and_restart_leave_the_table_as_an_uninterrupted_run() {
         let ch = file_channel(&root.path().join("ch"));
         let evs: Vec<Event> = recs.iter().map(to_event).collect();
         ch.put_batch(&evs).unwrap();
+        ch.close().unwrap();
     }
     let exe = std::env::current_exe().unwrap();
     let mut rng = StdRng::seed_from_u64(5);
