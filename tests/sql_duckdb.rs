@@ -57,6 +57,21 @@ fn duckdb_results<'a>(
     serde_json::from_slice(&std::fs::read(&opath).unwrap()).unwrap()
 }
 
+/// The rows DuckDB gave query `i` of a `duckdb_results` answer; panics with DuckDB's error
+/// when it rejected the translation `duck`.
+fn duck_rows(results: &J, i: usize, duck: &str) -> Vec<Vec<J>> {
+    let r = &results[i.to_string()];
+    if let Some(e) = r.get("error") {
+        panic!("DuckDB rejected the translation of query {i} ({duck}): {e}");
+    }
+    r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row.as_array().unwrap().clone())
+        .collect()
+}
+
 fn compat_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("compat-tests")
 }
@@ -492,19 +507,7 @@ fn sql_results_equal_duckdb_on_random_events() {
             qs.iter().map(|q| q.duck.as_str()),
         );
         for (i, q) in qs.iter().enumerate() {
-            let r = &results[i.to_string()];
-            if let Some(e) = r.get("error") {
-                panic!(
-                    "DuckDB rejected the translation of query {i} ({}): {e}",
-                    q.duck
-                );
-            }
-            let mut duck: Vec<Vec<J>> = r["rows"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|row| row.as_array().unwrap().clone())
-                .collect();
+            let mut duck = duck_rows(&results, i, &q.duck);
             let compiled = SqlQuery::compile(&q.ours, SqlOptions::default())
                 .unwrap_or_else(|e| panic!("sluicegate rejected {}: {e}", q.ours));
             let mut ours: Vec<Vec<J>> = run_ours(&compiled, &recs)
@@ -901,19 +904,7 @@ fn windowed_final_results_equal_duckdb_on_out_of_order_events() {
             .map(|b| b.iter().map(to_event).collect())
             .collect();
         for (i, q) in qs.iter().enumerate() {
-            let r = &results[i.to_string()];
-            if let Some(e) = r.get("error") {
-                panic!(
-                    "DuckDB rejected the translation of windowed query {i} ({}): {e}",
-                    q.duck
-                );
-            }
-            let mut duck: Vec<Vec<J>> = r["rows"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|row| row.as_array().unwrap().clone())
-                .collect();
+            let mut duck = duck_rows(&results, i, &q.duck);
             let opts = SqlOptions {
                 emit: EmitMode::Final,
                 watermark: std::time::Duration::from_millis(WATERMARK_MS as u64),

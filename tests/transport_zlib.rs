@@ -168,7 +168,7 @@ async fn large_round_trip_in_small_chunks_all_levels() {
     while data.len() < (3 << 20) {
         // Mixed compressible and random-ish content.
         x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-        if x % 3 == 0 {
+        if x.is_multiple_of(3) {
             data.extend_from_slice(b"flume event body with some repeated text ");
         } else {
             data.extend_from_slice(&x.to_le_bytes());

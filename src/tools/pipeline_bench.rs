@@ -565,7 +565,10 @@ fn setup(
 ) -> Result<(Rig, Pipeline), PipelineBenchError> {
     if opts.variant == Variant::Window {
         let iv = opts.batch_interval.as_millis();
-        if iv == 0 || WINDOW_LEN.as_millis() % iv != 0 || WINDOW_SLIDE.as_millis() % iv != 0 {
+        if iv == 0
+            || !WINDOW_LEN.as_millis().is_multiple_of(iv)
+            || !WINDOW_SLIDE.as_millis().is_multiple_of(iv)
+        {
             return Err(PipelineBenchError::WindowInterval(iv as u64));
         }
     }

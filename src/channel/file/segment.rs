@@ -104,7 +104,7 @@ impl Segment {
         let base = self.data.as_ptr() as usize;
         // The mapping starts on a page boundary (mmap), so offsets and addresses align alike;
         // check anyway, and on larger pages (or an unaligned base) simply do nothing.
-        if base % PAGE as usize != 0 {
+        if !base.is_multiple_of(PAGE as usize) {
             return from;
         }
         let lo = from.div_ceil(PAGE) * PAGE;

@@ -303,7 +303,11 @@ const MONTHS: [&str; 12] = [
 
 fn format_time(out: &mut String, c: char, raw: &str, ms: i64, zone: &Zone) {
     let f = fields(ms, zone);
-    let h12 = if f.hour % 12 == 0 { 12 } else { f.hour % 12 };
+    let h12 = if f.hour.is_multiple_of(12) {
+        12
+    } else {
+        f.hour % 12
+    };
     let yyyy = |out: &mut String| {
         if f.year < 0 {
             // SimpleDateFormat shows era years; not reachable for real timestamps.
