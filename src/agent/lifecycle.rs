@@ -424,8 +424,17 @@ impl Agent {
     /// `build` adds the streams and outputs to the context (see [`crate::pipeline`]). The
     /// pipeline's `PIPELINE.<name>` metrics join the agent's registry; it stops with the agent
     /// (after the sources, before the channels). The channel should have no sink of its own
-    /// (a sink would compete for its events). A reload that restarts the channel does not
-    /// restart the pipeline: run pipelines over channels that reloads leave alone.
+    /// (a sink would compete for its events).
+    ///
+    /// A [reload](Agent::reload) that restarts the channel (its settings changed) stops the
+    /// pipeline after its batch in progress, before the old channel closes, and resumes the
+    /// same pipeline — its state, batch ids and outputs — on the new channel: a durable
+    /// channel's events are all taken, once; a memory channel's contents go with the old
+    /// channel as they do for sinks. Only the input channel is followed: channels `build`
+    /// captured itself (a `to_channel` output, [`side_output`](crate::pipeline::PipelineConfig::side_output))
+    /// keep pointing at the closed one, so run such pipelines over channels reloads leave
+    /// alone. A reload that removes the channel stops the pipeline for good, with a warning.
+    /// A pipeline the configuration defines with the same name replaces it.
     pub fn run_pipeline(
         &mut self,
         channel: &str,
@@ -456,6 +465,35 @@ impl Agent {
         self.publish_topology();
         tracing::info!(pipeline = %name, channel = %channel, "pipeline started");
         Ok(())
+    }
+
+    /// Restarts the Rust-built pipelines a reload stopped on the channels that replaced
+    /// theirs; returns them as `pipeline name`. One whose channel is gone (removed from the
+    /// configuration, or it failed to start) stays stopped and leaves the metrics, with a
+    /// warning.
+    fn resume_pipelines(
+        &mut self,
+        parked: Vec<(String, String, crate::pipeline::Pipeline)>,
+    ) -> Vec<String> {
+        let mut resumed = Vec::new();
+        for (name, channel, mut p) in parked {
+            let Some(ch) = self.channel(&channel) else {
+                drop(p);
+                self.registry.unregister("PIPELINE", &name);
+                tracing::warn!(
+                    pipeline = %name,
+                    channel = %channel,
+                    "pipeline {name} stopped for good: the reload left no channel {channel} to read (run it again with Agent::run_pipeline)"
+                );
+                continue;
+            };
+            p.rebind_channel(ch);
+            self.pipelines.insert(name.clone(), p.start());
+            self.pipeline_channels.insert(name.clone(), channel.clone());
+            tracing::info!(pipeline = %name, channel = %channel, "pipeline resumed on the restarted channel");
+            resumed.push(format!("pipeline {name}"));
+        }
+        resumed
     }
 
     /// Stops everything: sources, then pipelines, then sink runners, then channels.
@@ -510,6 +548,27 @@ impl Agent {
                 summary.stopped.push(format!("pipeline {n}"));
             }
         }
+        // Pipelines built in Rust (`run_pipeline`, not in the configuration) over a channel
+        // that restarts: stopped now, resumed on the new channel below.
+        let mut parked = Vec::new();
+        let followers: Vec<(String, String)> = self
+            .pipeline_channels
+            .iter()
+            .filter(|(n, c)| {
+                ch.contains(*c) && !pipes.contains(*n) && old.pipeline(n.as_str()).is_none()
+            })
+            .map(|(n, c)| (n.clone(), c.clone()))
+            .collect();
+        for (n, c) in followers {
+            self.pipeline_channels.remove(&n);
+            match self.pipelines.remove(&n).and_then(|h| h.stop()) {
+                Some(p) => parked.push((n.clone(), c, p)),
+                None => {
+                    tracing::error!(pipeline = %n, "the pipeline's thread had died; it is not resumed")
+                }
+            }
+            summary.stopped.push(format!("pipeline {n}"));
+        }
         for n in &run {
             if self.runners.contains_key(n) {
                 self.stop_runner(n);
@@ -556,8 +615,10 @@ impl Agent {
                 .map(|n| format!("pipeline {n}")),
         );
         let started = self.bring_up(&new, Some(&wanted));
+        let resumed = self.resume_pipelines(parked);
         self.publish_topology();
         summary.started = started?;
+        summary.started.extend(resumed);
         tracing::info!(%summary, "configuration reloaded");
         Ok(summary)
     }

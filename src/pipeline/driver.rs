@@ -201,6 +201,19 @@ impl Pipeline {
         self.stop.clone()
     }
 
+    /// Points a stopped pipeline (from [`PipelineHandle::stop`]) at `channel`, which replaced
+    /// the one it read (an agent reload reopened it), and readies it for [`Pipeline::start`]:
+    /// a fresh stop signal, the metrics restarted. Its state, batch ids and any pending plan
+    /// carry over; a pending plan is retaken from `channel` (the same events when it reopens
+    /// the same durable directories).
+    pub fn rebind_channel(&mut self, channel: Arc<dyn Channel>) {
+        let cap = self.ctx.config().max_batch_events.unwrap_or(usize::MAX);
+        self.max_events = cap.min(channel.transaction_capacity()).max(1);
+        self.channel = channel;
+        self.stop = Arc::new(StopSignal::new());
+        self.counter.start();
+    }
+
     fn interval_ms(&self) -> i64 {
         (self.ctx.config().batch_interval.as_millis() as i64).max(1)
     }
