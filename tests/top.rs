@@ -2,7 +2,8 @@
 //! that events are pushed through (every row, non-zero rates, live connection counts), a
 //! pipeline's batch timings through the library against a real metrics server, the errors for
 //! an agent that is not there, and the live view in a real terminal (tmux: rows appear, figures
-//! update, `q` and Ctrl-C quit and give the terminal back).
+//! update, `q` and Ctrl-C quit, SIGTERM, SIGHUP and SIGINT end it, and every way out gives the
+//! terminal back).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -19,29 +20,8 @@ use sluicegate::pipeline::{PipelineConfig, StreamingContext};
 use sluicegate::tools::top;
 use sluicegate::Event;
 
-const BIN: &str = env!("CARGO_BIN_EXE_sluicegate");
-/// The bound on every wait for a condition.
-const PATIENCE: Duration = Duration::from_secs(30);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Polls `f` every 5 ms until it returns `Some`, for at most [`PATIENCE`].
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + PATIENCE;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
+mod support;
+use support::{free_port, wait_for, BIN, PATIENCE};
 
 /// A child process killed (and reaped) when dropped.
 struct Running(Child);
@@ -435,10 +415,28 @@ fn screen_row(screen: &str, name: &str) -> Option<Vec<String>> {
     })
 }
 
-fn live_run_quits_with(agent: &Agent, tag: &str, quit_key: &str) {
+/// How a live run is ended.
+enum Quit {
+    /// Keys sent to the pane (`q`, `C-c`).
+    Key(&'static str),
+    /// A signal sent to the process (`TERM`, `INT`, `HUP`), and the shell's `$?` after it.
+    Signal(&'static str, i32),
+}
+
+/// The terminal modes `stty` reports: `icanon echo` when cooked, `-icanon -echo` in raw mode.
+const TTY_MODES: &str =
+    "$(stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo)";
+
+fn live_run_quits_with(agent: &Agent, tag: &str, quit: Quit) {
     let tmux = Tmux::new(tag);
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("top.pid");
+    // The shell prints a line, runs top (recording its pid), then says how top ended and
+    // what the terminal's modes are.
     let shell = format!(
-        "'{BIN}' top --url {} --interval 200ms; echo TOP_EXIT=$?; exec cat",
+        "echo BEFORE_TOP; sh -c 'echo $$ > \"$1\"; exec \"$0\" top --url \"$2\" --interval 200ms' \
+         '{BIN}' '{}' '{}'; echo TOP_EXIT=$?; echo TTY={TTY_MODES}; exec cat",
+        pid_file.display(),
         agent.metrics_url
     );
     tmux.cmd(&[
@@ -452,6 +450,7 @@ fn live_run_quits_with(agent: &Agent, tag: &str, quit_key: &str) {
         "top",
         &shell,
     ]);
+    let alternate_on = || tmux.cmd(&["display-message", "-p", "-t", "top", "#{alternate_on}"]);
     // Every component's row appears.
     let first = wait_for("the rows of r1, c1 and k1", || {
         let s = tmux.screen();
@@ -462,35 +461,75 @@ fn live_run_quits_with(agent: &Agent, tag: &str, quit_key: &str) {
             && screen_row(&s, "k1").is_some();
         ok.then(|| screen_row(&s, "r1")).flatten()
     });
-    // SOURCE recv/s accepted/s accepted conns refused errors: `accepted` grows on screen.
-    let accepted = |row: &[String]| row[3].parse::<u64>().unwrap();
-    let was = accepted(&first);
-    let later = wait_for("the accepted total to update", || {
-        let s = tmux.screen();
-        let row = screen_row(&s, "r1")?;
-        (accepted(&row) > was && s.contains("rates over")).then_some(row)
-    });
-    assert!(
-        later[1].parse::<f64>().unwrap() > 0.0,
-        "a live rate: {later:?}"
+    assert_eq!(
+        alternate_on().trim(),
+        "1",
+        "top runs on the alternate screen"
     );
-    assert_eq!(later[4], "2", "two connections: {later:?}");
-
-    tmux.cmd(&["send-keys", "-t", "top", quit_key]);
+    let expect_exit = match quit {
+        Quit::Key(key) => {
+            // SOURCE recv/s accepted/s accepted conns refused errors: `accepted` grows on
+            // screen.
+            let accepted = |row: &[String]| row[3].parse::<u64>().unwrap();
+            let was = accepted(&first);
+            let later = wait_for("the accepted total to update", || {
+                let s = tmux.screen();
+                let row = screen_row(&s, "r1")?;
+                (accepted(&row) > was && s.contains("rates over")).then_some(row)
+            });
+            assert!(
+                later[1].parse::<f64>().unwrap() > 0.0,
+                "a live rate: {later:?}"
+            );
+            assert_eq!(later[4], "2", "two connections: {later:?}");
+            tmux.cmd(&["send-keys", "-t", "top", key]);
+            0
+        }
+        Quit::Signal(sig, status) => {
+            let pid = std::fs::read_to_string(&pid_file).unwrap();
+            let kill = Command::new("kill")
+                .args([&format!("-{sig}"), pid.trim()])
+                .status()
+                .unwrap();
+            assert!(kill.success(), "kill -{sig} {pid}");
+            status
+        }
+    };
     let after = wait_for("top to exit", || {
         let s = tmux.screen();
-        s.contains("TOP_EXIT=").then_some(s)
+        s.contains("TTY=").then_some(s)
     });
-    assert!(after.contains("TOP_EXIT=0"), "exit status 0:\n{after}");
     assert!(
-        !after.contains("sources (1)"),
-        "the alternate screen is gone, the terminal restored:\n{after}"
+        after.contains(&format!("TOP_EXIT={expect_exit}\n")),
+        "exit status {expect_exit}:\n{after}"
     );
+    // The terminal is restored: the normal screen with what was there before top, in cooked
+    // mode, the cursor visible.
+    assert!(
+        !after.contains("sources (1)") && after.starts_with("BEFORE_TOP\n"),
+        "the alternate screen is gone, the screen from before top is back:\n{after}"
+    );
+    assert_eq!(alternate_on().trim(), "0");
+    assert!(
+        after.contains("TTY=icanon echo\n"),
+        "raw mode is off:\n{after}"
+    );
+    let cursor = tmux.cmd(&["display-message", "-p", "-t", "top", "#{cursor_flag}"]);
+    assert_eq!(cursor.trim(), "1", "the cursor is shown");
 }
 
 #[test]
 fn top_live_in_a_real_terminal_shows_rows_updates_and_quits() {
     let agent = agent_under_load();
-    live_run_quits_with(&agent, "q", "q");
-    live_run_quits_with(&agent, "ctrl-c", "C-c");
+    live_run_quits_with(&agent, "q", Quit::Key("q"));
+    live_run_quits_with(&agent, "ctrl-c", Quit::Key("C-c"));
+}
+
+#[test]
+fn top_live_gives_the_terminal_back_when_killed_by_a_signal() {
+    let agent = agent_under_load();
+    // It dies of the signal (the shell's $? is 128 + its number) after restoring the terminal.
+    live_run_quits_with(&agent, "term", Quit::Signal("TERM", 143));
+    live_run_quits_with(&agent, "hup", Quit::Signal("HUP", 129));
+    live_run_quits_with(&agent, "int", Quit::Signal("INT", 130));
 }

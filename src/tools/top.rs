@@ -45,8 +45,12 @@
 //! * **Live** (the default): `ratatui` on the crossterm backend, in the terminal's alternate
 //!   screen and raw mode. A poller thread fetches every `--interval` and hands samples to the
 //!   drawing loop over a channel, so keys are answered at once even when the agent is slow.
-//!   `q`, `Esc` or Ctrl-C quits; the terminal is restored on every way out (a guard on return,
-//!   ratatui's panic hook on a panic). A poll that fails keeps the last figures on screen with
+//!   `q`, `Esc` or Ctrl-C quits; so do SIGTERM, SIGINT and SIGHUP (their handlers only
+//!   record the signal; the loop sees it within 100 ms, restores the terminal, then the
+//!   process dies of that signal as it would have). The terminal (raw mode off, alternate
+//!   screen left, cursor shown) is restored on every way out: a guard on return, ratatui's
+//!   panic hook on a panic (in the drawing loop; a poller thread that dies ends the view
+//!   with [`TopError::PollerStopped`]). A poll that fails keeps the last figures on screen with
 //!   the error in the title line, and polling goes on. The first poll happens before the
 //!   screen is taken, so an agent that cannot be reached is a plain error message.
 //! * **`--once`**: two polls `--interval` apart, then one frame as plain text on standard
@@ -62,7 +66,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 /// Flume's default monitoring address (`flume.monitoring.port` defaults to 41414).
@@ -108,6 +113,10 @@ pub enum TopError {
     /// The terminal could not be set up, drawn on or read.
     #[error("terminal: {0}")]
     Terminal(io::Error),
+    /// The live view's poller thread could not start or died (a panic prints its own
+    /// message above); the figures would no longer change.
+    #[error("the poller thread stopped; run top again")]
+    PollerStopped,
 }
 
 /// Where the agent's metrics are: `http://HOST:PORT` and the path fetched.
@@ -802,18 +811,67 @@ fn spawn_poller(
     (rx, stop_tx)
 }
 
-/// Restores the terminal however the live view ends.
+/// Restores the terminal however the live view ends: raw mode off, the alternate screen
+/// left, the cursor shown.
 struct Restore;
 
 impl Drop for Restore {
     fn drop(&mut self) {
         ratatui::restore();
+        let _ = ratatui::crossterm::execute!(io::stdout(), ratatui::crossterm::cursor::Show);
     }
 }
 
-/// The live view: polls every `interval` until `q`, `Esc` or Ctrl-C.
+/// The signals that end the live view as `q` does, the terminal restored first.
+const QUIT_SIGNALS: [i32; 3] = [
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGHUP,
+];
+
+/// The handlers of [`QUIT_SIGNALS`] while the live view runs: each records its signal (the
+/// only thing a handler may safely do); the drawing loop sees it within a tick. Dropping
+/// unregisters them.
+struct QuitSignals {
+    caught: Arc<AtomicUsize>,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl QuitSignals {
+    fn install() -> io::Result<QuitSignals> {
+        let caught = Arc::new(AtomicUsize::new(0));
+        let mut q = QuitSignals {
+            caught,
+            ids: Vec::new(),
+        };
+        for sig in QUIT_SIGNALS {
+            let id = signal_hook::flag::register_usize(sig, q.caught.clone(), sig as usize)?;
+            q.ids.push(id);
+        }
+        Ok(q)
+    }
+
+    /// The signal received, if any.
+    fn caught(&self) -> Option<i32> {
+        match self.caught.load(Ordering::SeqCst) {
+            0 => None,
+            s => Some(s as i32),
+        }
+    }
+}
+
+impl Drop for QuitSignals {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+/// The live view: polls every `interval` until `q`, `Esc` or Ctrl-C. SIGTERM, SIGINT and
+/// SIGHUP end it too: the terminal is restored, then the process dies of the signal as it
+/// would have (its parent sees the signal, a shell `$?` of 128 + the signal's number).
 pub fn run_live(ep: &Endpoint, interval: Duration) -> Result<(), TopError> {
-    use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
     use std::io::IsTerminal;
 
     if !io::stdout().is_terminal() {
@@ -822,18 +880,47 @@ pub fn run_live(ep: &Endpoint, interval: Duration) -> Result<(), TopError> {
         )));
     }
     let first = fetch(ep)?;
+    let signals = QuitSignals::install().map_err(TopError::Terminal)?;
+    let result = live_loop(ep, interval, first, &signals);
+    let caught = signals.caught();
+    drop(signals);
+    if let Some(sig) = caught {
+        // The terminal is restored (the loop's guards are dropped): die of the signal.
+        let _ = io::stdout().flush();
+        signal_hook::low_level::emulate_default_handler(sig).map_err(TopError::Terminal)?;
+    }
+    result
+}
+
+fn live_loop(
+    ep: &Endpoint,
+    interval: Duration,
+    first: Sample,
+    signals: &QuitSignals,
+) -> Result<(), TopError> {
+    use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+
     let mut view = View::new(ep.base(), None, &first);
     let mut last = first;
     let mut last_ok = Instant::now();
     let mut problem: Option<String> = None;
 
-    let mut terminal = ratatui::try_init().map_err(TopError::Terminal)?;
+    // Before the set-up, which may fail half-way (raw mode on, no alternate screen).
     let _restore = Restore;
+    let mut terminal = ratatui::try_init().map_err(TopError::Terminal)?;
     let (samples, _stop) = spawn_poller(ep.clone(), interval);
     let mut dirty = true;
     let tick = Duration::from_millis(100).min(interval);
     loop {
-        while let Ok(r) = samples.try_recv() {
+        if signals.caught().is_some() {
+            return Ok(());
+        }
+        loop {
+            let r = match samples.try_recv() {
+                Ok(r) => r,
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => return Err(TopError::PollerStopped),
+            };
             match r {
                 Ok(s) => {
                     view = View::new(ep.base(), Some(&last), &s);
