@@ -6,24 +6,8 @@ use std::time::{Duration, Instant};
 
 use sluicegate::channel::file::inspect_dirs;
 
-const BIN: &str = env!("CARGO_BIN_EXE_sluicegate");
-
-fn out_lines(dir: &Path) -> Vec<String> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map(|r| r.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap_or_default()
-                .lines()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
+mod support;
+use support::{lines_in, BIN};
 
 fn channel_and_sink(d: &Path) -> String {
     format!(
@@ -82,7 +66,7 @@ fn sigterm_mid_stream_loses_no_committed_event_and_a_restart_drains_the_rest() {
         .unwrap();
     // Let events flow for a while, then ask for a graceful stop.
     let end = Instant::now() + Duration::from_secs(20);
-    while out_lines(&d.join("out")).len() < 5000 && Instant::now() < end {
+    while lines_in(&d.join("out")).len() < 5000 && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
     }
     rustix::process::kill_process(
@@ -93,7 +77,7 @@ fn sigterm_mid_stream_loses_no_committed_event_and_a_restart_drains_the_rest() {
     let status =
         wait_exit(&mut child, Duration::from_secs(20)).expect("the agent must exit after SIGTERM");
     assert!(status.success(), "exit status {status:?}");
-    let first_run = out_lines(&d.join("out")).len();
+    let first_run = lines_in(&d.join("out")).len();
     assert!(
         first_run >= 5000,
         "only {first_run} events were delivered before SIGTERM"
@@ -119,11 +103,11 @@ fn sigterm_mid_stream_loses_no_committed_event_and_a_restart_drains_the_rest() {
         .spawn()
         .unwrap();
     let end = Instant::now() + Duration::from_secs(60);
-    while out_lines(&d.join("out")).len() < first_run + left {
+    while lines_in(&d.join("out")).len() < first_run + left {
         assert!(
             Instant::now() < end,
             "the restart delivered {} of the {left} events left",
-            out_lines(&d.join("out")).len() - first_run
+            lines_in(&d.join("out")).len() - first_run
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -133,10 +117,10 @@ fn sigterm_mid_stream_loses_no_committed_event_and_a_restart_drains_the_rest() {
     );
     assert!(wait_exit(&mut child, Duration::from_secs(20)).is_some_and(|s| s.success()));
     assert_eq!(held("after the restart"), 0, "the channel is drained");
-    assert_eq!(out_lines(&d.join("out")).len(), first_run + left);
+    assert_eq!(lines_in(&d.join("out")).len(), first_run + left);
 
     // Every event the source committed is there exactly once: 0..K with no gap, no duplicate.
-    let mut seen: Vec<u64> = out_lines(&d.join("out"))
+    let mut seen: Vec<u64> = lines_in(&d.join("out"))
         .iter()
         .map(|l| l.parse().unwrap())
         .collect();

@@ -21,6 +21,9 @@ use sluicegate::sink::processor::{
 use sluicegate::sink::runner::SinkRunner;
 use sluicegate::sink::{Sink, SinkError, SinkStatus};
 
+mod support;
+use support::wait_until;
+
 fn mem(cap: u64) -> Arc<MemoryChannel> {
     Arc::new(MemoryChannel::new(
         "c1",
@@ -36,14 +39,6 @@ fn mem(cap: u64) -> Arc<MemoryChannel> {
 fn fill(c: &MemoryChannel, n: usize) {
     let evs: Vec<Event> = (0..n).map(|i| Event::from_body(i.to_string())).collect();
     c.put_batch(&evs).unwrap();
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 fn get(c: &std::sync::atomic::AtomicU64) -> u64 {

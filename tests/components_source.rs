@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sluicegate::channel::memory::{MemoryChannel, MemoryChannelConfig};
 use sluicegate::channel::{Channel, ChannelError};
@@ -19,6 +19,9 @@ use sluicegate::source::netcat::NetcatSource;
 use sluicegate::source::selector::ChannelSelector;
 use sluicegate::source::seq::SeqSource;
 use sluicegate::source::{ChannelProcessor, Source};
+
+mod support;
+use support::wait_until;
 
 fn mem(name: &str, cap: u64, tx: usize) -> Arc<MemoryChannel> {
     Arc::new(MemoryChannel::new(
@@ -54,14 +57,6 @@ fn bodies(events: &[Event]) -> Vec<String> {
 fn interceptor(pairs: &[(&str, &str)]) -> Arc<dyn Interceptor> {
     let ctx = Context::from_pairs("a1.sources.r1.interceptors.i1", pairs.iter().copied());
     interceptor_from_context("i1", &ctx).unwrap()
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 // ---------------------------------------------------------------- interceptors

@@ -12,12 +12,13 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_sluicegate");
+mod support;
+use support::{lines_in, BIN};
 
 /// How long the test waits for anything an agent does (start, log, deliver, stop).
 const LIMIT: Duration = Duration::from_secs(60);
@@ -139,27 +140,10 @@ impl Drop for Agent {
     }
 }
 
-fn lines(dir: &Path) -> Vec<String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|r| r.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap_or_default()
-                .lines()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
 fn wait_lines(dir: &Path, n: usize, limit: Duration) -> Vec<String> {
     let end = Instant::now() + limit;
     loop {
-        let l = lines(dir);
+        let l = lines_in(dir);
         if l.len() >= n || Instant::now() > end {
             return l;
         }
@@ -228,7 +212,7 @@ fn the_embedded_default_hop_delivers_generated_and_pushed_events() {
         agent.sigterm_and_wait(),
         "the agent must stop cleanly on SIGTERM"
     );
-    let got = lines(&d.join("out"));
+    let got = lines_in(&d.join("out"));
     let mut seq: Vec<u64> = got.iter().filter_map(|l| l.parse().ok()).collect();
     let client: Vec<&String> = got.iter().filter(|l| l.starts_with("client-")).collect();
     seq.sort_unstable();

@@ -4,7 +4,6 @@
 //! written as JSON Lines equal a reference computed here.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,15 +12,8 @@ use sluicegate::agent::lifecycle::Agent;
 use sluicegate::metrics::MetricsRegistry;
 use sluicegate::pipeline::{PipelineConfig, StageContext, Text};
 
-const BIN: &str = env!("CARGO_BIN_EXE_sluicegate");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod support;
+use support::{free_port, BIN};
 
 #[test]
 fn avro_client_lines_are_counted_exactly_by_a_pipeline_in_a_running_agent() {
