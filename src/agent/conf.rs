@@ -240,44 +240,39 @@ impl AgentConfig {
         out
     }
 
+    /// Every component's own settings as `(kind, name, context)`, `kind` as
+    /// [`unknown_keys`](Self::unknown_keys)' `built` takes it.
+    fn component_contexts(&self) -> impl Iterator<Item = (&'static str, &str, &Context)> {
+        let channels = self
+            .channels
+            .iter()
+            .map(|c| ("channel", &c.name, &c.context));
+        let sources = self.sources.iter().map(|s| ("source", &s.name, &s.context));
+        let sinks = self.sinks.iter().map(|k| ("sink", &k.name, &k.context));
+        let pipelines = self
+            .pipelines
+            .iter()
+            .map(|p| ("pipeline", &p.name, &p.context));
+        let groups = self
+            .sinkgroups
+            .iter()
+            .map(|g| ("sinkgroup", &g.name, &g.context));
+        channels
+            .chain(sources)
+            .chain(sinks)
+            .chain(pipelines)
+            .chain(groups)
+            .map(|(kind, name, c)| (kind, name.as_str(), c))
+    }
+
     /// The warnings components gave while they were built ([`Context::warn`]: a value replaced
     /// by a default, a Flume key sluicegate ignores), of the components `built` accepts (see
     /// [`AgentConfig::unknown_keys`]). Sorted by line.
     pub fn build_notes(&self, built: &dyn Fn(&str, &str) -> bool) -> Vec<ConfigWarning> {
-        let mut ctxs: Vec<&Context> = Vec::new();
-        ctxs.extend(
-            self.channels
-                .iter()
-                .filter(|c| built("channel", &c.name))
-                .map(|c| &c.context),
-        );
-        ctxs.extend(
-            self.sources
-                .iter()
-                .filter(|s| built("source", &s.name))
-                .map(|s| &s.context),
-        );
-        ctxs.extend(
-            self.sinks
-                .iter()
-                .filter(|k| built("sink", &k.name))
-                .map(|k| &k.context),
-        );
-        ctxs.extend(
-            self.pipelines
-                .iter()
-                .filter(|p| built("pipeline", &p.name))
-                .map(|p| &p.context),
-        );
-        ctxs.extend(
-            self.sinkgroups
-                .iter()
-                .filter(|g| built("sinkgroup", &g.name))
-                .map(|g| &g.context),
-        );
-        let mut out: Vec<ConfigWarning> = ctxs
-            .into_iter()
-            .flat_map(|c| c.notes())
+        let mut out: Vec<ConfigWarning> = self
+            .component_contexts()
+            .filter(|(kind, name, _)| built(kind, name))
+            .flat_map(|(_, _, c)| c.notes())
             .map(|e| ConfigWarning {
                 file: e.file,
                 line: e.line,
