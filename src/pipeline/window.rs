@@ -199,6 +199,32 @@ fn persist_ring<P: Persist>(ring: &VecDeque<(i64, P)>, out: &mut Vec<u8>) {
     }
 }
 
+/// The snapshot of a stage whose state is its timing's zero and its ring (`window`,
+/// `count_by_window`): the version, the zero, the ring.
+fn snapshot_ring<P: Persist>(timing: &Timing, ring: &VecDeque<(i64, P)>, out: &mut Vec<u8>) {
+    VERSION.persist(out);
+    timing.zero.persist(out);
+    persist_ring(ring, out);
+}
+
+/// Restores what [`snapshot_ring`] wrote; empty `bytes` is the initial state.
+fn restore_ring<P: Persist>(
+    timing: &mut Timing,
+    ring: &mut VecDeque<(i64, P)>,
+    bytes: &[u8],
+) -> Result<(), SnapshotError> {
+    ring.clear();
+    timing.zero = None;
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let mut r = SnapshotReader::new(bytes);
+    check_version(&mut r)?;
+    timing.zero = r.read()?;
+    *ring = r.read()?;
+    check_end(&r)
+}
+
 fn check_version(r: &mut SnapshotReader<'_>) -> Result<(), SnapshotError> {
     let v: u8 = r.read()?;
     if v != VERSION {
@@ -358,21 +384,10 @@ impl<T: Clone + Send + Sync + Persist + 'static> StatefulStage for ElementWindow
         drop_before(&mut self.ring, t - self.timing.len);
     }
     fn snapshot(&self, out: &mut Vec<u8>) {
-        VERSION.persist(out);
-        self.timing.zero.persist(out);
-        persist_ring(&self.ring, out);
+        snapshot_ring(&self.timing, &self.ring, out);
     }
     fn restore(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
-        self.ring.clear();
-        self.timing.zero = None;
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        let mut r = SnapshotReader::new(bytes);
-        check_version(&mut r)?;
-        self.timing.zero = r.read()?;
-        self.ring = r.read()?;
-        check_end(&r)
+        restore_ring(&mut self.timing, &mut self.ring, bytes)
     }
     fn state_keys(&self) -> u64 {
         self.ring.iter().map(|(_, p)| p.len() as u64).sum()
@@ -409,21 +424,10 @@ impl<T: Send + Sync + 'static> StatefulStage for CountWindow<T> {
         drop_before(&mut self.ring, t - self.timing.len);
     }
     fn snapshot(&self, out: &mut Vec<u8>) {
-        VERSION.persist(out);
-        self.timing.zero.persist(out);
-        persist_ring(&self.ring, out);
+        snapshot_ring(&self.timing, &self.ring, out);
     }
     fn restore(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
-        self.ring.clear();
-        self.timing.zero = None;
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        let mut r = SnapshotReader::new(bytes);
-        check_version(&mut r)?;
-        self.timing.zero = r.read()?;
-        self.ring = r.read()?;
-        check_end(&r)
+        restore_ring(&mut self.timing, &mut self.ring, bytes)
     }
 }
 
