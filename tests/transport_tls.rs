@@ -2,7 +2,6 @@
 //! combination, layer-order mismatches, TLS keystores/truststores, hostname verification,
 //! protocol/cipher filtering and configuration errors.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +12,9 @@ use sluicegate::rpc::{
     TlsFilters, TlsServerSettings, TransportError, TransportSettings, TrustMode,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
+
+mod support;
+use support::echo::echo_server;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -26,52 +27,6 @@ fn fx(name: &str) -> String {
 
 fn ctx(pairs: &[(&str, &str)]) -> Context {
     Context::from_pairs("a1.sources.r1", pairs.iter().copied())
-}
-
-/// Starts an echo server accepting up to `conns` connections; each accept result's layer name
-/// (or error text) is sent on the returned channel.
-async fn echo_server(
-    t: ServerTransport,
-    conns: usize,
-) -> (SocketAddr, mpsc::Receiver<Result<&'static str, String>>) {
-    let listener = ServerTransport::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = mpsc::channel(conns.max(1));
-    let t = Arc::new(t);
-    tokio::spawn(async move {
-        for _ in 0..conns {
-            let Ok(Ok((tcp, peer))) = tokio::time::timeout(LIMIT, listener.accept()).await else {
-                return;
-            };
-            let t = t.clone();
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                match t.accept(tcp, peer).await {
-                    Ok(mut s) => {
-                        let _ = tx.send(Ok(s.layers())).await;
-                        let mut buf = vec![0u8; 64 * 1024];
-                        loop {
-                            match tokio::time::timeout(LIMIT, s.read(&mut buf)).await {
-                                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
-                                Ok(Ok(n)) => {
-                                    if s.write_all(&buf[..n]).await.is_err()
-                                        || s.flush().await.is_err()
-                                    {
-                                        break;
-                                    }
-                                }
-                            }
-                        }
-                        let _ = s.shutdown().await;
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e.to_string())).await;
-                    }
-                }
-            });
-        }
-    });
-    (addr, rx)
 }
 
 /// Sends `msg` in frame-sized writes (one flush per write) and expects it echoed back.
@@ -199,7 +154,7 @@ async fn layer_order_mismatch_fails_cleanly_both_ways() {
             .await
             .unwrap()
             .unwrap();
-        let e = server_side.unwrap_err();
+        let e = server_side.unwrap_err().to_string();
         assert!(e.contains("TLS handshake"), "{e}");
     }
 }

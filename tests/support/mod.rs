@@ -6,6 +6,8 @@
 // Each test crate uses some of the helpers.
 #![allow(dead_code)]
 
+pub mod echo;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
