@@ -21,7 +21,10 @@
 //!    (one open file, one counter) per bucket, least recently used first out when more than
 //!    `hdfs.maxOpenFiles` are open. The directory is the path with empty components dropped (a
 //!    missing `%{header}` gives `a//b`, written to `a/b` but a bucket of its own, as in Flume).
-//! 4. The event is appended (the writer flushes by itself every `batchSize` appends).
+//! 4. The event is appended (the writer flushes by itself every `batchSize` appends). Runs of
+//!    consecutive events of one bucket are appended with one writer lookup; a static path and
+//!    prefix are never expanded, and a dynamic one is looked up in the map only when it differs
+//!    from the previous event's.
 //! 5. Every writer touched is flushed — format group ended, bytes `fdatasync`ed — and only then
 //!    the take commits: a committed event is on disk (Flume's at-least-once, with `hflush`).
 //!
@@ -73,7 +76,7 @@ pub mod fs;
 pub mod javamap;
 pub mod zone;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -135,6 +138,44 @@ pub struct HdfsSink {
     tick: u64,
     /// The one bucket when neither `hdfs.path` nor `hdfs.filePrefix` has escapes.
     static_bucket: Option<(String, String, String)>,
+}
+
+/// Parks bucket `key`: its next try waits 1 s, doubling per failure up to 60 s.
+fn park(parked: &mut HashMap<String, Parked>, clock: &Clock, key: &str) {
+    let now = clock.now();
+    let wait = match parked.get(key) {
+        Some(p) => (p.wait * 2).min(PARK_MAX),
+        None => PARK_FIRST,
+    };
+    parked.insert(
+        key.to_string(),
+        Parked {
+            until: now + wait,
+            wait,
+        },
+    );
+}
+
+/// One bucket of a transaction: its key, directory and file prefix, whether an event was
+/// appended to it, and whether it failed (or is parked): then its events go back.
+struct TxBucket {
+    key: String,
+    path: String,
+    name: String,
+    touched: bool,
+    bad: bool,
+}
+
+impl TxBucket {
+    fn new(key: String, path: String, name: String) -> TxBucket {
+        TxBucket {
+            key,
+            path,
+            name,
+            touched: false,
+            bad: false,
+        }
+    }
 }
 
 /// Why one event could not be written in this transaction.
@@ -242,9 +283,20 @@ impl HdfsSink {
         }
     }
 
-    fn bucket_of(&self, ev: &Event) -> Result<(String, String, String), String> {
-        if let Some(b) = &self.static_bucket {
-            return Ok(b.clone());
+    /// The index in `buckets` of `ev`'s bucket, adding it on first sight (the static bucket
+    /// without expanding anything; `prev`, the previous event's bucket, without a map lookup).
+    fn slot_of(
+        &self,
+        ev: &Event,
+        prev: Option<u32>,
+        buckets: &mut Vec<TxBucket>,
+        index: &mut HashMap<String, u32>,
+    ) -> Result<u32, String> {
+        if let Some((key, path, name)) = &self.static_bucket {
+            if buckets.is_empty() {
+                buckets.push(TxBucket::new(key.clone(), path.clone(), name.clone()));
+            }
+            return Ok(0);
         }
         let wall = || (self.sh.wall)();
         let path = self
@@ -257,7 +309,20 @@ impl HdfsSink {
             .file_prefix
             .expand(ev, &self.cfg.time, &wall)
             .map_err(|e| format!("hdfs.filePrefix: {e}"))?;
-        Ok((format!("{path}/{name}"), path, name))
+        if let Some(p) = prev {
+            let b = &buckets[p as usize];
+            if b.path == path && b.name == name {
+                return Ok(p);
+            }
+        }
+        let key = format!("{path}/{name}");
+        if let Some(&s) = index.get(&key) {
+            return Ok(s);
+        }
+        let s = buckets.len() as u32;
+        index.insert(key.clone(), s);
+        buckets.push(TxBucket::new(key, path, name));
+        Ok(s)
     }
 
     fn writer_for<'w>(
@@ -290,26 +355,11 @@ impl HdfsSink {
         w
     }
 
-    fn park(&mut self, key: &str) {
-        let now = self.sh.clock.now();
-        let wait = match self.parked.get(key) {
-            Some(p) => (p.wait * 2).min(PARK_MAX),
-            None => PARK_FIRST,
-        };
-        self.parked.insert(
-            key.to_string(),
-            Parked {
-                until: now + wait,
-                wait,
-            },
-        );
-    }
-
     fn fail_bucket(&mut self, key: &str) {
         if let Some(mut w) = self.writers.remove(key) {
             w.abandon(&self.sh.env());
         }
-        self.park(key);
+        park(&mut self.parked, &self.sh.clock, key);
     }
 
     /// Recovers in-use files left by a crash (see the module docs).
@@ -406,26 +456,41 @@ impl Sink for HdfsSink {
         let now = self.sh.clock.now();
         self.parked.retain(|_, p| p.until > now);
 
-        // Each event's bucket key (None: it could not be named); `bad`: buckets failed or parked.
-        let mut keys: Vec<Option<String>> = Vec::with_capacity(take.len());
-        let mut bad: HashSet<String> = HashSet::new();
+        // The distinct buckets of this transaction, and each event's index into them (None: it
+        // could not be named). Events are appended in runs of consecutive events of one
+        // bucket, so the writer is looked up once per run, not per event.
+        let events = take.events();
+        let mut buckets: Vec<TxBucket> = Vec::new();
+        let mut index: HashMap<String, u32> = HashMap::new();
+        let mut slots: Vec<Option<u32>> = Vec::with_capacity(events.len());
         let mut failures: Vec<Failure> = Vec::new();
-        let mut touched: Vec<String> = Vec::new();
-        for ev in take.events() {
-            let (key, path, name) = match self.bucket_of(ev) {
-                Ok(b) => b,
+        for ev in events {
+            let prev = slots.last().copied().flatten();
+            match self.slot_of(ev, prev, &mut buckets, &mut index) {
+                Ok(s) => slots.push(Some(s)),
                 Err(reason) => {
-                    keys.push(None);
+                    slots.push(None);
                     failures.push(Failure {
                         bucket: "(unnamed)".into(),
                         reason,
                     });
-                    continue;
                 }
+            }
+        }
+        let mut i = 0;
+        while i < events.len() {
+            let Some(s) = slots[i] else {
+                i += 1;
+                continue;
             };
-            keys.push(Some(key.clone()));
-            if bad.contains(&key) || self.parked.contains_key(&key) {
-                bad.insert(key);
+            let mut end = i + 1;
+            while end < events.len() && slots[end] == Some(s) {
+                end += 1;
+            }
+            let b = &mut buckets[s as usize];
+            if b.bad || self.parked.contains_key(&b.key) {
+                b.bad = true;
+                i = end;
                 continue;
             }
             let env = self.sh.env();
@@ -434,52 +499,50 @@ impl Sink for HdfsSink {
                 &mut self.tick,
                 self.cfg.max_open_files,
                 &env,
-                &key,
-                &path,
-                &name,
+                &b.key,
+                &b.path,
+                &b.name,
             );
-            match w.append(ev, &env) {
-                Ok(()) => {
-                    if !touched.contains(&key) {
-                        touched.push(key);
-                    }
-                }
-                Err(e) => {
-                    SinkCounter::add(&self.counter.event_write_fail, 1);
-                    failures.push(Failure {
-                        bucket: key.clone(),
-                        reason: e.to_string(),
-                    });
-                    self.fail_bucket(&key);
-                    bad.insert(key);
+            let mut failed = None;
+            for ev in &events[i..end] {
+                if let Err(e) = w.append(ev, &env) {
+                    failed = Some(e.to_string());
+                    break;
                 }
             }
+            match failed {
+                None => b.touched = true,
+                Some(reason) => {
+                    SinkCounter::add(&self.counter.event_write_fail, 1);
+                    failures.push(Failure {
+                        bucket: b.key.clone(),
+                        reason,
+                    });
+                    b.bad = true;
+                    self.fail_bucket(&b.key);
+                }
+            }
+            i = end;
         }
         // Flush every bucket written; a failed flush sends that bucket's events back.
-        for key in touched
-            .iter()
-            .filter(|k| !bad.contains(*k))
-            .cloned()
-            .collect::<Vec<_>>()
-        {
-            let r = match self.writers.get_mut(&key) {
+        for b in buckets.iter_mut().filter(|b| b.touched && !b.bad) {
+            let r = match self.writers.get_mut(&b.key) {
                 Some(w) => w.flush(&self.sh.env()),
                 None => Ok(()),
             };
             if let Err(e) = r {
                 failures.push(Failure {
-                    bucket: key.clone(),
+                    bucket: b.key.clone(),
                     reason: e.to_string(),
                 });
-                self.fail_bucket(&key);
-                bad.insert(key);
+                b.bad = true;
+                self.fail_bucket(&b.key);
             }
         }
-        let put_back: Vec<Event> = take
-            .events()
+        let put_back: Vec<Event> = events
             .iter()
-            .zip(&keys)
-            .filter(|(_, k)| k.as_ref().is_none_or(|k| bad.contains(k)))
+            .zip(&slots)
+            .filter(|(_, s)| s.is_none_or(|s| buckets[s as usize].bad))
             .map(|(ev, _)| ev.clone())
             .collect();
         for f in &failures {
