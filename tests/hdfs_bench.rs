@@ -88,3 +88,14 @@ fn time_bucketed_paths_are_read_back_from_every_directory() {
     );
     assert_eq!(r.files, 1, "{r}");
 }
+
+#[test]
+fn commit_behind_holds_every_event_once() {
+    for ft in ["DataStream", "SequenceFile"] {
+        bench(
+            20_000,
+            &[("hdfs.fileType", ft), ("hdfs.commitBehind", "true")],
+            false,
+        );
+    }
+}

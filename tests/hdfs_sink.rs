@@ -490,3 +490,43 @@ fn an_agent_with_an_hdfs_sink_delivers_everything_and_closes_its_file_at_stop() 
         .collect();
     assert_eq!(got, expected);
 }
+
+#[test]
+fn commit_behind_commits_in_order_after_the_data_and_finishes_when_idle_and_at_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let ch = mem();
+    let clock = ManualClock::new();
+    let path = format!("file://{}/out", dir.path().display());
+    let cfg = with(&[
+        ("hdfs.path", path),
+        ("hdfs.batchSize", "10".into()),
+        ("hdfs.commitBehind", "true".into()),
+    ]);
+    let mut s = sink(&pairs(&cfg), ch.clone(), &clock);
+    s.start().unwrap();
+    let evs: Vec<Event> = (0..25).map(|i| ev("t", &format!("e{i:02}"))).collect();
+    ch.put_batch(&evs).unwrap();
+    let drained = |s: &HdfsSink| SinkCounter::get(&s.counter().event_drain_success);
+    let in_use_lines = |s: &HdfsSink| {
+        let f = s.open_files();
+        assert_eq!(f.len(), 1);
+        std::fs::read_to_string(&f[0]).unwrap().lines().count() as u64
+    };
+    // Each call writes and flushes its batch before returning; its commit may still be in
+    // flight, but the previous one has finished.
+    assert_eq!(s.process().unwrap(), SinkStatus::Ready);
+    assert_eq!(in_use_lines(&s), 10);
+    assert!(drained(&s) <= 10);
+    assert_eq!(s.process().unwrap(), SinkStatus::Ready);
+    assert_eq!(in_use_lines(&s), 20);
+    assert!((10..=20).contains(&drained(&s)), "{}", drained(&s));
+    assert_eq!(s.process().unwrap(), SinkStatus::Ready);
+    assert!((20..=25).contains(&drained(&s)), "{}", drained(&s));
+    // An idle call waits for the last commit.
+    assert_eq!(s.process().unwrap(), SinkStatus::Backoff);
+    assert_eq!(drained(&s), 25);
+    s.stop();
+    let want: Vec<String> = (0..25).map(|i| format!("e{i:02}")).collect();
+    assert_eq!(lines(&dir.path().join("out")), want);
+    assert_eq!(ch.take_batch(100, Duration::ZERO).unwrap().len(), 0);
+}

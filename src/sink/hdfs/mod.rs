@@ -9,6 +9,7 @@
 //! | [`escape`] | `BucketPath` escapes in `hdfs.path` / `hdfs.filePrefix` |
 //! | [`zone`] | calendar fields, zones and rounding for the time escapes |
 //! | [`bucket`] | one bucket's writer: names, counters, rolls, timers, in-use -> final rename |
+//! | [`commit`] | `hdfs.commitBehind`: the take's commit overlapped with the next batch |
 //! | [`format`] | DataStream (TEXT, header_and_text, avro_event), CompressedStream gzip, SequenceFile |
 //! | [`javamap`] | the header order of Flume's Java `HashMap`, for serializers that print headers |
 //! | [`fs`] | the filesystem trait and the local filesystem |
@@ -27,6 +28,8 @@
 //!    from the previous event's.
 //! 5. Every writer touched is flushed — format group ended, bytes `fdatasync`ed — and only then
 //!    the take commits: a committed event is on disk (Flume's at-least-once, with `hflush`).
+//!    With `hdfs.commitBehind = true` (a sluicegate extension, off by default) that commit runs
+//!    on a helper thread while the next call writes the next batch ([`commit`]).
 //!
 //! # Faults: nothing lost, other buckets keep flowing
 //!
@@ -69,6 +72,7 @@
 //! up to one runner backoff (at most 5 s) late on an idle channel.
 
 pub mod bucket;
+pub mod commit;
 pub mod config;
 pub mod escape;
 pub mod format;
@@ -82,6 +86,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use self::bucket::{BucketSettings, BucketWriter, Env};
+use self::commit::Committer;
 use self::config::HdfsSinkConfig;
 use self::fs::{local_path, HdfsFileSystem, LocalFs};
 use super::batch::take_counted;
@@ -138,6 +143,9 @@ pub struct HdfsSink {
     tick: u64,
     /// The one bucket when neither `hdfs.path` nor `hdfs.filePrefix` has escapes.
     static_bucket: Option<(String, String, String)>,
+    /// `hdfs.commitBehind`: commit on a helper thread (started by `start`).
+    commit_behind: bool,
+    committer: Option<Committer>,
 }
 
 /// Parks bucket `key`: its next try waits 1 s, doubling per failure up to 60 s.
@@ -191,11 +199,9 @@ impl HdfsSink {
         ctx: &Context,
         channel: Arc<dyn Channel>,
     ) -> Result<HdfsSink, ConfigError> {
-        Ok(HdfsSink::new(
-            name,
-            HdfsSinkConfig::from_context(ctx)?,
-            channel,
-        ))
+        let cfg = HdfsSinkConfig::from_context(ctx)?;
+        let commit_behind = ctx.get_bool("hdfs.commitBehind", false);
+        Ok(HdfsSink::new(name, cfg, channel).with_commit_behind(commit_behind))
     }
 
     /// Builds the sink from explicit settings, on the local filesystem.
@@ -232,7 +238,16 @@ impl HdfsSink {
             parked: HashMap::new(),
             tick: 0,
             static_bucket,
+            commit_behind: false,
+            committer: None,
         }
+    }
+
+    /// Commits each take on a helper thread while the next batch is written
+    /// (`hdfs.commitBehind`, see [`commit`]); takes effect at `start`.
+    pub fn with_commit_behind(mut self, on: bool) -> HdfsSink {
+        self.commit_behind = on;
+        self
     }
 
     /// Times rolls, idle closes and bucket backoffs with `clock` (tests step it).
@@ -441,6 +456,9 @@ impl Sink for HdfsSink {
     }
 
     fn start(&mut self) -> Result<(), SinkError> {
+        if self.commit_behind && self.committer.is_none() {
+            self.committer = Some(Committer::spawn(&self.sh.name, self.counter.clone())?);
+        }
         self.counter.start();
         self.recover();
         tracing::info!(sink = %self.sh.name, path = %self.cfg.path.source(), "HDFS sink started");
@@ -451,6 +469,9 @@ impl Sink for HdfsSink {
         self.close_timed_out();
         let take = take_counted(&*self.channel, &self.counter, self.cfg.batch_size)?;
         if take.is_empty() {
+            if let Some(c) = self.committer.as_mut() {
+                c.wait()?;
+            }
             return Ok(SinkStatus::Backoff);
         }
         let now = self.sh.clock.now();
@@ -568,11 +589,21 @@ impl Sink for HdfsSink {
                 });
             }
         }
-        if let Err(e) = take.commit() {
-            SinkCounter::add(&self.counter.channel_read_fail, 1);
-            return Err(e.into());
+        match self.committer.as_mut() {
+            // Commit-behind: the previous take's commit must be done (in order, one in
+            // flight); a failure there rolls this take back too (it is dropped on return).
+            Some(c) => {
+                c.wait()?;
+                c.submit(take, (n - back) as u64)?;
+            }
+            None => {
+                if let Err(e) = take.commit() {
+                    SinkCounter::add(&self.counter.channel_read_fail, 1);
+                    return Err(e.into());
+                }
+                SinkCounter::add(&self.counter.event_drain_success, (n - back) as u64);
+            }
         }
-        SinkCounter::add(&self.counter.event_drain_success, (n - back) as u64);
         if back == n {
             let why = failures
                 .first()
@@ -589,6 +620,12 @@ impl Sink for HdfsSink {
     }
 
     fn stop(&mut self) {
+        // The commit in flight first (its events are in the files already).
+        if let Some(mut c) = self.committer.take() {
+            if let Err(e) = c.wait() {
+                tracing::error!(sink = %self.sh.name, error = %e, "the last commit failed; its events stay in the channel");
+            }
+        }
         let mut all: Vec<(u64, String)> = self
             .writers
             .iter()
