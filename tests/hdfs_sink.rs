@@ -530,3 +530,64 @@ fn commit_behind_commits_in_order_after_the_data_and_finishes_when_idle_and_at_s
     assert_eq!(lines(&dir.path().join("out")), want);
     assert_eq!(ch.take_batch(100, Duration::ZERO).unwrap().len(), 0);
 }
+
+#[test]
+fn commit_behind_a_failed_commit_surfaces_on_the_next_call_and_loses_nothing() {
+    use sluicegate::channel::file::{FileChannel, FileChannelConfig};
+    use sluicegate::channel::ChannelError;
+    let dir = tempfile::tempdir().unwrap();
+    let mut fc = FileChannelConfig::in_dir(&dir.path().join("ch"));
+    fc.minimum_required_space = 1 << 20;
+    let ch = Arc::new(FileChannel::open("c1", fc.clone()).unwrap());
+    let want: Vec<String> = (0..20).map(|i| format!("e{i:02}")).collect();
+    let evs: Vec<Event> = want.iter().map(|b| ev("t", b)).collect();
+    ch.put_batch(&evs).unwrap();
+    let out = dir.path().join("out");
+    let cfg = with(&[
+        ("hdfs.path", format!("file://{}", out.display())),
+        ("hdfs.batchSize", "10".into()),
+        ("hdfs.commitBehind", "true".into()),
+    ]);
+    let ctx = Context::from_pairs("a1.sinks.k1", pairs(&cfg));
+    let clock = ManualClock::new();
+    let mut s = HdfsSink::from_context("k1", &ctx, ch.clone())
+        .unwrap()
+        .with_clock(clock.clock())
+        .with_wall_clock(Arc::new(|| 1_000_000));
+    s.start().unwrap();
+    // The first take's commit (its ACK's fdatasync) fails, after the batch is in its file.
+    ch.inject_sync_failure();
+    assert_eq!(s.process().unwrap(), SinkStatus::Ready);
+    let err = s.process().expect_err("the failed commit must surface");
+    assert!(
+        matches!(err, SinkError::Channel(ChannelError::Unhealthy { .. })),
+        "{err}"
+    );
+    assert_eq!(SinkCounter::get(&s.counter().event_drain_success), 0);
+    s.stop();
+    drop(s);
+    drop(ch);
+    // After a restart every event is in a final file or back in the channel: at least once.
+    let written = lines(&out);
+    assert!(
+        want[..10].iter().all(|w| written.contains(w)),
+        "the first batch was durable before its commit: {written:?}"
+    );
+    let ch = FileChannel::open("c1", fc).unwrap();
+    let mut got = written;
+    loop {
+        let t = ch.take_batch(100, Duration::ZERO).unwrap();
+        if t.is_empty() {
+            break;
+        }
+        got.extend(
+            t.events()
+                .iter()
+                .map(|e| String::from_utf8(e.body().to_vec()).unwrap()),
+        );
+        t.commit().unwrap();
+    }
+    got.sort();
+    got.dedup();
+    assert_eq!(got, want);
+}
