@@ -99,3 +99,39 @@ fn commit_behind_holds_every_event_once() {
         );
     }
 }
+
+#[test]
+fn the_command_prints_a_verified_json_report_and_refuses_a_non_empty_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluicegate"))
+        .args(["bench", "--hdfs", "--events", "5000", "--connections", "2"])
+        .args([
+            "--file-type",
+            "SequenceFile",
+            "--hdfs-batch-size",
+            "1000",
+            "--json",
+        ])
+        .arg("--dir")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verified"], true, "{v}");
+    assert_eq!(v["records"], 5000, "{v}");
+    assert_eq!(v["sink"]["hdfs.fileType"], "SequenceFile", "{v}");
+    // The directory now holds the run: a second run there is refused.
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_sluicegate"))
+        .args(["bench", "--hdfs", "--events", "10", "--dir"])
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+}
