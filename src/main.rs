@@ -159,7 +159,8 @@ struct BenchArgs {
     /// With --relay: Avro sinks draining hop A's channel (order is checked only with 1).
     #[arg(long = "sinks", default_value_t = 1, value_parser = at_least_one)]
     sinks: usize,
-    /// With --relay: where hop A's file channel lives (default: a fresh temporary directory).
+    /// With --relay or --hdfs: where the file channel (and --hdfs output) lives (default: a fresh
+    /// temporary directory, removed afterwards).
     #[arg(long = "dir")]
     dir: Option<PathBuf>,
     /// Client settings as Avro-sink keys (e.g. compression-type=deflate).
@@ -195,6 +196,34 @@ struct BenchArgs {
     /// With --pipeline: worker threads for keyed work (0 = one per core).
     #[arg(long = "workers", default_value_t = 0)]
     workers: usize,
+    /// Measure the HDFS sink end to end instead: clients -> Avro source -> durable file channel
+    /// (in --dir) -> HDFS sink writing file:// files under --dir/out; every event is read back
+    /// from the files and verified.
+    #[arg(long = "hdfs")]
+    hdfs: bool,
+    /// With --hdfs: hdfs.fileType (DataStream, SequenceFile, CompressedStream).
+    #[arg(long = "file-type", default_value = "DataStream")]
+    file_type: String,
+    /// With --hdfs: hdfs.codeC (gzip); with --file-type DataStream it switches to
+    /// CompressedStream.
+    #[arg(long = "codec")]
+    codec: Option<String>,
+    /// With --hdfs: hdfs.batchSize (Flume's default is 100).
+    #[arg(long = "hdfs-batch-size", default_value_t = 100, value_parser = at_least_one)]
+    hdfs_batch_size: usize,
+    /// With --hdfs: hdfs.rollSize in bytes (0: never; the bench's default 128 MiB).
+    #[arg(long = "roll-size", default_value_t = 134_217_728)]
+    roll_size: u64,
+    /// With --hdfs: hdfs.rollCount (0: never).
+    #[arg(long = "roll-count", default_value_t = 0)]
+    roll_count: u64,
+    /// With --hdfs: fill the channel first, then start the sink (its drain rate alone).
+    #[arg(long = "staged")]
+    staged: bool,
+    /// With --hdfs: any other sink key, e.g. --hdfs-set hdfs.writeFormat=Text or
+    /// --hdfs-set 'hdfs.path=%Y-%m-%d/%H' (relative to --dir/out).
+    #[arg(long = "hdfs-set", value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
+    hdfs_set: Vec<String>,
 }
 
 fn at_least_one(v: &str) -> Result<usize, String> {
@@ -352,6 +381,60 @@ fn bench(b: &BenchArgs) -> Result<sluicegate::tools::bench::BenchReport, String>
         None => sluicegate::tools::bench::run_in_process_matching(&o, &props),
     }
     .map_err(|e| e.to_string())
+}
+
+fn hdfs_bench(b: &BenchArgs) -> Result<bool, String> {
+    use sluicegate::tools::hdfs_bench as hb;
+    let dir = b.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("sluicegate-hdfs-bench-{}", std::process::id()))
+    });
+    if dir.exists() && std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_some()) {
+        return Err(format!(
+            "{} is not empty: give an empty or new --dir (the bench reads back every file)",
+            dir.display()
+        ));
+    }
+    let mut o = hb::HdfsBenchOptions::new(dir.clone());
+    o.events = b.events;
+    o.body_size = b.body_size;
+    o.call_size = b.batch_size;
+    o.connections = b.connections;
+    o.staged = b.staged;
+    let mut file_type = b.file_type.clone();
+    if let Some(c) = &b.codec {
+        if file_type.eq_ignore_ascii_case("datastream") {
+            file_type = "CompressedStream".into();
+        }
+        o.sink_settings.push(("hdfs.codeC".into(), c.clone()));
+    }
+    o.sink_settings.extend([
+        ("hdfs.fileType".to_string(), file_type),
+        ("hdfs.batchSize".to_string(), b.hdfs_batch_size.to_string()),
+        ("hdfs.rollSize".to_string(), b.roll_size.to_string()),
+        ("hdfs.rollCount".to_string(), b.roll_count.to_string()),
+    ]);
+    for kv in &b.hdfs_set {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(format!("--hdfs-set {kv}: expected KEY=VALUE"));
+        };
+        o.sink_settings
+            .push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let result = hb::run(&o);
+    if b.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let report = result?;
+    match &b.json {
+        Some(None) => println!("{}", report.to_json()),
+        Some(Some(path)) => {
+            println!("{report}");
+            std::fs::write(path, format!("{:#}\n", report.to_json()))
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        }
+        None => println!("{report}"),
+    }
+    Ok(report.verified())
 }
 
 fn pipeline_bench(b: &BenchArgs) -> Result<(), String> {
@@ -530,6 +613,22 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("sluicegate bench --pipeline: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Bench(b) if b.hdfs => {
+            init_logging("warn");
+            match hdfs_bench(&b) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => {
+                    eprintln!(
+                        "sluicegate bench --hdfs: the files do not hold every event exactly once"
+                    );
+                    ExitCode::from(2)
+                }
+                Err(e) => {
+                    eprintln!("sluicegate bench --hdfs: {e}");
                     ExitCode::from(1)
                 }
             }

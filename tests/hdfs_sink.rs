@@ -490,3 +490,104 @@ fn an_agent_with_an_hdfs_sink_delivers_everything_and_closes_its_file_at_stop() 
         .collect();
     assert_eq!(got, expected);
 }
+
+#[test]
+fn commit_behind_commits_in_order_after_the_data_and_finishes_when_idle_and_at_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let ch = mem();
+    let clock = ManualClock::new();
+    let path = format!("file://{}/out", dir.path().display());
+    let cfg = with(&[
+        ("hdfs.path", path),
+        ("hdfs.batchSize", "10".into()),
+        ("hdfs.commitBehind", "true".into()),
+    ]);
+    let mut s = sink(&pairs(&cfg), ch.clone(), &clock);
+    s.start().unwrap();
+    let evs: Vec<Event> = (0..25).map(|i| ev("t", &format!("e{i:02}"))).collect();
+    ch.put_batch(&evs).unwrap();
+    let drained = |s: &HdfsSink| SinkCounter::get(&s.counter().event_drain_success);
+    let in_use_lines = |s: &HdfsSink| {
+        let f = s.open_files();
+        assert_eq!(f.len(), 1);
+        std::fs::read_to_string(&f[0]).unwrap().lines().count() as u64
+    };
+    // Each call writes and flushes its batch before returning; its commit may still be in
+    // flight, but the previous one has finished.
+    assert_eq!(s.process().unwrap(), SinkStatus::Ready);
+    assert_eq!(in_use_lines(&s), 10);
+    assert!(drained(&s) <= 10);
+    assert_eq!(s.process().unwrap(), SinkStatus::Ready);
+    assert_eq!(in_use_lines(&s), 20);
+    assert!((10..=20).contains(&drained(&s)), "{}", drained(&s));
+    assert_eq!(s.process().unwrap(), SinkStatus::Ready);
+    assert!((20..=25).contains(&drained(&s)), "{}", drained(&s));
+    // An idle call waits for the last commit.
+    assert_eq!(s.process().unwrap(), SinkStatus::Backoff);
+    assert_eq!(drained(&s), 25);
+    s.stop();
+    let want: Vec<String> = (0..25).map(|i| format!("e{i:02}")).collect();
+    assert_eq!(lines(&dir.path().join("out")), want);
+    assert_eq!(ch.take_batch(100, Duration::ZERO).unwrap().len(), 0);
+}
+
+#[test]
+fn commit_behind_a_failed_commit_surfaces_on_the_next_call_and_loses_nothing() {
+    use sluicegate::channel::file::{FileChannel, FileChannelConfig};
+    use sluicegate::channel::ChannelError;
+    let dir = tempfile::tempdir().unwrap();
+    let mut fc = FileChannelConfig::in_dir(&dir.path().join("ch"));
+    fc.minimum_required_space = 1 << 20;
+    let ch = Arc::new(FileChannel::open("c1", fc.clone()).unwrap());
+    let want: Vec<String> = (0..20).map(|i| format!("e{i:02}")).collect();
+    let evs: Vec<Event> = want.iter().map(|b| ev("t", b)).collect();
+    ch.put_batch(&evs).unwrap();
+    let out = dir.path().join("out");
+    let cfg = with(&[
+        ("hdfs.path", format!("file://{}", out.display())),
+        ("hdfs.batchSize", "10".into()),
+        ("hdfs.commitBehind", "true".into()),
+    ]);
+    let ctx = Context::from_pairs("a1.sinks.k1", pairs(&cfg));
+    let clock = ManualClock::new();
+    let mut s = HdfsSink::from_context("k1", &ctx, ch.clone())
+        .unwrap()
+        .with_clock(clock.clock())
+        .with_wall_clock(Arc::new(|| 1_000_000));
+    s.start().unwrap();
+    // The first take's commit (its ACK's fdatasync) fails, after the batch is in its file.
+    ch.inject_sync_failure();
+    assert_eq!(s.process().unwrap(), SinkStatus::Ready);
+    let err = s.process().expect_err("the failed commit must surface");
+    assert!(
+        matches!(err, SinkError::Channel(ChannelError::Unhealthy { .. })),
+        "{err}"
+    );
+    assert_eq!(SinkCounter::get(&s.counter().event_drain_success), 0);
+    s.stop();
+    drop(s);
+    drop(ch);
+    // After a restart every event is in a final file or back in the channel: at least once.
+    let written = lines(&out);
+    assert!(
+        want[..10].iter().all(|w| written.contains(w)),
+        "the first batch was durable before its commit: {written:?}"
+    );
+    let ch = FileChannel::open("c1", fc).unwrap();
+    let mut got = written;
+    loop {
+        let t = ch.take_batch(100, Duration::ZERO).unwrap();
+        if t.is_empty() {
+            break;
+        }
+        got.extend(
+            t.events()
+                .iter()
+                .map(|e| String::from_utf8(e.body().to_vec()).unwrap()),
+        );
+        t.commit().unwrap();
+    }
+    got.sort();
+    got.dedup();
+    assert_eq!(got, want);
+}

@@ -9,6 +9,7 @@
 //! | [`escape`] | `BucketPath` escapes in `hdfs.path` / `hdfs.filePrefix` |
 //! | [`zone`] | calendar fields, zones and rounding for the time escapes |
 //! | [`bucket`] | one bucket's writer: names, counters, rolls, timers, in-use -> final rename |
+//! | [`commit`] | `hdfs.commitBehind`: the take's commit overlapped with the next batch |
 //! | [`format`] | DataStream (TEXT, header_and_text, avro_event), CompressedStream gzip, SequenceFile |
 //! | [`javamap`] | the header order of Flume's Java `HashMap`, for serializers that print headers |
 //! | [`fs`] | the filesystem trait and the local filesystem |
@@ -21,9 +22,14 @@
 //!    (one open file, one counter) per bucket, least recently used first out when more than
 //!    `hdfs.maxOpenFiles` are open. The directory is the path with empty components dropped (a
 //!    missing `%{header}` gives `a//b`, written to `a/b` but a bucket of its own, as in Flume).
-//! 4. The event is appended (the writer flushes by itself every `batchSize` appends).
+//! 4. The event is appended (the writer flushes by itself every `batchSize` appends). Runs of
+//!    consecutive events of one bucket are appended with one writer lookup; a static path and
+//!    prefix are never expanded, and a dynamic one is looked up in the map only when it differs
+//!    from the previous event's.
 //! 5. Every writer touched is flushed — format group ended, bytes `fdatasync`ed — and only then
 //!    the take commits: a committed event is on disk (Flume's at-least-once, with `hflush`).
+//!    With `hdfs.commitBehind = true` (a sluicegate extension, off by default) that commit runs
+//!    on a helper thread while the next call writes the next batch ([`commit`]).
 //!
 //! # Faults: nothing lost, other buckets keep flowing
 //!
@@ -66,6 +72,7 @@
 //! up to one runner backoff (at most 5 s) late on an idle channel.
 
 pub mod bucket;
+pub mod commit;
 pub mod config;
 pub mod escape;
 pub mod format;
@@ -73,12 +80,13 @@ pub mod fs;
 pub mod javamap;
 pub mod zone;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use self::bucket::{BucketSettings, BucketWriter, Env};
+use self::commit::Committer;
 use self::config::HdfsSinkConfig;
 use self::fs::{local_path, HdfsFileSystem, LocalFs};
 use super::batch::take_counted;
@@ -135,6 +143,47 @@ pub struct HdfsSink {
     tick: u64,
     /// The one bucket when neither `hdfs.path` nor `hdfs.filePrefix` has escapes.
     static_bucket: Option<(String, String, String)>,
+    /// `hdfs.commitBehind`: commit on a helper thread (started by `start`).
+    commit_behind: bool,
+    committer: Option<Committer>,
+}
+
+/// Parks bucket `key`: its next try waits 1 s, doubling per failure up to 60 s.
+fn park(parked: &mut HashMap<String, Parked>, clock: &Clock, key: &str) {
+    let now = clock.now();
+    let wait = match parked.get(key) {
+        Some(p) => (p.wait * 2).min(PARK_MAX),
+        None => PARK_FIRST,
+    };
+    parked.insert(
+        key.to_string(),
+        Parked {
+            until: now + wait,
+            wait,
+        },
+    );
+}
+
+/// One bucket of a transaction: its key, directory and file prefix, whether an event was
+/// appended to it, and whether it failed (or is parked): then its events go back.
+struct TxBucket {
+    key: String,
+    path: String,
+    name: String,
+    touched: bool,
+    bad: bool,
+}
+
+impl TxBucket {
+    fn new(key: String, path: String, name: String) -> TxBucket {
+        TxBucket {
+            key,
+            path,
+            name,
+            touched: false,
+            bad: false,
+        }
+    }
 }
 
 /// Why one event could not be written in this transaction.
@@ -150,11 +199,9 @@ impl HdfsSink {
         ctx: &Context,
         channel: Arc<dyn Channel>,
     ) -> Result<HdfsSink, ConfigError> {
-        Ok(HdfsSink::new(
-            name,
-            HdfsSinkConfig::from_context(ctx)?,
-            channel,
-        ))
+        let cfg = HdfsSinkConfig::from_context(ctx)?;
+        let commit_behind = ctx.get_bool("hdfs.commitBehind", false);
+        Ok(HdfsSink::new(name, cfg, channel).with_commit_behind(commit_behind))
     }
 
     /// Builds the sink from explicit settings, on the local filesystem.
@@ -191,7 +238,16 @@ impl HdfsSink {
             parked: HashMap::new(),
             tick: 0,
             static_bucket,
+            commit_behind: false,
+            committer: None,
         }
+    }
+
+    /// Commits each take on a helper thread while the next batch is written
+    /// (`hdfs.commitBehind`, see [`commit`]); takes effect at `start`.
+    pub fn with_commit_behind(mut self, on: bool) -> HdfsSink {
+        self.commit_behind = on;
+        self
     }
 
     /// Times rolls, idle closes and bucket backoffs with `clock` (tests step it).
@@ -242,9 +298,20 @@ impl HdfsSink {
         }
     }
 
-    fn bucket_of(&self, ev: &Event) -> Result<(String, String, String), String> {
-        if let Some(b) = &self.static_bucket {
-            return Ok(b.clone());
+    /// The index in `buckets` of `ev`'s bucket, adding it on first sight (the static bucket
+    /// without expanding anything; `prev`, the previous event's bucket, without a map lookup).
+    fn slot_of(
+        &self,
+        ev: &Event,
+        prev: Option<u32>,
+        buckets: &mut Vec<TxBucket>,
+        index: &mut HashMap<String, u32>,
+    ) -> Result<u32, String> {
+        if let Some((key, path, name)) = &self.static_bucket {
+            if buckets.is_empty() {
+                buckets.push(TxBucket::new(key.clone(), path.clone(), name.clone()));
+            }
+            return Ok(0);
         }
         let wall = || (self.sh.wall)();
         let path = self
@@ -257,7 +324,20 @@ impl HdfsSink {
             .file_prefix
             .expand(ev, &self.cfg.time, &wall)
             .map_err(|e| format!("hdfs.filePrefix: {e}"))?;
-        Ok((format!("{path}/{name}"), path, name))
+        if let Some(p) = prev {
+            let b = &buckets[p as usize];
+            if b.path == path && b.name == name {
+                return Ok(p);
+            }
+        }
+        let key = format!("{path}/{name}");
+        if let Some(&s) = index.get(&key) {
+            return Ok(s);
+        }
+        let s = buckets.len() as u32;
+        index.insert(key.clone(), s);
+        buckets.push(TxBucket::new(key, path, name));
+        Ok(s)
     }
 
     fn writer_for<'w>(
@@ -290,26 +370,11 @@ impl HdfsSink {
         w
     }
 
-    fn park(&mut self, key: &str) {
-        let now = self.sh.clock.now();
-        let wait = match self.parked.get(key) {
-            Some(p) => (p.wait * 2).min(PARK_MAX),
-            None => PARK_FIRST,
-        };
-        self.parked.insert(
-            key.to_string(),
-            Parked {
-                until: now + wait,
-                wait,
-            },
-        );
-    }
-
     fn fail_bucket(&mut self, key: &str) {
         if let Some(mut w) = self.writers.remove(key) {
             w.abandon(&self.sh.env());
         }
-        self.park(key);
+        park(&mut self.parked, &self.sh.clock, key);
     }
 
     /// Recovers in-use files left by a crash (see the module docs).
@@ -391,6 +456,9 @@ impl Sink for HdfsSink {
     }
 
     fn start(&mut self) -> Result<(), SinkError> {
+        if self.commit_behind && self.committer.is_none() {
+            self.committer = Some(Committer::spawn(&self.sh.name, self.counter.clone())?);
+        }
         self.counter.start();
         self.recover();
         tracing::info!(sink = %self.sh.name, path = %self.cfg.path.source(), "HDFS sink started");
@@ -401,31 +469,49 @@ impl Sink for HdfsSink {
         self.close_timed_out();
         let take = take_counted(&*self.channel, &self.counter, self.cfg.batch_size)?;
         if take.is_empty() {
+            if let Some(c) = self.committer.as_mut() {
+                c.wait()?;
+            }
             return Ok(SinkStatus::Backoff);
         }
         let now = self.sh.clock.now();
         self.parked.retain(|_, p| p.until > now);
 
-        // Each event's bucket key (None: it could not be named); `bad`: buckets failed or parked.
-        let mut keys: Vec<Option<String>> = Vec::with_capacity(take.len());
-        let mut bad: HashSet<String> = HashSet::new();
+        // The distinct buckets of this transaction, and each event's index into them (None: it
+        // could not be named). Events are appended in runs of consecutive events of one
+        // bucket, so the writer is looked up once per run, not per event.
+        let events = take.events();
+        let mut buckets: Vec<TxBucket> = Vec::new();
+        let mut index: HashMap<String, u32> = HashMap::new();
+        let mut slots: Vec<Option<u32>> = Vec::with_capacity(events.len());
         let mut failures: Vec<Failure> = Vec::new();
-        let mut touched: Vec<String> = Vec::new();
-        for ev in take.events() {
-            let (key, path, name) = match self.bucket_of(ev) {
-                Ok(b) => b,
+        for ev in events {
+            let prev = slots.last().copied().flatten();
+            match self.slot_of(ev, prev, &mut buckets, &mut index) {
+                Ok(s) => slots.push(Some(s)),
                 Err(reason) => {
-                    keys.push(None);
+                    slots.push(None);
                     failures.push(Failure {
                         bucket: "(unnamed)".into(),
                         reason,
                     });
-                    continue;
                 }
+            }
+        }
+        let mut i = 0;
+        while i < events.len() {
+            let Some(s) = slots[i] else {
+                i += 1;
+                continue;
             };
-            keys.push(Some(key.clone()));
-            if bad.contains(&key) || self.parked.contains_key(&key) {
-                bad.insert(key);
+            let mut end = i + 1;
+            while end < events.len() && slots[end] == Some(s) {
+                end += 1;
+            }
+            let b = &mut buckets[s as usize];
+            if b.bad || self.parked.contains_key(&b.key) {
+                b.bad = true;
+                i = end;
                 continue;
             }
             let env = self.sh.env();
@@ -434,52 +520,50 @@ impl Sink for HdfsSink {
                 &mut self.tick,
                 self.cfg.max_open_files,
                 &env,
-                &key,
-                &path,
-                &name,
+                &b.key,
+                &b.path,
+                &b.name,
             );
-            match w.append(ev, &env) {
-                Ok(()) => {
-                    if !touched.contains(&key) {
-                        touched.push(key);
-                    }
-                }
-                Err(e) => {
-                    SinkCounter::add(&self.counter.event_write_fail, 1);
-                    failures.push(Failure {
-                        bucket: key.clone(),
-                        reason: e.to_string(),
-                    });
-                    self.fail_bucket(&key);
-                    bad.insert(key);
+            let mut failed = None;
+            for ev in &events[i..end] {
+                if let Err(e) = w.append(ev, &env) {
+                    failed = Some(e.to_string());
+                    break;
                 }
             }
+            match failed {
+                None => b.touched = true,
+                Some(reason) => {
+                    SinkCounter::add(&self.counter.event_write_fail, 1);
+                    failures.push(Failure {
+                        bucket: b.key.clone(),
+                        reason,
+                    });
+                    b.bad = true;
+                    self.fail_bucket(&b.key);
+                }
+            }
+            i = end;
         }
         // Flush every bucket written; a failed flush sends that bucket's events back.
-        for key in touched
-            .iter()
-            .filter(|k| !bad.contains(*k))
-            .cloned()
-            .collect::<Vec<_>>()
-        {
-            let r = match self.writers.get_mut(&key) {
+        for b in buckets.iter_mut().filter(|b| b.touched && !b.bad) {
+            let r = match self.writers.get_mut(&b.key) {
                 Some(w) => w.flush(&self.sh.env()),
                 None => Ok(()),
             };
             if let Err(e) = r {
                 failures.push(Failure {
-                    bucket: key.clone(),
+                    bucket: b.key.clone(),
                     reason: e.to_string(),
                 });
-                self.fail_bucket(&key);
-                bad.insert(key);
+                b.bad = true;
+                self.fail_bucket(&b.key);
             }
         }
-        let put_back: Vec<Event> = take
-            .events()
+        let put_back: Vec<Event> = events
             .iter()
-            .zip(&keys)
-            .filter(|(_, k)| k.as_ref().is_none_or(|k| bad.contains(k)))
+            .zip(&slots)
+            .filter(|(_, s)| s.is_none_or(|s| buckets[s as usize].bad))
             .map(|(ev, _)| ev.clone())
             .collect();
         for f in &failures {
@@ -505,11 +589,21 @@ impl Sink for HdfsSink {
                 });
             }
         }
-        if let Err(e) = take.commit() {
-            SinkCounter::add(&self.counter.channel_read_fail, 1);
-            return Err(e.into());
+        match self.committer.as_mut() {
+            // Commit-behind: the previous take's commit must be done (in order, one in
+            // flight); a failure there rolls this take back too (it is dropped on return).
+            Some(c) => {
+                c.wait()?;
+                c.submit(take, (n - back) as u64)?;
+            }
+            None => {
+                if let Err(e) = take.commit() {
+                    SinkCounter::add(&self.counter.channel_read_fail, 1);
+                    return Err(e.into());
+                }
+                SinkCounter::add(&self.counter.event_drain_success, (n - back) as u64);
+            }
         }
-        SinkCounter::add(&self.counter.event_drain_success, (n - back) as u64);
         if back == n {
             let why = failures
                 .first()
@@ -526,6 +620,12 @@ impl Sink for HdfsSink {
     }
 
     fn stop(&mut self) {
+        // The commit in flight first (its events are in the files already).
+        if let Some(mut c) = self.committer.take() {
+            if let Err(e) = c.wait() {
+                tracing::error!(sink = %self.sh.name, error = %e, "the last commit failed; its events stay in the channel");
+            }
+        }
         let mut all: Vec<(u64, String)> = self
             .writers
             .iter()
