@@ -66,6 +66,7 @@
 //! up to one runner backoff (at most 5 s) late on an idle channel.
 
 pub mod bucket;
+pub mod codec;
 pub mod config;
 pub mod escape;
 pub mod format;
