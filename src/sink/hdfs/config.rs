@@ -392,6 +392,7 @@ mod tests {
                 c.format,
                 FileFormat::SequenceFile(WriteFormat::Writable, Some(codec))
             );
+            assert_eq!(c.format.codec_extension(), codec.extension());
         }
         let c = cfg(&[("hdfs.path", "/x"), ("hdfs.codeC", "None")]).unwrap();
         assert_eq!(

@@ -146,7 +146,7 @@ pub fn open(format: &FileFormat, out: Box<dyn OutFile>) -> io::Result<Box<dyn Fo
         }
         FileFormat::CompressedStream(s, c) => Box::new(StreamWriter::new(
             s,
-            Stream::Codec(CodecStream::new(*c, out)),
+            Stream::Codec(Box::new(CodecStream::new(*c, out))),
         )?),
         FileFormat::SequenceFile(wf, c) => Box::new(SeqWriter::new(*wf, *c, out)?),
     })
@@ -227,7 +227,7 @@ impl Gzip {
 enum Stream {
     Plain(Box<dyn OutFile>),
     Gzip(Gzip),
-    Codec(CodecStream),
+    Codec(Box<CodecStream>),
 }
 
 impl Stream {
