@@ -488,6 +488,55 @@ fn an_idle_channel_closes_the_file_at_its_deadline_not_a_backoff_later() {
     assert_eq!(lines(dir.path()), ["one", "two"]);
 }
 
+/// Files get the codec's extension, as Flume appends `getDefaultExtension()`; a bzip2 stream
+/// holds one bzip2 stream per flush, a codec'd SequenceFile names the codec in its header.
+#[test]
+fn codec_files_are_named_by_the_codec_and_hold_its_streams() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = with(&[
+        ("hdfs.path", format!("{}/bz", dir.path().display())),
+        ("hdfs.codeC", "bzip2".into()),
+        ("hdfs.batchSize", "2".into()),
+    ]);
+    cfg.retain(|(k, _)| *k != "hdfs.fileType");
+    cfg.push(("hdfs.fileType", "CompressedStream".into()));
+    let ch = mem();
+    let clock = ManualClock::new();
+    let mut s = sink(&pairs(&cfg), ch.clone(), &clock);
+    s.start().unwrap();
+    ch.put_batch(&[ev("a", "1"), ev("a", "2"), ev("a", "3")])
+        .unwrap();
+    while s.process().unwrap() == SinkStatus::Ready {}
+    s.stop();
+    assert_eq!(files(dir.path()), ["bz/FlumeData.1000001.bz2"]);
+    let bytes = std::fs::read(dir.path().join("bz/FlumeData.1000001.bz2")).unwrap();
+    // Two takes (batchSize 2), two flushes with data: two bzip2 streams.
+    assert_eq!(bytes.windows(4).filter(|w| w == b"BZh9").count(), 2);
+    let mut text = String::new();
+    bzip2::read::MultiBzDecoder::new(&bytes[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(text, "1\n2\n3\n");
+
+    let mut cfg = with(&[
+        ("hdfs.path", format!("{}/seq", dir.path().display())),
+        ("hdfs.codeC", "SnappyCodec".into()),
+    ]);
+    cfg.retain(|(k, _)| *k != "hdfs.fileType");
+    let mut s = sink(&pairs(&cfg), ch.clone(), &clock);
+    s.start().unwrap();
+    ch.put_batch(&[ev("a", "x")]).unwrap();
+    s.process().unwrap();
+    s.stop();
+    let f = dir.path().join("seq/FlumeData.1000001.snappy");
+    let b = std::fs::read(&f).unwrap();
+    let class = b"org.apache.hadoop.io.compress.SnappyCodec";
+    let at = 4 + 34 + 35;
+    assert_eq!(&b[at..at + 3], &[1, 1, class.len() as u8]);
+    assert_eq!(&b[at + 3..at + 3 + class.len()], class);
+}
+
 #[test]
 fn the_agent_builds_the_sink_from_flumes_class_name() {
     use sluicegate::component::{ComponentType, SinkType};
