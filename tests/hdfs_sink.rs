@@ -404,6 +404,140 @@ fn roll_interval_closes_the_file_and_the_next_event_gets_a_new_writer() {
 }
 
 #[test]
+fn the_sink_reports_when_its_soonest_timer_fires() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = with(&[
+        ("hdfs.path", format!("{}/%{{topic}}", dir.path().display())),
+        ("hdfs.idleTimeout", "2".into()),
+    ]);
+    cfg.retain(|(k, _)| *k != "hdfs.rollInterval");
+    cfg.push(("hdfs.rollInterval", "5".into()));
+    let ch = mem();
+    let clock = ManualClock::new();
+    let mut s = sink(&pairs(&cfg), ch.clone(), &clock);
+    s.start().unwrap();
+    assert_eq!(s.wake_in(), None, "no open file, nothing timed");
+    ch.put_batch(&[ev("a", "1")]).unwrap();
+    s.process().unwrap();
+    // Idle close armed at the flush (2 s), roll at the open (5 s): the idle one is sooner.
+    assert_eq!(s.wake_in(), Some(Duration::from_secs(2)));
+    clock.advance(Duration::from_millis(1500));
+    ch.put_batch(&[ev("b", "2")]).unwrap();
+    s.process().unwrap();
+    // Bucket a is idle in 0.5 s, bucket b in 2 s.
+    assert_eq!(s.wake_in(), Some(Duration::from_millis(500)));
+    clock.advance(Duration::from_millis(700));
+    assert_eq!(s.wake_in(), Some(Duration::ZERO), "overdue");
+    assert_eq!(s.process().unwrap(), SinkStatus::Backoff);
+    assert_eq!(
+        files(dir.path()),
+        ["a/FlumeData.1000001", "b/FlumeData.1000001.tmp"]
+    );
+    assert_eq!(s.wake_in(), Some(Duration::from_millis(1300)));
+    // The next batch's flush re-arms b's idle timer (2 s), sooner than its roll (4.3 s).
+    ch.put_batch(&[ev("b", "3")]).unwrap();
+    s.process().unwrap();
+    assert_eq!(s.wake_in(), Some(Duration::from_secs(2)));
+    clock.advance(Duration::from_secs(2));
+    s.process().unwrap();
+    assert_eq!(s.wake_in(), None);
+    s.stop();
+    assert_eq!(lines(dir.path()), ["1", "2", "3"]);
+}
+
+/// On an idle channel the runner would sleep its whole backoff (here 10 minutes) between
+/// `process` calls; the sink's timer ends that sleep, so the idle file is closed and renamed as
+/// soon as its deadline (on the injected clock) has passed.
+#[test]
+fn an_idle_channel_closes_the_file_at_its_deadline_not_a_backoff_later() {
+    use sluicegate::sink::processor::DefaultSinkProcessor;
+    use sluicegate::sink::runner::SinkRunner;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = with(&[
+        ("hdfs.path", format!("{}", dir.path().display())),
+        ("hdfs.idleTimeout", "1".into()),
+    ]);
+    let ch = mem();
+    let clock = ManualClock::new();
+    let s = sink(&pairs(&cfg), ch.clone(), &clock);
+    let counter = s.counter();
+    ch.put_batch(&[ev("a", "one"), ev("a", "two")]).unwrap();
+    let mut runner = SinkRunner::new("k1", Box::new(DefaultSinkProcessor::new(Box::new(s))))
+        .with_backoff(Duration::from_secs(600), Duration::from_secs(600));
+    runner.start().unwrap();
+    let wait = |what: &str, cond: &dyn Fn() -> bool| {
+        let start = std::time::Instant::now();
+        while !cond() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait("the batch to commit", &|| {
+        SinkCounter::get(&counter.event_drain_success) == 2
+    });
+    assert_eq!(files(dir.path()), ["FlumeData.1000001.tmp"]);
+    clock.advance(Duration::from_secs(1));
+    wait("the idle close", &|| {
+        files(dir.path()) == ["FlumeData.1000001"]
+    });
+    assert_eq!(SinkCounter::get(&counter.connection_closed), 1);
+    runner.stop();
+    assert_eq!(lines(dir.path()), ["one", "two"]);
+}
+
+/// Files get the codec's extension, as Flume appends `getDefaultExtension()`; a bzip2 stream
+/// holds one bzip2 stream per flush, a codec'd SequenceFile names the codec in its header.
+#[test]
+fn codec_files_are_named_by_the_codec_and_hold_its_streams() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = with(&[
+        ("hdfs.path", format!("{}/bz", dir.path().display())),
+        ("hdfs.codeC", "bzip2".into()),
+        ("hdfs.batchSize", "2".into()),
+    ]);
+    cfg.retain(|(k, _)| *k != "hdfs.fileType");
+    cfg.push(("hdfs.fileType", "CompressedStream".into()));
+    let ch = mem();
+    let clock = ManualClock::new();
+    let mut s = sink(&pairs(&cfg), ch.clone(), &clock);
+    s.start().unwrap();
+    ch.put_batch(&[ev("a", "1"), ev("a", "2"), ev("a", "3")])
+        .unwrap();
+    while s.process().unwrap() == SinkStatus::Ready {}
+    s.stop();
+    assert_eq!(files(dir.path()), ["bz/FlumeData.1000001.bz2"]);
+    let bytes = std::fs::read(dir.path().join("bz/FlumeData.1000001.bz2")).unwrap();
+    // Two takes (batchSize 2), two flushes with data: two bzip2 streams.
+    assert_eq!(bytes.windows(4).filter(|w| w == b"BZh9").count(), 2);
+    let mut text = String::new();
+    bzip2::read::MultiBzDecoder::new(&bytes[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(text, "1\n2\n3\n");
+
+    let mut cfg = with(&[
+        ("hdfs.path", format!("{}/seq", dir.path().display())),
+        ("hdfs.codeC", "SnappyCodec".into()),
+    ]);
+    cfg.retain(|(k, _)| *k != "hdfs.fileType");
+    let mut s = sink(&pairs(&cfg), ch.clone(), &clock);
+    s.start().unwrap();
+    ch.put_batch(&[ev("a", "x")]).unwrap();
+    s.process().unwrap();
+    s.stop();
+    let f = dir.path().join("seq/FlumeData.1000001.snappy");
+    let b = std::fs::read(&f).unwrap();
+    let class = b"org.apache.hadoop.io.compress.SnappyCodec";
+    let at = 4 + 34 + 35;
+    assert_eq!(&b[at..at + 3], &[1, 1, class.len() as u8]);
+    assert_eq!(&b[at + 3..at + 3 + class.len()], class);
+}
+
+#[test]
 fn the_agent_builds_the_sink_from_flumes_class_name() {
     use sluicegate::component::{ComponentType, SinkType};
     assert_eq!(

@@ -4,7 +4,9 @@
 //! call takes up to one batch from the sink's channel inside a take transaction, delivers it, and
 //! commits only when delivery succeeded (otherwise it rolls back, so nothing is lost).
 //! `Ok(SinkStatus::Backoff)` means "nothing to do, sleep a little"; an `Err` means delivery
-//! failed (the runner backs off and the events stay in the channel).
+//! failed (the runner backs off and the events stay in the channel). A sink with timed work
+//! (the HDFS sink's idle and roll-interval closes) reports it through [`Sink::wake_in`], and the
+//! runner's backoff sleep ends by then.
 
 pub mod avro;
 pub mod batch;
@@ -74,4 +76,10 @@ pub trait Sink: Send + 'static {
     fn stop(&mut self) {}
     /// The sink's Flume counters.
     fn counter(&self) -> Arc<SinkCounter>;
+    /// How soon the sink has timed work even with an empty channel (an HDFS file's
+    /// `idleTimeout`/`rollInterval` close): the runner calls `process` by then instead of
+    /// sleeping out its whole backoff. `None`: nothing timed.
+    fn wake_in(&self) -> Option<std::time::Duration> {
+        None
+    }
 }

@@ -35,6 +35,10 @@ pub trait SinkProcessor: Send + 'static {
     fn stop(&mut self);
     /// The sinks, in configuration order.
     fn sinks(&self) -> Vec<&dyn Sink>;
+    /// The soonest [`Sink::wake_in`] of the sinks: the runner's backoff sleep ends by then.
+    fn wake_in(&self) -> Option<std::time::Duration> {
+        self.sinks().iter().filter_map(|s| s.wake_in()).min()
+    }
 }
 
 /// Builds a processor from a sink group's context (`processor.type` = `default`, `failover` or

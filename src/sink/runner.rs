@@ -3,7 +3,10 @@
 //!
 //! Backoff is Flume's: after a `Backoff` status the thread sleeps
 //! `min(consecutive_backoffs × backoff_increment, max_backoff)` (defaults 1000 ms and 5000 ms);
-//! a `Ready` resets the count; an error is logged and followed by a `max_backoff` sleep.
+//! a `Ready` resets the count; an error is logged and followed by a `max_backoff` sleep. A
+//! backoff sleep (not the one after an error) ends early when the processor's
+//! [`SinkProcessor::wake_in`] comes sooner, so timed work (an HDFS file's idle close) is done on
+//! time on an idle channel, not up to `max_backoff` late.
 //! [`SinkRunner::stop`] wakes any sleep at once, waits for the `process` call in flight to
 //! finish, joins the thread and then stops the processor (and so its sinks).
 
@@ -166,7 +169,11 @@ fn poll(
             Ok(SinkStatus::Backoff) => {
                 stats.backoffs += 1;
                 consecutive = consecutive.saturating_add(1);
-                if sleep(inc.saturating_mul(consecutive).min(max)) {
+                let mut d = inc.saturating_mul(consecutive).min(max);
+                if let Some(wake) = p.wake_in() {
+                    d = d.min(wake);
+                }
+                if sleep(d) {
                     break;
                 }
             }

@@ -13,7 +13,8 @@
 //! Rolls, checked before each append (`shouldRotate`): `rollCount` events or `rollSize` body
 //! bytes in the current file close it and open the next (same writer, next counter). A file is
 //! opened only when an event is about to be written into it. Timers are deadlines on the
-//! injected [`Clock`], checked by the sink at each `process` call: `rollInterval` is armed when a
+//! injected [`Clock`], checked by the sink at each `process` call (the sink's `wake_in` makes the
+//! runner call it by the soonest deadline on an idle channel): `rollInterval` is armed when a
 //! file opens, `idleTimeout` at every flush that wrote data and disarmed by an append; either one
 //! firing closes the writer for good (the sink drops it; the next event for the key makes a new
 //! writer with a fresh counter base).
@@ -136,6 +137,14 @@ impl BucketWriter {
     /// The in-use path of the open file, if one is open.
     pub fn open_path(&self) -> Option<&Path> {
         self.open.as_ref().map(|o| o.in_use.as_path())
+    }
+
+    /// The sooner of the idle and roll-interval deadlines, if either is armed.
+    pub fn deadline(&self) -> Option<Instant> {
+        match (self.idle_deadline, self.roll_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// True when the idle or roll-interval deadline has passed.

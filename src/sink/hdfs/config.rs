@@ -5,10 +5,15 @@
 //! `rollTimerPoolSize`, `closeTries`, `retryInterval`, `useRawLocalFileSystem`) are accepted and
 //! validated as numbers/booleans but change nothing. Kerberos and proxy-user keys are refused
 //! when set (no Kerberos in this build), `hdfs://` paths are refused (no native HDFS client in
-//! this build), and so are codecs other than gzip.
+//! this build). `hdfs.codeC` takes every codec [`super::codec`] writes (gzip, bzip2, snappy,
+//! lz4, deflate/default; `None` = none); LZO and zstd are refused with the reason. With
+//! `fileType = SequenceFile` a codec makes a block-compressed SequenceFile, as Flume passes
+//! `CompressionType.BLOCK`; `DataStream` with a codec and `CompressedStream` without one are
+//! refused, as in Flume.
 
 use std::time::Duration;
 
+use super::codec::Codec;
 use super::escape::{Template, TimeSettings};
 use super::format::{FileFormat, Serializer, WriteFormat};
 use super::zone::{RoundUnit, Zone};
@@ -132,7 +137,7 @@ impl HdfsSinkConfig {
         }
         ctx.get_bool("hdfs.useRawLocalFileSystem", false);
 
-        let codec = ctx
+        let codec_name = ctx
             .get("hdfs.codeC")
             .map(|c| c.trim().to_string())
             .filter(|c| !c.is_empty());
@@ -140,35 +145,14 @@ impl HdfsSinkConfig {
             .get_or("hdfs.fileType", "SequenceFile")
             .trim()
             .to_string();
-        let gzip = match &codec {
-            None => false,
-            Some(c) => {
-                let l = c.to_ascii_lowercase();
-                let simple = l.rsplit('.').next().unwrap_or(&l).to_string();
-                if simple == "gzip" || simple == "gzipcodec" {
-                    true
-                } else {
-                    return Err(ctx.error(
-                        "hdfs.codeC",
-                        &format!(
-                            "codec '{c}' is not supported in this build (only gzip; \
-                             bzip2, snappy, lzo, lz4, zstd and deflate need codecs not included)"
-                        ),
-                    ));
-                }
-            }
+        let codec = match &codec_name {
+            None => None,
+            Some(c) => Codec::parse(c).map_err(|e| ctx.error("hdfs.codeC", &e))?,
         };
         let format = match file_type.to_ascii_lowercase().as_str() {
             "sequencefile" => {
-                if gzip {
-                    return Err(ctx.error(
-                        "hdfs.codeC",
-                        "block-compressed SequenceFiles (fileType = SequenceFile with a codec) \
-                         are not supported in this build; drop hdfs.codeC or use CompressedStream",
-                    ));
-                }
                 let wf = ctx.get_or("hdfs.writeFormat", "Writable").trim().to_string();
-                FileFormat::SequenceFile(match wf.to_ascii_lowercase().as_str() {
+                let wf = match wf.to_ascii_lowercase().as_str() {
                     "writable" => WriteFormat::Writable,
                     "text" => WriteFormat::Text,
                     _ => {
@@ -177,10 +161,11 @@ impl HdfsSinkConfig {
                             &format!("'{wf}' is not a write format (use Writable or Text)"),
                         ))
                     }
-                })
+                };
+                FileFormat::SequenceFile(wf, codec)
             }
             "datastream" => {
-                if codec.is_some() {
+                if codec_name.is_some() {
                     return Err(ctx.error(
                         "hdfs.codeC",
                         "fileType = DataStream does not compress; use CompressedStream with a codec",
@@ -190,14 +175,15 @@ impl HdfsSinkConfig {
                 FileFormat::DataStream(serializer(ctx)?)
             }
             "compressedstream" => {
-                if !gzip {
+                let Some(codec) = codec else {
                     return Err(ctx.error(
                         "hdfs.codeC",
-                        "fileType = CompressedStream needs a codec (hdfs.codeC = gzip)",
+                        "fileType = CompressedStream needs a codec (hdfs.codeC = gzip, bzip2, \
+                         snappy, lz4 or deflate)",
                     ));
-                }
+                };
                 ctx.mark_read("hdfs.writeFormat");
-                FileFormat::GzipStream(serializer(ctx)?)
+                FileFormat::CompressedStream(serializer(ctx)?, codec)
             }
             _ => {
                 return Err(ctx.error(
@@ -209,17 +195,13 @@ impl HdfsSinkConfig {
             }
         };
 
-        let zone = match ctx.get("hdfs.timeZone").map(str::trim).filter(|z| !z.is_empty()) {
+        let zone = match ctx
+            .get("hdfs.timeZone")
+            .map(str::trim)
+            .filter(|z| !z.is_empty())
+        {
             None => Zone::Local,
-            Some(z) => Zone::parse(z).ok_or_else(|| {
-                ctx.error(
-                    "hdfs.timeZone",
-                    &format!(
-                        "time zone '{z}' is not supported in this build \
-                         (use UTC, GMT, or a fixed offset such as GMT+02:00; unset = this machine's zone)"
-                    ),
-                )
-            })?,
+            Some(z) => Zone::from_config(z).map_err(|e| ctx.error("hdfs.timeZone", &e))?,
         };
         let round = if ctx.get_bool("hdfs.round", false) {
             let u = unit(ctx)?;
@@ -319,7 +301,10 @@ mod tests {
             (c.roll_size, c.roll_count, c.batch_size, c.max_open_files),
             (1024, 10, 100, 5000)
         );
-        assert_eq!(c.format, FileFormat::SequenceFile(WriteFormat::Writable));
+        assert_eq!(
+            c.format,
+            FileFormat::SequenceFile(WriteFormat::Writable, None)
+        );
         assert_eq!(c.time.zone, Zone::Local);
         assert_eq!(c.idle_timeout, None);
     }
@@ -343,13 +328,14 @@ mod tests {
         let e = cfg(&[
             ("hdfs.path", "/x"),
             ("hdfs.fileType", "CompressedStream"),
-            ("hdfs.codeC", "bzip2"),
+            ("hdfs.codeC", "lzo"),
         ])
         .unwrap_err();
         assert!(
-            e.to_string().contains("codec 'bzip2' is not supported"),
+            e.to_string().contains("codec 'lzo' is not supported"),
             "{e}"
         );
+        assert!(e.to_string().contains("hdfs.codeC"), "{e}");
         let e = cfg(&[("hdfs.path", "/x"), ("hdfs.fileType", "CompressedStream")]).unwrap_err();
         assert!(e.to_string().contains("needs a codec"), "{e}");
         let e = cfg(&[
@@ -385,9 +371,33 @@ mod tests {
         .unwrap();
         assert_eq!(
             c.format,
-            FileFormat::GzipStream(Serializer::Text {
-                append_newline: true
-            })
+            FileFormat::CompressedStream(
+                Serializer::Text {
+                    append_newline: true
+                },
+                Codec::Gzip
+            )
+        );
+        for (name, codec) in [("bzip2", Codec::Bzip2), ("SnappyCodec", Codec::Snappy)] {
+            let c = cfg(&[
+                ("hdfs.path", "/x"),
+                ("hdfs.fileType", "CompressedStream"),
+                ("hdfs.codeC", name),
+            ])
+            .unwrap();
+            assert_eq!(c.format.codec_extension(), codec.extension());
+            // A codec on a SequenceFile makes it block-compressed (Flume's CompressionType.BLOCK).
+            let c = cfg(&[("hdfs.path", "/x"), ("hdfs.codeC", name)]).unwrap();
+            assert_eq!(
+                c.format,
+                FileFormat::SequenceFile(WriteFormat::Writable, Some(codec))
+            );
+            assert_eq!(c.format.codec_extension(), codec.extension());
+        }
+        let c = cfg(&[("hdfs.path", "/x"), ("hdfs.codeC", "None")]).unwrap();
+        assert_eq!(
+            c.format,
+            FileFormat::SequenceFile(WriteFormat::Writable, None)
         );
         let c = cfg(&[
             ("hdfs.path", "/x"),
@@ -403,7 +413,7 @@ mod tests {
             })
         );
         let c = cfg(&[("hdfs.path", "/x"), ("hdfs.writeFormat", "Text")]).unwrap();
-        assert_eq!(c.format, FileFormat::SequenceFile(WriteFormat::Text));
+        assert_eq!(c.format, FileFormat::SequenceFile(WriteFormat::Text, None));
         let c = cfg(&[
             ("hdfs.path", "/x"),
             ("hdfs.emptyInUseSuffix", "true"),

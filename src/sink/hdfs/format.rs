@@ -20,6 +20,9 @@
 //!   data: header `1f8b 0800 00000000 00 ff` for the first member (Java's `GZIPOutputStream`) and
 //!   `... 00 00` for later ones (Hadoop's reset header), raw deflate level 6, trailer CRC-32 and
 //!   size (little-endian). The deflate bytes are flate2's, not zlib's: compare decompressed.
+//! * `CompressedStream` + bzip2, snappy, lz4, deflate: the serializer output as one unit of the
+//!   codec per flush with data (a bzip2 stream, a Hadoop snappy/LZ4 block, a zlib stream; see
+//!   [`super::codec`]).
 //! * `SequenceFile` (uncompressed): `SEQ` 6, key and value class names as Hadoop `Text`, two
 //!   `false` compression flags, an empty metadata map (int32 0), a random 16-byte sync marker;
 //!   records `int32 record length, int32 key length (8), key, value` big-endian; key =
@@ -28,6 +31,13 @@
 //!   `writeFormat = Writable`) or `Text` (vint length + body, `writeFormat = Text`). A sync
 //!   (`ff ff ff ff` + marker) is written at every flush unless the last thing written was one,
 //!   and before an append once 102400 bytes (Hadoop 3's `SYNC_INTERVAL`) passed since the last.
+//! * `SequenceFile` with `hdfs.codeC` (Flume opens it with `CompressionType.BLOCK`, as
+//!   `SequenceFile.BlockCompressWriter` writes it): both flags `true`, then the codec's class
+//!   name as `Text` before the metadata. Records are buffered into four buffers — key lengths
+//!   (vints), keys (`LongWritable`), value lengths (vints), values (serialised as above) — and a
+//!   block is written at every flush with records, and when keys + values reach 1,000,000 bytes
+//!   (`io.seqfile.compress.blocksize`): sync escape + marker, vint record count, then each buffer
+//!   compressed as one codec unit behind its vint length. No sync between blocks otherwise.
 
 use std::io::{self, Write};
 
@@ -35,6 +45,7 @@ use flate2::write::DeflateEncoder;
 use flate2::{Compression, Crc};
 use rand::RngCore;
 
+use super::codec::{Codec, CodecStream};
 use super::escape::parse_java_long;
 use super::fs::OutFile;
 use super::javamap::flume_agent_order;
@@ -83,17 +94,21 @@ pub enum WriteFormat {
 pub enum FileFormat {
     /// `DataStream`.
     DataStream(Serializer),
-    /// `CompressedStream` with gzip.
-    GzipStream(Serializer),
-    /// `SequenceFile`, uncompressed.
-    SequenceFile(WriteFormat),
+    /// `CompressedStream` with its codec.
+    CompressedStream(Serializer, Codec),
+    /// `SequenceFile`, block-compressed with the codec when there is one (Flume passes
+    /// `CompressionType.BLOCK` with every `hdfs.codeC`).
+    SequenceFile(WriteFormat, Option<Codec>),
 }
 
 impl FileFormat {
-    /// The extension the codec adds when `hdfs.fileSuffix` is empty.
+    /// The extension the codec adds when `hdfs.fileSuffix` is empty (Flume appends the codec's
+    /// `getDefaultExtension()` for SequenceFiles too).
     pub fn codec_extension(&self) -> &'static str {
         match self {
-            FileFormat::GzipStream(_) => ".gz",
+            FileFormat::CompressedStream(_, c) | FileFormat::SequenceFile(_, Some(c)) => {
+                c.extension()
+            }
             _ => "",
         }
     }
@@ -126,8 +141,14 @@ pub trait FormatWriter: Send {
 pub fn open(format: &FileFormat, out: Box<dyn OutFile>) -> io::Result<Box<dyn FormatWriter>> {
     Ok(match format {
         FileFormat::DataStream(s) => Box::new(StreamWriter::new(s, Stream::Plain(out))?),
-        FileFormat::GzipStream(s) => Box::new(StreamWriter::new(s, Stream::Gzip(Gzip::new(out)))?),
-        FileFormat::SequenceFile(wf) => Box::new(SeqWriter::new(*wf, out)?),
+        FileFormat::CompressedStream(s, Codec::Gzip) => {
+            Box::new(StreamWriter::new(s, Stream::Gzip(Gzip::new(out)))?)
+        }
+        FileFormat::CompressedStream(s, c) => Box::new(StreamWriter::new(
+            s,
+            Stream::Codec(Box::new(CodecStream::new(*c, out))),
+        )?),
+        FileFormat::SequenceFile(wf, c) => Box::new(SeqWriter::new(*wf, *c, out)?),
     })
 }
 
@@ -206,6 +227,7 @@ impl Gzip {
 enum Stream {
     Plain(Box<dyn OutFile>),
     Gzip(Gzip),
+    Codec(Box<CodecStream>),
 }
 
 impl Stream {
@@ -213,6 +235,7 @@ impl Stream {
         match self {
             Stream::Plain(o) => o.write_all(b),
             Stream::Gzip(g) => g.write_all(b),
+            Stream::Codec(c) => c.write_all(b),
         }
     }
 
@@ -222,6 +245,10 @@ impl Stream {
             Stream::Gzip(g) => {
                 g.finish_member()?;
                 g.out.hflush()
+            }
+            Stream::Codec(c) => {
+                c.finish_unit()?;
+                c.out.hflush()
             }
         }
     }
@@ -393,6 +420,20 @@ fn hadoop_text(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
+/// Hadoop's `io.seqfile.compress.blocksize` default: a block is written once its keys and values
+/// reach this many bytes.
+pub const SEQ_COMPRESS_BLOCK: usize = 1_000_000;
+
+/// A block-compressed SequenceFile's open block (`SequenceFile.BlockCompressWriter`).
+struct SeqBlock {
+    codec: Codec,
+    records: i64,
+    key_lens: Vec<u8>,
+    keys: Vec<u8>,
+    val_lens: Vec<u8>,
+    vals: Vec<u8>,
+}
+
 struct SeqWriter {
     out: Box<dyn OutFile>,
     format: WriteFormat,
@@ -400,12 +441,17 @@ struct SeqWriter {
     pos: u64,
     last_sync: u64,
     rec: Vec<u8>,
+    block: Option<SeqBlock>,
 }
 
 impl SeqWriter {
-    fn new(format: WriteFormat, mut out: Box<dyn OutFile>) -> io::Result<SeqWriter> {
+    fn new(
+        format: WriteFormat,
+        codec: Option<Codec>,
+        mut out: Box<dyn OutFile>,
+    ) -> io::Result<SeqWriter> {
         let sync = random_sync();
-        let mut h = Vec::with_capacity(128);
+        let mut h = Vec::with_capacity(160);
         h.extend_from_slice(b"SEQ\x06");
         hadoop_text(&mut h, b"org.apache.hadoop.io.LongWritable");
         hadoop_text(
@@ -415,7 +461,13 @@ impl SeqWriter {
                 WriteFormat::Text => b"org.apache.hadoop.io.Text",
             },
         );
-        h.extend_from_slice(&[0, 0]);
+        match codec {
+            None => h.extend_from_slice(&[0, 0]),
+            Some(c) => {
+                h.extend_from_slice(&[1, 1]);
+                hadoop_text(&mut h, c.class_name().as_bytes());
+            }
+        }
         h.extend_from_slice(&0i32.to_be_bytes());
         h.extend_from_slice(&sync);
         out.write_all(&h)?;
@@ -426,6 +478,14 @@ impl SeqWriter {
             pos: h.len() as u64,
             last_sync: 0,
             rec: Vec::with_capacity(1024),
+            block: codec.map(|codec| SeqBlock {
+                codec,
+                records: 0,
+                key_lens: Vec::new(),
+                keys: Vec::new(),
+                val_lens: Vec::new(),
+                vals: Vec::new(),
+            }),
         })
     }
 
@@ -435,6 +495,41 @@ impl SeqWriter {
             self.out.write_all(&self.sync)?;
             self.pos += 20;
             self.last_sync = self.pos;
+        }
+        Ok(())
+    }
+
+    /// Writes the open block: sync, vint record count, then the key lengths, keys, value
+    /// lengths and values, each compressed as one unit behind its vint length.
+    fn write_block(&mut self) -> io::Result<()> {
+        let Some(b) = self.block.as_ref() else {
+            return Ok(());
+        };
+        if b.records == 0 {
+            return Ok(());
+        }
+        let mut head = Vec::with_capacity(8);
+        write_hadoop_vlong(&mut head, b.records);
+        let mut units = Vec::with_capacity(4);
+        for buf in [&b.key_lens, &b.keys, &b.val_lens, &b.vals] {
+            units.push(b.codec.compress_unit(buf)?);
+        }
+        self.sync()?;
+        self.out.write_all(&head)?;
+        self.pos += head.len() as u64;
+        for u in &units {
+            head.clear();
+            write_hadoop_vlong(&mut head, u.len() as i64);
+            self.out.write_all(&head)?;
+            self.out.write_all(u)?;
+            self.pos += (head.len() + u.len()) as u64;
+        }
+        if let Some(b) = self.block.as_mut() {
+            b.records = 0;
+            b.key_lens.clear();
+            b.keys.clear();
+            b.val_lens.clear();
+            b.vals.clear();
         }
         Ok(())
     }
@@ -448,10 +543,28 @@ impl FormatWriter for SeqWriter {
             }
             None => now_ms,
         };
+        let body = ev.body();
+        if let Some(b) = self.block.as_mut() {
+            b.keys.extend_from_slice(&key.to_be_bytes());
+            write_hadoop_vlong(&mut b.key_lens, 8);
+            let before = b.vals.len();
+            match self.format {
+                WriteFormat::Writable => {
+                    b.vals.extend_from_slice(&(body.len() as i32).to_be_bytes());
+                    b.vals.extend_from_slice(body);
+                }
+                WriteFormat::Text => hadoop_text(&mut b.vals, body),
+            }
+            write_hadoop_vlong(&mut b.val_lens, (b.vals.len() - before) as i64);
+            b.records += 1;
+            if b.keys.len() + b.vals.len() >= SEQ_COMPRESS_BLOCK {
+                self.write_block()?;
+            }
+            return Ok(());
+        }
         if self.pos >= self.last_sync + SEQ_SYNC_INTERVAL {
             self.sync()?;
         }
-        let body = ev.body();
         self.rec.clear();
         self.rec.extend_from_slice(&[0; 8]); // lengths, filled below
         self.rec.extend_from_slice(&key.to_be_bytes());
@@ -472,7 +585,11 @@ impl FormatWriter for SeqWriter {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.sync()?;
+        if self.block.is_some() {
+            self.write_block()?;
+        } else {
+            self.sync()?;
+        }
         self.out.hflush()
     }
 
@@ -562,9 +679,12 @@ mod tests {
     fn gzip_writes_one_member_per_flush_with_data() {
         let m = Mem::default();
         let mut w = open(
-            &FileFormat::GzipStream(Serializer::Text {
-                append_newline: true,
-            }),
+            &FileFormat::CompressedStream(
+                Serializer::Text {
+                    append_newline: true,
+                },
+                Codec::Gzip,
+            ),
             Box::new(m.clone()),
         )
         .unwrap();
@@ -597,7 +717,7 @@ mod tests {
     fn sequence_file_syncs_on_flush_and_every_interval() {
         let m = Mem::default();
         let mut w = open(
-            &FileFormat::SequenceFile(WriteFormat::Writable),
+            &FileFormat::SequenceFile(WriteFormat::Writable, None),
             Box::new(m.clone()),
         )
         .unwrap();
@@ -622,7 +742,7 @@ mod tests {
         // 102400 bytes after the last sync an append first writes a sync.
         let m = Mem::default();
         let mut w = open(
-            &FileFormat::SequenceFile(WriteFormat::Text),
+            &FileFormat::SequenceFile(WriteFormat::Text, None),
             Box::new(m.clone()),
         )
         .unwrap();
@@ -639,6 +759,147 @@ mod tests {
         let b = m.bytes();
         assert_eq!(&b[86 + n * rec..86 + n * rec + 4], &[0xff; 4]);
         assert_eq!(b.len(), 86 + n * rec + 20 + rec);
+    }
+
+    /// Reads a Hadoop vint at `b[*i..]`.
+    fn read_vlong(b: &[u8], i: &mut usize) -> i64 {
+        let first = b[*i] as i8;
+        *i += 1;
+        if first >= -112 {
+            return first as i64;
+        }
+        let (neg, n) = if first < -120 {
+            (true, -(first as i32 + 120))
+        } else {
+            (false, -(first as i32 + 112))
+        };
+        let mut v: i64 = 0;
+        for _ in 0..n {
+            v = (v << 8) | b[*i] as i64;
+            *i += 1;
+        }
+        if neg {
+            !v
+        } else {
+            v
+        }
+    }
+
+    #[test]
+    fn block_compressed_sequence_file_has_hadoops_header_and_blocks() {
+        for codec in [Codec::Bzip2, Codec::Snappy, Codec::Default, Codec::Gzip] {
+            let m = Mem::default();
+            let mut w = open(
+                &FileFormat::SequenceFile(WriteFormat::Writable, Some(codec)),
+                Box::new(m.clone()),
+            )
+            .unwrap();
+            let evs: Vec<Event> = (0..5)
+                .map(|i| {
+                    Event::new(
+                        [("timestamp", (1000 + i).to_string().as_str())],
+                        vec![b'a' + i as u8; i],
+                    )
+                })
+                .collect();
+            for e in &evs[..3] {
+                w.append(e, 0).unwrap();
+            }
+            w.flush().unwrap();
+            w.flush().unwrap(); // nothing buffered: no block, no sync
+            for e in &evs[3..] {
+                w.append(e, 0).unwrap();
+            }
+            w.close().unwrap();
+            let b = m.bytes();
+            let mut i = 4;
+            let mut texts = Vec::new();
+            for n in 0..3 {
+                if n == 2 {
+                    // Compressed, block-compressed; then the codec's class name.
+                    assert_eq!(&b[i..i + 2], &[1, 1]);
+                    i += 2;
+                }
+                let n = read_vlong(&b, &mut i) as usize;
+                texts.push(String::from_utf8(b[i..i + n].to_vec()).unwrap());
+                i += n;
+            }
+            assert_eq!(&b[..4], b"SEQ\x06");
+            assert_eq!(
+                texts,
+                [
+                    "org.apache.hadoop.io.LongWritable",
+                    "org.apache.hadoop.io.BytesWritable",
+                    codec.class_name()
+                ]
+            );
+            i += 4; // empty metadata
+            let sync = b[i..i + 16].to_vec();
+            i += 16;
+            let mut blocks = Vec::new();
+            while i < b.len() {
+                assert_eq!(&b[i..i + 4], &[0xff; 4]);
+                assert_eq!(&b[i + 4..i + 20], &sync[..]);
+                i += 20;
+                let records = read_vlong(&b, &mut i);
+                let mut bufs = Vec::new();
+                for _ in 0..4 {
+                    let n = read_vlong(&b, &mut i) as usize;
+                    let unit = &b[i..i + n];
+                    i += n;
+                    let mut d = Vec::new();
+                    match codec {
+                        Codec::Bzip2 => {
+                            io::Read::read_to_end(&mut bzip2::read::BzDecoder::new(unit), &mut d)
+                        }
+                        Codec::Gzip => {
+                            io::Read::read_to_end(&mut flate2::read::GzDecoder::new(unit), &mut d)
+                        }
+                        Codec::Default => {
+                            io::Read::read_to_end(&mut flate2::read::ZlibDecoder::new(unit), &mut d)
+                        }
+                        _ => {
+                            let total = u32::from_be_bytes(unit[..4].try_into().unwrap());
+                            let clen = u32::from_be_bytes(unit[4..8].try_into().unwrap());
+                            assert_eq!(clen as usize, unit.len() - 8);
+                            d = snap::raw::Decoder::new()
+                                .decompress_vec(&unit[8..])
+                                .unwrap();
+                            assert_eq!(d.len(), total as usize);
+                            Ok(0)
+                        }
+                    }
+                    .unwrap();
+                    bufs.push(d);
+                }
+                blocks.push((records, bufs));
+            }
+            assert_eq!(blocks.len(), 2, "{codec:?}: one block per flush with data");
+            let mut got = Vec::new();
+            for (records, bufs) in &blocks {
+                let (mut kl, mut vl, mut k, mut v) = (0, 0, 0, 0);
+                for _ in 0..*records {
+                    assert_eq!(read_vlong(&bufs[0], &mut kl), 8);
+                    let key = i64::from_be_bytes(bufs[1][k..k + 8].try_into().unwrap());
+                    k += 8;
+                    let n = read_vlong(&bufs[2], &mut vl) as usize;
+                    let val = &bufs[3][v..v + n];
+                    v += n;
+                    assert_eq!(&val[..4], &((n - 4) as u32).to_be_bytes());
+                    got.push((key, val[4..].to_vec()));
+                }
+            }
+            let want: Vec<(i64, Vec<u8>)> = evs
+                .iter()
+                .map(|e| {
+                    (
+                        e.header("timestamp").unwrap().parse().unwrap(),
+                        e.body().to_vec(),
+                    )
+                })
+                .collect();
+            assert_eq!(got, want, "{codec:?}");
+        }
     }
 
     #[test]

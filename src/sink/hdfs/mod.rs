@@ -5,18 +5,22 @@
 //!
 //! | module | job |
 //! |---|---|
-//! | [`config`] | Flume's keys and defaults; refusals (`hdfs://`, Kerberos, codecs other than gzip) |
+//! | [`config`] | Flume's keys and defaults; refusals (`hdfs://`, Kerberos, LZO and zstd) |
 //! | [`escape`] | `BucketPath` escapes in `hdfs.path` / `hdfs.filePrefix` |
-//! | [`zone`] | calendar fields, zones and rounding for the time escapes |
+//! | [`zone`] | calendar fields, zones (fixed, local, IANA names) and rounding for the time escapes |
 //! | [`bucket`] | one bucket's writer: names, counters, rolls, timers, in-use -> final rename |
 //! | [`commit`] | `hdfs.commitBehind`: the take's commit overlapped with the next batch |
-//! | [`format`] | DataStream (TEXT, header_and_text, avro_event), CompressedStream gzip, SequenceFile |
+//! | [`format`] | DataStream (TEXT, header_and_text, avro_event), CompressedStream, SequenceFile (plain or block-compressed) |
+//! | [`codec`] | `hdfs.codeC`: gzip, bzip2, snappy, lz4, deflate as Hadoop's codecs write them |
 //! | [`javamap`] | the header order of Flume's Java `HashMap`, for serializers that print headers |
 //! | [`fs`] | the filesystem trait and the local filesystem |
 //!
 //! # One transaction ([`HdfsSink::process`])
 //!
-//! 1. Writers whose `idleTimeout` or `rollInterval` deadline passed are closed and dropped.
+//! 1. Writers whose `idleTimeout` or `rollInterval` deadline passed are closed and dropped. On an
+//!    idle channel the runner would sleep up to its backoff (5 s) between calls; the sink's
+//!    [`Sink::wake_in`] (time to the soonest writer deadline, on the injected clock) ends that
+//!    sleep by the deadline, so timed closes happen on time, as Flume's timer pool does them.
 //! 2. Up to `hdfs.batchSize` events are taken from the channel.
 //! 3. Each event's bucket is `escape(hdfs.path) + "/" + escape(hdfs.filePrefix)`; one writer
 //!    (one open file, one counter) per bucket, least recently used first out when more than
@@ -66,12 +70,12 @@
 //! # Not in this build
 //!
 //! `hdfs://` (needs a native HDFS client such as `hdfs-native`, a large dependency), Kerberos and
-//! proxy users, codecs other than gzip, block-compressed SequenceFiles, named IANA time zones
-//! (UTC, GMT, fixed offsets and the machine's own zone are supported), Hadoop's `.crc` sidecars.
-//! Timers are checked at each `process` call, so a close by `idleTimeout`/`rollInterval` may come
-//! up to one runner backoff (at most 5 s) late on an idle channel.
+//! proxy users, the LZO codec (the GPL hadoop-lzo add-on; no Rust encoder) and zstd (Hadoop's
+//! `ZStandardCodec` needs native libraries on every reader), `RECORD`-compressed SequenceFiles
+//! (Flume never writes them: it passes `BLOCK` with every codec), Hadoop's `.crc` sidecars.
 
 pub mod bucket;
+pub mod codec;
 pub mod commit;
 pub mod config;
 pub mod escape;
@@ -645,5 +649,14 @@ impl Sink for HdfsSink {
 
     fn counter(&self) -> Arc<SinkCounter> {
         self.counter.clone()
+    }
+
+    fn wake_in(&self) -> Option<Duration> {
+        let now = self.sh.clock.now();
+        self.writers
+            .values()
+            .filter_map(BucketWriter::deadline)
+            .min()
+            .map(|d| d.saturating_duration_since(now))
     }
 }

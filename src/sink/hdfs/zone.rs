@@ -3,14 +3,27 @@
 //! `TimestampRoundDownUtil` does.
 //!
 //! Zones (`hdfs.timeZone`): `UTC`, `GMT`, `Z`, fixed offsets (`GMT+05:30`, `UTC-8`, `+0100`),
-//! and — when the key is unset, as Flume uses the JVM default — the machine's local zone, read
-//! through `localtime_r` (so its daylight-saving rules apply). A named IANA zone other than those
-//! is refused at configuration time with a clear message rather than silently taken as UTC
-//! (Java's `TimeZone.getTimeZone` would do that for an unknown name).
+//! named IANA zones (`America/Los_Angeles`, `Europe/Berlin`, with their daylight-saving rules)
+//! read from the system's tz database (TZif files under `$TZDIR`, default `/usr/share/zoneinfo`,
+//! parsed by `tz-rs`), and — when the key is unset, as Flume uses the JVM default — the
+//! machine's local zone, read through `localtime_r`. A name that is not in the database, or a
+//! machine without the database, is refused at configuration time with a clear message rather
+//! than silently taken as UTC (Java's `TimeZone.getTimeZone` would do that for an unknown name).
+//! Names are case-sensitive, as Java's zone IDs are.
+//!
+//! Rounding works as Java's `Calendar` does in `TimestampRoundDownUtil`: the local fields of the
+//! instant are rounded, then the rounded wall time is turned back into an instant by
+//! [`wall_to_utc`], with `Calendar`'s rule at a daylight-saving change: a wall time in a gap
+//! (spring forward) is read with the offset before the change (02:00 on 2026-03-08 in Los
+//! Angeles is 10:00Z, i.e. 03:00 PDT), and a wall time that occurs twice (fall back) is read
+//! with the offset after it (01:00 on 2026-11-01 in Los Angeles is 09:00Z, 01:00 PST).
 //!
 //! Invariant: every function is total over `i64` milliseconds (negative = before 1970): days are
 //! computed with Euclidean division and the proleptic Gregorian calendar (Hinnant's
 //! `civil_from_days`), which is what `SimpleDateFormat` shows for years after 1582.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The zone local times are shown in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +32,24 @@ pub enum Zone {
     Fixed(i32),
     /// The machine's local zone (`hdfs.timeZone` unset).
     Local,
+    /// A named zone of the tz database.
+    Named(Arc<NamedZone>),
+}
+
+/// A zone read from the tz database.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NamedZone {
+    /// The IANA name (`Europe/Berlin`).
+    pub name: String,
+    tz: tz::TimeZone,
+}
+
+/// Where the tz database is: `$TZDIR`, else `/usr/share/zoneinfo`.
+pub fn tz_dir() -> PathBuf {
+    std::env::var_os("TZDIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/share/zoneinfo"))
 }
 
 impl Zone {
@@ -60,12 +91,87 @@ impl Zone {
         Some(Zone::Fixed(sign * (h * 3600 + m * 60)))
     }
 
+    /// A named zone from the tz database in `dir` (see [`tz_dir`]).
+    pub fn named_in(name: &str, dir: &Path) -> Result<Zone, String> {
+        let n = name.trim();
+        let valid = !n.is_empty()
+            && !n.starts_with('/')
+            && n.split('/').all(|c| {
+                !c.is_empty()
+                    && c != "."
+                    && c != ".."
+                    && c.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b))
+            });
+        let hint = "use an IANA name such as America/Los_Angeles or Europe/Berlin, UTC, or a \
+                    fixed offset such as GMT+02:00; unset = this machine's zone";
+        if !valid {
+            return Err(format!("time zone '{n}' is not a zone name ({hint})"));
+        }
+        if !dir.is_dir() {
+            return Err(format!(
+                "time zone '{n}' needs the tz database, and {} does not exist (install the \
+                 tzdata package or set TZDIR; UTC, GMT and fixed offsets work without it)",
+                dir.display()
+            ));
+        }
+        let path = dir.join(n);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(format!(
+                    "unknown time zone '{n}': not in the tz database {} ({hint})",
+                    dir.display()
+                ))
+            }
+            Err(e) => return Err(format!("time zone '{n}': reading {}: {e}", path.display())),
+        };
+        let tz = tz::TimeZone::from_tz_data(&bytes).map_err(|e| {
+            format!(
+                "time zone '{n}': {} is not a valid tz database file ({e})",
+                path.display()
+            )
+        })?;
+        Ok(Zone::Named(Arc::new(NamedZone {
+            name: n.to_string(),
+            tz,
+        })))
+    }
+
+    /// Parses `hdfs.timeZone`: a fixed zone ([`Zone::parse`]) or a named zone from the tz
+    /// database ([`tz_dir`]); the error says why a name cannot be used.
+    pub fn from_config(s: &str) -> Result<Zone, String> {
+        match Zone::parse(s) {
+            Some(z) => Ok(z),
+            None => Zone::named_in(s, &tz_dir()),
+        }
+    }
+
     /// The offset east of UTC, in seconds, at the instant `ms`.
     pub fn offset_secs(&self, ms: i64) -> i32 {
         match self {
             Zone::Fixed(s) => *s,
             Zone::Local => local_offset(ms.div_euclid(1000)),
+            Zone::Named(z) => {
+                z.tz.find_local_time_type(ms.div_euclid(1000))
+                    .map(|t| t.ut_offset())
+                    .unwrap_or(0)
+            }
         }
+    }
+}
+
+/// The instant (epoch ms) of the local wall time `wall_ms` (epoch ms as if the zone were UTC),
+/// resolved as Java's `Calendar` resolves it (see the module docs): the offset after a change
+/// applies from the wall time `change + offset after` on, the offset before it until then.
+pub fn wall_to_utc(wall_ms: i64, zone: &Zone) -> i64 {
+    const DAY: i64 = 86_400_000;
+    let before = zone.offset_secs(wall_ms - DAY) as i64 * 1000;
+    let after = zone.offset_secs(wall_ms + DAY) as i64 * 1000;
+    if before == after || zone.offset_secs(wall_ms - after) as i64 * 1000 == after {
+        wall_ms - after
+    } else {
+        wall_ms - before
     }
 }
 
@@ -163,7 +269,8 @@ pub enum RoundUnit {
 }
 
 /// Rounds `ms` down as `TimestampRoundDownUtil` does in `zone`: the unit's field becomes a
-/// multiple of `value`, every smaller field (down to milliseconds) becomes zero.
+/// multiple of `value`, every smaller field (down to milliseconds) becomes zero, and the wall
+/// time is turned back into an instant by [`wall_to_utc`].
 pub fn round_down(ms: i64, unit: RoundUnit, value: u32, zone: &Zone) -> i64 {
     let value = value.max(1) as i64;
     let off = zone.offset_secs(ms) as i64 * 1000;
@@ -186,7 +293,7 @@ pub fn round_down(ms: i64, unit: RoundUnit, value: u32, zone: &Zone) -> i64 {
             (h - h % value) * 3_600_000
         }
     };
-    day_start + rounded - off
+    wall_to_utc(day_start + rounded, zone)
 }
 
 #[cfg(test)]
@@ -232,6 +339,164 @@ mod tests {
         assert_eq!(Zone::parse("utc"), Some(Zone::Fixed(0)));
         assert_eq!(Zone::parse("America/New_York"), None);
         assert_eq!(Zone::parse("GMT+25"), None);
+    }
+
+    fn named(n: &str) -> Zone {
+        Zone::from_config(n).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// 2026-03-08 10:00Z: Los Angeles springs forward (02:00 PST -> 03:00 PDT); 2026-11-01
+    /// 09:00Z it falls back (02:00 PDT -> 01:00 PST). Berlin: 2026-03-29 01:00Z and 2026-10-25
+    /// 01:00Z (02:00 CET -> 03:00 CEST, 03:00 CEST -> 02:00 CET).
+    #[test]
+    fn named_zones_follow_daylight_saving() {
+        let la = named("America/Los_Angeles");
+        let spring = 1_772_964_000_000; // 2026-03-08T10:00:00Z
+        assert_eq!(la.offset_secs(spring - 1), -8 * 3600);
+        assert_eq!(la.offset_secs(spring), -7 * 3600);
+        let f = fields(spring - 1, &la);
+        assert_eq!(
+            (f.month, f.day, f.hour, f.minute, f.second),
+            (3, 8, 1, 59, 59)
+        );
+        let f = fields(spring, &la);
+        assert_eq!((f.day, f.hour, f.minute), (8, 3, 0));
+        let fall = 1_793_523_600_000; // 2026-11-01T09:00:00Z
+        assert_eq!(la.offset_secs(fall - 1), -7 * 3600);
+        assert_eq!(la.offset_secs(fall), -8 * 3600);
+        assert_eq!(fields(fall - 1, &la).hour, 1);
+        assert_eq!(fields(fall, &la).hour, 1);
+        let berlin = named("Europe/Berlin");
+        let b_spring = 1_774_746_000_000; // 2026-03-29T01:00:00Z
+        assert_eq!(berlin.offset_secs(b_spring - 1), 3600);
+        assert_eq!(berlin.offset_secs(b_spring), 7200);
+        assert_eq!(fields(b_spring, &berlin).hour, 3);
+        let b_fall = 1_792_890_000_000; // 2026-10-25T01:00:00Z
+        assert_eq!(berlin.offset_secs(b_fall - 1), 7200);
+        assert_eq!(berlin.offset_secs(b_fall), 3600);
+        assert_eq!(fields(b_fall, &berlin).hour, 2);
+        // Summer and winter far from a change.
+        assert_eq!(berlin.offset_secs(1_780_000_000_000), 7200);
+        assert_eq!(la.offset_secs(1_700_000_000_000), -8 * 3600);
+    }
+
+    #[test]
+    fn rounding_across_a_change_resolves_wall_times_as_java_calendar() {
+        let la = named("America/Los_Angeles");
+        let spring = 1_772_964_000_000; // 03:00 PDT
+                                        // 03:30 PDT rounded to 2 h is 02:00, inside the gap: read as PST, 10:00Z.
+        assert_eq!(
+            round_down(spring + 1_800_000, RoundUnit::Hour, 2, &la),
+            spring
+        );
+        // 03:30 PDT rounded to 1 h is 03:00 PDT.
+        assert_eq!(
+            round_down(spring + 1_800_000, RoundUnit::Hour, 1, &la),
+            spring
+        );
+        // 01:59 PST rounded to 10 min is 01:50 PST.
+        assert_eq!(
+            round_down(spring - 60_000, RoundUnit::Minute, 10, &la),
+            spring - 600_000
+        );
+        let fall = 1_793_523_600_000; // 2026-11-01 09:00Z = 01:00 PST (second 01:00)
+                                      // 01:45 PDT (first pass) rounded to the hour: 01:00 is read as PST, as Calendar does.
+        assert_eq!(round_down(fall - 900_000, RoundUnit::Hour, 1, &la), fall);
+        // 01:45 PST rounded to the hour: 01:00 PST.
+        assert_eq!(round_down(fall + 2_700_000, RoundUnit::Hour, 1, &la), fall);
+        // 00:30 PDT rounded to the hour: 00:00 PDT, 07:00Z.
+        assert_eq!(
+            round_down(fall - 5_400_000, RoundUnit::Hour, 1, &la),
+            fall - 7_200_000
+        );
+        // Minutes in Berlin's summer: 12:34:56 CEST -> 12:30 CEST.
+        let berlin = named("Europe/Berlin");
+        let t = 1_780_000_000_000; // 2026-05-28T20:26:40Z = 22:26:40 CEST
+        assert_eq!(
+            round_down(t, RoundUnit::Minute, 15, &berlin),
+            t - 11 * 60_000 - 40_000
+        );
+        assert_eq!(
+            round_down(t, RoundUnit::Hour, 24, &berlin),
+            1_779_919_200_000
+        );
+    }
+
+    #[test]
+    fn unknown_names_and_a_missing_database_are_clear_errors() {
+        let e = Zone::from_config("Mars/Olympus").unwrap_err();
+        assert!(e.contains("unknown time zone 'Mars/Olympus'"), "{e}");
+        let e = Zone::from_config("../etc/passwd").unwrap_err();
+        assert!(e.contains("not a zone name"), "{e}");
+        let e = Zone::named_in("Europe/Berlin", Path::new("/nonexistent/zoneinfo")).unwrap_err();
+        assert!(
+            e.contains("/nonexistent/zoneinfo does not exist") && e.contains("tzdata"),
+            "{e}"
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("Bad"), b"not a tzif file").unwrap();
+        let e = Zone::named_in("Bad", tmp.path()).unwrap_err();
+        assert!(e.contains("not a valid tz database file"), "{e}");
+    }
+
+    /// Python's `zoneinfo` (an independent reader of the same database) agrees on the fields of
+    /// instants every 37 minutes over 2026 and around 2038, in three zones.
+    #[test]
+    fn fields_agree_with_python_zoneinfo() {
+        let zones = [
+            "America/Los_Angeles",
+            "Europe/Berlin",
+            "Australia/Lord_Howe",
+        ];
+        let mut instants = Vec::new();
+        let mut t = 1_767_225_600i64; // 2026-01-01Z
+        while t < 1_798_761_600 {
+            instants.push(t);
+            t += 37 * 60;
+        }
+        instants.extend((0..2000).map(|i| 2_145_916_800 + i * 3 * 3600)); // from 2038
+        let py = r#"
+import sys, zoneinfo, datetime
+ts = [int(x) for x in sys.stdin.read().split()]
+for z in sys.argv[1].split(","):
+    tz = zoneinfo.ZoneInfo(z)
+    for t in ts:
+        d = datetime.datetime.fromtimestamp(t, tz)
+        off = int(d.utcoffset().total_seconds())
+        print(z, t, d.year, d.month, d.day, d.hour, d.minute, d.second, off)
+"#;
+        let mut child = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(py)
+            .arg(zones.join(","))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 (with zoneinfo, 3.9+) is needed for this comparison");
+        let input: String = instants.iter().map(|t| format!("{t}\n")).collect();
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            std::io::Write::write_all(&mut stdin, input.as_bytes()).unwrap();
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut n = 0;
+        let loaded: Vec<Zone> = zones.iter().map(|z| named(z)).collect();
+        for line in text.lines() {
+            let p: Vec<&str> = line.split(' ').collect();
+            let z = &loaded[zones.iter().position(|z| *z == p[0]).unwrap()];
+            let t: i64 = p[1].parse().unwrap();
+            let f = fields(t * 1000, z);
+            let mine = format!(
+                "{} {} {} {} {} {} {}",
+                f.year, f.month, f.day, f.hour, f.minute, f.second, f.offset
+            );
+            assert_eq!(mine, p[2..].join(" "), "{} at {t}", p[0]);
+            n += 1;
+        }
+        assert_eq!(n, instants.len() * zones.len());
     }
 
     #[test]
