@@ -134,7 +134,23 @@ fn read_seq(bytes: &[u8]) -> (String, Vec<(i64, Vec<u8>)>) {
             assert_eq!(n + 4, value.len());
             value[4..].to_vec()
         } else {
-            value.to_vec()
+            // Hadoop `Text`: a zero-compressed vint length, then the bytes.
+            let first = value[0] as i8;
+            let (n, skip) = if first >= -112 {
+                (first as usize, 1)
+            } else {
+                let size = if first < -120 {
+                    -120 - first
+                } else {
+                    -112 - first
+                } as usize;
+                let n = value[1..=size]
+                    .iter()
+                    .fold(0usize, |a, b| (a << 8) | *b as usize);
+                (n, 1 + size)
+            };
+            assert_eq!(skip + n, value.len());
+            value[skip..].to_vec()
         };
         recs.push((key, body));
     }
@@ -521,7 +537,16 @@ fn open_channel(root: &Path, input: &[String]) -> Arc<FileChannel> {
 
 /// The pipeline of the in-process tests over `ch`, its files in `root/out`, written via `fs`.
 fn build(root: &Path, ch: Arc<dyn Channel>, fs: Option<Arc<dyn HdfsFileSystem>>) -> Pipeline {
-    let keys = sink_keys(&root.join("out"));
+    build_with(root, ch, fs, &sink_keys(&root.join("out")))
+}
+
+/// A pipeline sink built from `keys` over `ch` (logical clock, checkpoint in `root/ckpt`).
+fn build_with(
+    root: &Path,
+    ch: Arc<dyn Channel>,
+    fs: Option<Arc<dyn HdfsFileSystem>>,
+    keys: &[(String, String)],
+) -> Pipeline {
     let ctx = Context::from_pairs(
         "a1.sinks.wc",
         keys.iter().map(|(k, v)| (k.as_str(), v.as_str())),
@@ -745,6 +770,100 @@ fn an_unwritable_directory_rolls_the_batch_back_until_it_is_fixed() {
     ch.close().unwrap();
     let got = tree(&r.join("out"));
     check_tree(&got, &input);
+}
+
+#[test]
+fn windowed_rows_are_bucketed_and_keyed_by_their_window_start() {
+    // Events one second apart over four minutes, counted per word and one-minute window;
+    // `emit = update`: every batch gives the current count of each window it touched.
+    let input = lines(3, EVENTS);
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    std::fs::create_dir_all(r.join("ch")).unwrap();
+    let ch = Arc::new(FileChannel::open("ch", channel_cfg(&r.join("ch"))).unwrap());
+    let t0 = START_MS + 17_000;
+    let evs: Vec<Event> = input
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let ts = (t0 + i as i64 * 1_000).to_string();
+            Event::new([("timestamp", ts.as_str())], l.as_bytes())
+        })
+        .collect();
+    ch.put_batch(&evs).unwrap();
+    let out = r.join("out");
+    let keys: Vec<(String, String)> = [
+        ("channel", "c1".to_string()),
+        (
+            "query",
+            "SELECT window_start, word, count(*) AS n FROM events \
+             CROSS JOIN UNNEST(split(body, ' ')) AS t(word) \
+             GROUP BY TUMBLE(event_time, INTERVAL '1' MINUTE), word"
+                .to_string(),
+        ),
+        ("output.type", "hdfs".to_string()),
+        (
+            "output.hdfs.path",
+            format!("file://{}/%Y%m%d-%H%M/%{{word}}", out.display()),
+        ),
+        ("output.hdfs.timeZone", "UTC".to_string()),
+        ("output.hdfs.writeFormat", "Text".to_string()),
+        ("output.hdfs.inUsePrefix", ".".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let mut p = build_with(r, ch.clone(), None, &keys);
+    run_until(&mut p, BATCHES);
+    drop(p);
+    ch.close().unwrap();
+
+    // The newest batch's row of each (window, word) is its count.
+    let mut newest: BTreeMap<(i64, String), (i64, u64)> = BTreeMap::new();
+    let files = tree(&out);
+    assert!(!files.is_empty());
+    for (rel, bytes) in &files {
+        let parts: Vec<&str> = rel.split('/').collect();
+        assert_eq!(parts.len(), 3, "{rel}");
+        let batch_ms = batch_ms_of(parts[2], "wc", "");
+        let (class, recs) = read_seq(bytes);
+        assert_eq!(class, "org.apache.hadoop.io.Text");
+        assert_eq!(recs.len(), 1, "{rel}");
+        let (key, body) = &recs[0];
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+        let ws = v["window_start"].as_i64().unwrap();
+        let word = v["word"].as_str().unwrap();
+        assert_eq!(*key, ws, "{rel}: the SequenceFile key is the window start");
+        assert_eq!(v["batch_time"].as_i64().unwrap(), batch_ms, "{rel}");
+        let minute = (ws / 60_000) % 60;
+        let hour = (ws / 3_600_000) % 24;
+        let bucket = format!("{}-{hour:02}{minute:02}", utc_date(ws).replace('-', ""));
+        assert_eq!((parts[0], parts[1]), (bucket.as_str(), word), "{rel}");
+        let e = newest
+            .entry((ws, word.to_string()))
+            .or_insert((i64::MIN, 0));
+        if batch_ms > e.0 {
+            *e = (batch_ms, v["n"].as_u64().unwrap());
+        }
+    }
+    let mut want: BTreeMap<(i64, String), u64> = BTreeMap::new();
+    for (i, l) in input.iter().enumerate() {
+        let t = t0 + i as i64 * 1_000;
+        for w in l.split(' ') {
+            *want
+                .entry((t - t.rem_euclid(60_000), w.to_string()))
+                .or_default() += 1;
+        }
+    }
+    let got: BTreeMap<(i64, String), u64> = newest.into_iter().map(|(k, (_, n))| (k, n)).collect();
+    assert_eq!(got, want);
+    assert!(
+        want.keys()
+            .map(|(w, _)| w)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            >= 4
+    );
 }
 
 // ------------------------------------------------------------------ SIGKILL
