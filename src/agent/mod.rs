@@ -9,6 +9,7 @@
 //!   `flume.conf`, its keys and outputs.
 //! * [`pipeline_hdfs`]: that sink's `hdfs` output: result rows through the HDFS sink's file
 //!   formats, one file per bucket per batch, exactly once.
+//! * [`row_events`]: result rows as events (JSON body, group keys as headers), for both outputs.
 //! * [`topology`]: constructing components from a validated config, all errors at once.
 //! * [`lifecycle`]: the running [`lifecycle::Agent`]: ordered start/stop, reload.
 //! * [`run`]: `sluicegate agent` — signals, metrics server, reload polling, the periodic summary.
@@ -23,6 +24,7 @@ pub mod lifecycle;
 pub mod pipeline_hdfs;
 pub mod pipeline_sink;
 pub mod properties;
+pub mod row_events;
 pub mod run;
 pub mod summary;
 pub mod topology;

@@ -109,7 +109,7 @@ use crate::sink::hdfs::escape::Template;
 use crate::sink::hdfs::format::{self, FileFormat, FormatWriter, Serializer, WriteFormat};
 use crate::sink::hdfs::fs::{local_path, HdfsFileSystem, LocalFs};
 
-use super::pipeline_sink::row_events_at;
+use super::row_events::row_events_at;
 
 /// Keys of the HDFS sink that time file closes: refused (see the module docs).
 const TIMED_KEYS: [&str; 2] = ["hdfs.rollInterval", "hdfs.idleTimeout"];

@@ -82,12 +82,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::pipeline_hdfs::HdfsOutput;
+pub use super::row_events::row_events;
 use crate::channel::Channel;
 use crate::config::{ConfigError, Context};
-use crate::event::Event;
 use crate::pipeline::postgres::{PostgresConfig, PostgresOutput};
-use crate::pipeline::sql::{EmitMode, Row, SqlOptions, SqlQuery, Value};
-use crate::pipeline::{JsonRecord, PipelineConfig, Render, StreamingContext};
+use crate::pipeline::sql::{EmitMode, Row, SqlOptions, SqlQuery};
+use crate::pipeline::{PipelineConfig, StreamingContext};
 
 /// Default `output.limit` (Spark's `DStream.print()` shows 10).
 pub const DEFAULT_PRINT_LIMIT: usize = 10;
@@ -283,60 +283,6 @@ impl Write for LockedStdout {
     fn flush(&mut self) -> std::io::Result<()> {
         std::io::stdout().lock().flush()
     }
-}
-
-/// The events of the `channel` output for one batch (see the module docs).
-pub fn row_events(
-    rows: &[Row],
-    key_columns: &[usize],
-    pipeline: &str,
-    batch_id: u64,
-    batch_time_ms: i64,
-) -> Vec<Event> {
-    row_events_at(rows, key_columns, pipeline, batch_id, batch_time_ms, None)
-}
-
-/// [`row_events`] whose `timestamp` header is the row's column `time_column` when it holds a
-/// number (the `hdfs` output passes `window_start`), else the batch time.
-pub fn row_events_at(
-    rows: &[Row],
-    key_columns: &[usize],
-    pipeline: &str,
-    batch_id: u64,
-    batch_time_ms: i64,
-    time_column: Option<usize>,
-) -> Vec<Event> {
-    let tag = format!("{pipeline}-{batch_id}");
-    let batch_ts = batch_time_ms.to_string();
-    let mut body = String::new();
-    rows.iter()
-        .map(|row| {
-            let ts = match time_column.and_then(|i| row.values.get(i)) {
-                Some(Value::Int(ms)) => ms.to_string(),
-                _ => batch_ts.clone(),
-            };
-            body.clear();
-            row.json_record(batch_time_ms, &mut body);
-            let mut headers: Vec<(String, String)> = Vec::with_capacity(key_columns.len() + 2);
-            for &i in key_columns {
-                let (Some(name), Some(v)) = (row.names.get(i), row.values.get(i)) else {
-                    continue;
-                };
-                if matches!(v, Value::Null) {
-                    continue;
-                }
-                let mut s = String::new();
-                v.render(&mut s);
-                headers.push((name.clone(), s));
-            }
-            for (k, v) in [("sluicegate.batch", &tag), ("timestamp", &ts)] {
-                if !headers.iter().any(|(n, _)| n == k) {
-                    headers.push((k.to_string(), v.clone()));
-                }
-            }
-            Event::new(headers, body.as_bytes())
-        })
-        .collect()
 }
 
 /// Parses a duration such as `1 s`, `500 ms`, `1 min`, `2h` (an integer and a unit).
@@ -693,6 +639,7 @@ fn output(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::sql::Value;
 
     #[test]
     fn durations_need_a_unit() {
