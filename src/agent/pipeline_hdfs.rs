@@ -388,3 +388,98 @@ impl HdfsOutput {
         finish(&mut open, written)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::sql::SqlOptions;
+
+    fn out(pairs: &[(&str, &str)], sql: &str) -> Result<(HdfsOutput, Context), ConfigError> {
+        let ctx = Context::from_pairs("a1.sinks.wc", pairs.iter().copied());
+        let q = SqlQuery::compile(sql, SqlOptions::default()).unwrap();
+        HdfsOutput::from_context("wc", &ctx, Some(&q)).map(|o| (o, ctx))
+    }
+
+    const WC: &str = "SELECT word, count(*) AS n FROM events \
+                      CROSS JOIN UNNEST(split(body, ' ')) AS t(word) GROUP BY word";
+
+    #[test]
+    fn defaults_differ_from_the_sink_where_a_batch_needs_it() {
+        let (o, ctx) = out(
+            &[
+                ("output.type", "hdfs"),
+                ("output.hdfs.path", "file:///data/%{word}"),
+                ("output.hdfs.fileType", "CompressedStream"),
+                ("output.hdfs.codeC", "gzip"),
+                ("output.hdfs.batchSize", "10"),
+                ("output.serializer", "header_and_text"),
+            ],
+            WC,
+        )
+        .unwrap();
+        assert_eq!(
+            o.cfg.file_prefix.source(),
+            "wc",
+            "the sink name, not FlumeData"
+        );
+        assert_eq!((o.roll_count, o.roll_size), (0, 0), "not Flume's 10 / 1024");
+        assert_eq!(o.window_start, None);
+        assert_eq!(
+            o.describe(),
+            "writes CompressedStream gzip header_and_text files file:///data/%{word}/wc.<batch \
+             ms>-<batch id>-<part>.gz (one per bucket per batch, renamed into place when the \
+             batch is written)"
+        );
+        // Every key is read (`output.type` is the pipeline sink's).
+        assert_eq!(ctx.unused_keys(), ["output.type"]);
+        let (o, _) = out(
+            &[
+                ("output.hdfs.path", "/x"),
+                ("output.hdfs.rollCount", "100"),
+                ("output.hdfs.rollInterval", "0"),
+            ],
+            "SELECT window_start, count(*) AS n FROM events \
+             GROUP BY TUMBLE(event_time, INTERVAL '1' MINUTE)",
+        )
+        .unwrap();
+        assert_eq!((o.roll_count, o.window_start), (100, Some(0)));
+        let e = out(
+            &[("output.hdfs.path", "/x"), ("output.hdfs.idleTimeout", "5")],
+            WC,
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "a1.sinks.wc.output.hdfs.idleTimeout");
+    }
+
+    #[test]
+    fn a_batch_is_cut_into_parts_by_rows_and_bytes_in_row_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = format!("{}/%{{k}}", dir.path().display());
+        let (o, _) = out(
+            &[
+                ("output.hdfs.path", &path),
+                ("output.hdfs.fileType", "DataStream"),
+                ("output.hdfs.rollSize", "4"),
+                ("output.hdfs.inUseSuffix", ".w"),
+            ],
+            WC,
+        )
+        .unwrap();
+        let evs: Vec<Event> = ["aa", "bb", "cc", "dddd", "e"]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| Event::new([("k", if i < 4 { "x" } else { "y" })], b.as_bytes()))
+            .collect();
+        assert_eq!(o.write_batch(&LocalFs, &evs, 7, 60_000).unwrap(), 3);
+        let read = |p: &str| std::fs::read_to_string(dir.path().join(p)).unwrap();
+        assert_eq!(read("x/wc.60000-7-00000"), "aa\nbb\n");
+        assert_eq!(read("x/wc.60000-7-00001"), "cc\ndddd\n");
+        assert_eq!(read("y/wc.60000-7-00000"), "e\n");
+        assert_eq!(std::fs::read_dir(dir.path().join("x")).unwrap().count(), 2);
+        // A replay replaces the files with the same bytes; an empty batch writes nothing.
+        assert_eq!(o.write_batch(&LocalFs, &evs, 7, 60_000).unwrap(), 3);
+        assert_eq!(read("x/wc.60000-7-00001"), "cc\ndddd\n");
+        assert_eq!(o.write_batch(&LocalFs, &[], 8, 61_000).unwrap(), 0);
+        assert_eq!(std::fs::read_dir(dir.path().join("x")).unwrap().count(), 2);
+    }
+}
