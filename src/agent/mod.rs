@@ -7,6 +7,9 @@
 //! * [`cli`]: `-Dkey=value` system properties and the log level they select.
 //! * [`pipeline_sink`]: the `pipeline` sink type: a streaming-SQL pipeline declared in
 //!   `flume.conf`, its keys and outputs.
+//! * [`pipeline_hdfs`]: that sink's `hdfs` output: result rows through the HDFS sink's file
+//!   formats, one file per bucket per batch, exactly once.
+//! * [`row_events`]: result rows as events (JSON body, group keys as headers), for both outputs.
 //! * [`topology`]: constructing components from a validated config, all errors at once.
 //! * [`lifecycle`]: the running [`lifecycle::Agent`]: ordered start/stop, reload.
 //! * [`run`]: `sluicegate agent` — signals, metrics server, reload polling, the periodic summary.
@@ -18,8 +21,10 @@
 pub mod cli;
 pub mod conf;
 pub mod lifecycle;
+pub mod pipeline_hdfs;
 pub mod pipeline_sink;
 pub mod properties;
+pub mod row_events;
 pub mod run;
 pub mod summary;
 pub mod topology;

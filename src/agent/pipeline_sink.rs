@@ -32,12 +32,13 @@
 //! | `checkpointDir` | `~/.flume/pipeline/<agent>.<name>` | plan and state snapshots (exactly-once recovery) |
 //! | `discardStateOnChange` | `false` | start over when the stored definition (query, outputs) differs |
 //! | `workers` | `0` | worker threads for keyed work; 0 = one per core |
-//! | `output.type` | required | `print`, `text`, `jsonl`, `channel` or `postgres` (alias `postgresql`) |
+//! | `output.type` | required | `print`, `text`, `jsonl`, `channel`, `postgres` (alias `postgresql`) or `hdfs` |
 //! | `output.limit` | `10` | `print`: rows shown per batch (Spark's `DStream.print(n)`) |
 //! | `output.dir` | required for `text`, `jsonl` | directory of the batch files |
 //! | `output.prefix` | the sink name | `text`: Spark's `saveAsTextFiles` prefix |
 //! | `output.suffix` | empty | `text`: Spark's `saveAsTextFiles` suffix |
 //! | `output.channel` | required for `channel` | another channel of the agent receiving the rows |
+//! | `output.hdfs.*`, `output.serializer`, `output.serializer.*` | see [`super::pipeline_hdfs`] | `hdfs`: the HDFS sink's keys (`output.hdfs.path` required) |
 //! | `output.url`, `output.host`, `output.port`, `output.user`, `output.password`, `output.database`, `output.table`, `output.keys`, `output.accumulate`, `output.createTable`, `output.progressTable`, `output.connectTimeout` | see [`crate::pipeline::postgres`] | `postgres`: the server, the table (required) and how rows land |
 //!
 //! Every problem of a pipeline sink is reported at load (so by `sluicegate check` too) as
@@ -69,18 +70,24 @@
 //!   query's columns at load (so by `sluicegate check`, which does not connect); the pipeline
 //!   connects when it writes its first batch, and a server that is down fails the batch, which
 //!   is rolled back into the channel and retried with backoff.
+//! * `hdfs`: each row as the `channel` output's event (JSON body, group keys as headers,
+//!   `timestamp` = `window_start` or the batch time) written with the HDFS sink's file types and
+//!   serializers under `output.hdfs.path` (its escapes bucket the rows): one file per bucket per
+//!   batch, named by the batch, renamed into place when the batch is written — exactly once
+//!   ([`super::pipeline_hdfs`]).
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::pipeline_hdfs::HdfsOutput;
+pub use super::row_events::row_events;
 use crate::channel::Channel;
 use crate::config::{ConfigError, Context};
-use crate::event::Event;
 use crate::pipeline::postgres::{PostgresConfig, PostgresOutput};
-use crate::pipeline::sql::{EmitMode, Row, SqlOptions, SqlQuery, Value};
-use crate::pipeline::{JsonRecord, PipelineConfig, Render, StreamingContext};
+use crate::pipeline::sql::{EmitMode, Row, SqlOptions, SqlQuery};
+use crate::pipeline::{PipelineConfig, StreamingContext};
 
 /// Default `output.limit` (Spark's `DStream.print()` shows 10).
 pub const DEFAULT_PRINT_LIMIT: usize = 10;
@@ -115,6 +122,9 @@ pub enum PipelineOutput {
     /// `postgres`: rows upserted into a PostgreSQL table, one transaction per batch
     /// ([`crate::pipeline::postgres`]), checked against the query at load.
     Postgres(Box<PostgresOutput>),
+    /// `hdfs`: rows as events in files written by the HDFS sink's formats, one file per bucket
+    /// per batch, exactly once ([`super::pipeline_hdfs`]).
+    Hdfs(Box<HdfsOutput>),
 }
 
 impl PipelineOutput {
@@ -143,6 +153,7 @@ impl PipelineOutput {
             PipelineOutput::Channel { channel } => {
                 format!("puts result events into channel {channel}")
             }
+            PipelineOutput::Hdfs(out) => out.describe(),
             PipelineOutput::Postgres(out) => {
                 let cfg = out.config();
                 let how = if out.keys().is_empty() {
@@ -229,6 +240,9 @@ impl PipelineSinkConfig {
             PipelineOutput::Postgres(out) => {
                 rows.to_postgres((**out).clone());
             }
+            PipelineOutput::Hdfs(out) => {
+                out.attach(&rows, &self.key_columns, &self.name);
+            }
             PipelineOutput::Channel { channel } => {
                 let Some(target) = output_channel else {
                     // The agent checks this before building; a missing channel fails every
@@ -269,43 +283,6 @@ impl Write for LockedStdout {
     fn flush(&mut self) -> std::io::Result<()> {
         std::io::stdout().lock().flush()
     }
-}
-
-/// The events of the `channel` output for one batch (see the module docs).
-pub fn row_events(
-    rows: &[Row],
-    key_columns: &[usize],
-    pipeline: &str,
-    batch_id: u64,
-    batch_time_ms: i64,
-) -> Vec<Event> {
-    let tag = format!("{pipeline}-{batch_id}");
-    let ts = batch_time_ms.to_string();
-    let mut body = String::new();
-    rows.iter()
-        .map(|row| {
-            body.clear();
-            row.json_record(batch_time_ms, &mut body);
-            let mut headers: Vec<(String, String)> = Vec::with_capacity(key_columns.len() + 2);
-            for &i in key_columns {
-                let (Some(name), Some(v)) = (row.names.get(i), row.values.get(i)) else {
-                    continue;
-                };
-                if matches!(v, Value::Null) {
-                    continue;
-                }
-                let mut s = String::new();
-                v.render(&mut s);
-                headers.push((name.clone(), s));
-            }
-            for (k, v) in [("sluicegate.batch", &tag), ("timestamp", &ts)] {
-                if !headers.iter().any(|(n, _)| n == k) {
-                    headers.push((k.to_string(), v.clone()));
-                }
-            }
-            Event::new(headers, body.as_bytes())
-        })
-        .collect()
 }
 
 /// Parses a duration such as `1 s`, `500 ms`, `1 min`, `2h` (an integer and a unit).
@@ -514,7 +491,7 @@ fn query_text(ctx: &Context) -> &str {
     ctx.get("query").unwrap_or_default()
 }
 
-const OUTPUT_TYPES: &str = "print, text, jsonl, channel, postgres";
+const OUTPUT_TYPES: &str = "print, text, jsonl, channel, postgres, hdfs";
 
 /// `output.*`. `query` is the compiled query (`None` when it did not compile: the outputs that
 /// check their settings against its columns check what they can without it).
@@ -642,6 +619,13 @@ fn output(
                 }
             }
         }
+        "hdfs" => match HdfsOutput::from_context(name, ctx, query) {
+            Ok(out) => Some(PipelineOutput::Hdfs(Box::new(out))),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        },
         _ => {
             errors.push(o.error(
                 "type",
@@ -655,6 +639,7 @@ fn output(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::sql::Value;
 
     #[test]
     fn durations_need_a_unit() {

@@ -573,9 +573,22 @@ impl<T: Send + Sync + 'static> DStream<T> {
         F: Fn(&[T], &StageContext<'_>) -> Result<(), E> + Send + Sync + 'static,
         E: std::fmt::Display,
     {
+        self.foreach_batch_named("foreach_batch", f)
+    }
+
+    /// [`foreach_batch`](Self::foreach_batch) under the output name `label`: the name in the
+    /// pipeline's definition (so a restart with a different `label` is a changed definition,
+    /// as for a changed `to_jsonl` directory) and in its metrics. Outputs built outside this
+    /// module (the agent's `hdfs` output) describe their target with it.
+    pub fn foreach_batch_named<F, E>(&self, label: impl Into<String>, f: F) -> &Self
+    where
+        F: Fn(&[T], &StageContext<'_>) -> Result<(), E> + Send + Sync + 'static,
+        E: std::fmt::Display,
+    {
         let s = self.clone();
+        let label: String = label.into();
         self.ctx.add_output(
-            "foreach_batch".to_string(),
+            label.clone(),
             Box::new(Op(move |env: &BatchEnv<'_>| {
                 let items = s.get(env);
                 let cx = env.stage_ctx();
@@ -583,13 +596,8 @@ impl<T: Send + Sync + 'static> DStream<T> {
                     Ok(Ok(())) => {
                         let n = items.len() as u64;
                         let none = std::iter::empty::<Vec<String>>();
-                        env.counter.record_latest(
-                            "foreach_batch",
-                            env.batch_id,
-                            env.batch_time_ms,
-                            n,
-                            none,
-                        );
+                        env.counter
+                            .record_latest(&label, env.batch_id, env.batch_time_ms, n, none);
                         Ok(n)
                     }
                     Ok(Err(e)) => Err(e.to_string()),
