@@ -205,9 +205,19 @@ impl HdfsOutput {
         };
         match &self.cfg.format {
             FileFormat::DataStream(s) => format!("DataStream {}", ser(s)),
-            FileFormat::GzipStream(s) => format!("CompressedStream gzip {}", ser(s)),
-            FileFormat::SequenceFile(WriteFormat::Writable) => "SequenceFile Writable".into(),
-            FileFormat::SequenceFile(WriteFormat::Text) => "SequenceFile Text".into(),
+            FileFormat::CompressedStream(s, c) => {
+                format!("CompressedStream {} {}", c.short_name(), ser(s))
+            }
+            FileFormat::SequenceFile(w, c) => {
+                let w = match w {
+                    WriteFormat::Writable => "Writable",
+                    WriteFormat::Text => "Text",
+                };
+                match c {
+                    Some(c) => format!("SequenceFile {w} (block-compressed, {})", c.short_name()),
+                    None => format!("SequenceFile {w}"),
+                }
+            }
         }
     }
 

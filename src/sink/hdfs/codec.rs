@@ -102,6 +102,18 @@ impl Codec {
         }
     }
 
+    /// The short name `hdfs.codeC` takes (`gzip`, `bzip2`, ...), for messages.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Codec::Default => "default",
+            Codec::Deflate => "deflate",
+            Codec::Gzip => "gzip",
+            Codec::Bzip2 => "bzip2",
+            Codec::Snappy => "snappy",
+            Codec::Lz4 => "lz4",
+        }
+    }
+
     fn simple_name(self) -> &'static str {
         self.class_name().rsplit('.').next().unwrap_or_default()
     }
