@@ -11,6 +11,9 @@
 //! * **Take** opens a transaction: [`Channel::take_batch`] hands out up to `max` events in order
 //!   as a [`TakeBatch`]. [`TakeBatch::commit`] removes them for good; [`TakeBatch::rollback`] (or
 //!   dropping the batch) returns them to the *front* of the channel in their original order.
+//! * While a take is open, [`TakeBatch::release_pages`] tells the channel the taker has read
+//!   some of its events: a hint about memory residency only (the file channel drops their
+//!   mapped pages; the events stay valid and read the same bytes), ignored by the memory channel.
 //! * Several take transactions may be open at once (competing consumers, as in Flume: each event
 //!   goes to one taker).
 //!

@@ -19,7 +19,9 @@
 //! partition per worker, and the result is sorted by key. Because chunks are contiguous and
 //! merged in chunk order, and the reduce function is applied to values in event order within a
 //! chunk, the result equals a single-threaded run whenever the function is associative (Spark
-//! asks associative and commutative).
+//! asks associative and commutative). Each worker releases the mapped pages of the events it has
+//! passed every `RELEASE_STEP` (4 MiB) bytes and at the end of its chunk (`Releaser`; see
+//! "Bounded resources" in the [module docs](super)), so the batch is never resident at once.
 //!
 //! Two terminals take a faster table for text keys (decided by a type test at build time, same
 //! results): `words()` / `split_body` / `text` (and the SQL word count's `split` pieces, empty
