@@ -372,9 +372,17 @@ fn mapped_rss_kb(dir: &std::path::Path) -> u64 {
         let first = line.split_whitespace().next().unwrap_or("");
         if first.contains('-') && !first.ends_with(':') {
             // A mapping's header line: "start-end perms offset dev inode [path]".
-            inside = line.split_whitespace().nth(5).is_some_and(|p| p.starts_with(&*dir));
+            inside = line
+                .split_whitespace()
+                .nth(5)
+                .is_some_and(|p| p.starts_with(&*dir));
         } else if inside && first == "Rss:" {
-            total += line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap();
+            total += line
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<u64>()
+                .unwrap();
         }
     }
     total
@@ -435,7 +443,11 @@ fn released_pages_read_back_byte_equal_and_leave_the_resident_set() {
     );
     for (i, (got, want)) in t.events().iter().zip(&want).enumerate() {
         assert_eq!(got.body(), want.body(), "event {i} after release");
-        assert_eq!(got.header("seq"), want.header("seq"), "event {i} after release");
+        assert_eq!(
+            got.header("seq"),
+            want.header("seq"),
+            "event {i} after release"
+        );
     }
     // A released take rolls back and is taken again unchanged; commit works as before.
     t.release_pages(0..n as usize);

@@ -513,7 +513,12 @@ fn mapped_rss_kb(dir: &Path) -> u64 {
                 .nth(5)
                 .is_some_and(|p| p.starts_with(&*dir));
         } else if inside && first == "Rss:" {
-            total += line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap();
+            total += line
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<u64>()
+                .unwrap();
         }
     }
     total
@@ -618,7 +623,10 @@ fn a_large_batch_is_not_resident_at_once_and_every_output_reads_the_same_bytes()
             .stream()
             .foreach_batch(move |evs: &[Event], _| {
                 let mut b = bodies.lock().unwrap();
-                b.extend(evs.iter().map(|e| String::from_utf8(e.body().to_vec()).unwrap()));
+                b.extend(
+                    evs.iter()
+                        .map(|e| String::from_utf8(e.body().to_vec()).unwrap()),
+                );
                 Ok::<_, String>(())
             });
     }

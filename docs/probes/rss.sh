@@ -37,7 +37,8 @@ done
 wait "$tpid"
 rc=$?
 maxrss=$(awk -F': ' '/Maximum resident set size/{print $2}' "$tv")
+minflt=$(awk -F': ' '/Minor .*page faults/{print $2}' "$tv")
 rm -f "$tv"
 [ -n "$dir" ] && rm -rf "$dir"
-echo "rss: exit $rc; max RSS ${maxrss} kB ($((maxrss / 1024)) MiB); peak RssAnon ${anon} kB ($((anon / 1024)) MiB); peak RssFile ${file} kB ($((file / 1024)) MiB); load before ${load0}, after $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "rss: exit $rc; max RSS ${maxrss} kB ($((maxrss / 1024)) MiB); peak RssAnon ${anon} kB ($((anon / 1024)) MiB); peak RssFile ${file} kB ($((file / 1024)) MiB); minor faults ${minflt}; load before ${load0}, after $(cut -d' ' -f1-3 /proc/loadavg)"
 exit $rc
