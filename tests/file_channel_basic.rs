@@ -361,3 +361,123 @@ fn relaxed_mode_commits_without_waiting_for_fsync() {
     let c = FileChannel::open("c1", relaxed).unwrap();
     assert_eq!(drain(&c), evs(0..10));
 }
+
+/// Resident kB of this process's mappings of files under `dir` (from `/proc/self/smaps`).
+fn mapped_rss_kb(dir: &std::path::Path) -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let dir = dir.to_string_lossy();
+    let mut total = 0;
+    let mut inside = false;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            // A mapping's header line: "start-end perms offset dev inode [path]".
+            inside = line
+                .split_whitespace()
+                .nth(5)
+                .is_some_and(|p| p.starts_with(&*dir));
+        } else if inside && first == "Rss:" {
+            total += line
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<u64>()
+                .unwrap();
+        }
+    }
+    total
+}
+
+fn big_ev(i: u32) -> Event {
+    Event::new(
+        [("seq", i.to_string())],
+        format!("{i:08}:").repeat(100 + (i % 7) as usize),
+    )
+}
+
+#[test]
+fn released_pages_read_back_byte_equal_and_leave_the_resident_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = FileChannel::open(
+        "c1",
+        FileChannelConfig {
+            capacity: 100_000,
+            transaction_capacity: 40_000,
+            segment_size: 64 << 20,
+            ..cfg(dir.path())
+        },
+    )
+    .unwrap();
+    // ~24 MB of events: the take's own scan drops pages behind itself (every 4 MiB), and
+    // more than one put record.
+    let n = 24_000u32;
+    for lo in (0..n).step_by(4_000) {
+        let batch: Vec<Event> = (lo..lo + 4_000).map(big_ev).collect();
+        c.put_batch(&batch).unwrap();
+    }
+    let want: Vec<Event> = (0..n).map(big_ev).collect();
+    let bytes: usize = want.iter().map(|e| e.encoded_len()).sum();
+    assert!(bytes > 20 << 20, "{bytes}");
+
+    let t = c.take_batch(n as usize, Duration::ZERO).unwrap();
+    assert_eq!(t.len(), n as usize);
+    // The take scanned every event, yet not all of it stayed resident.
+    let after_take = mapped_rss_kb(dir.path());
+    assert!(
+        after_take * 1024 < bytes as u64 / 2,
+        "after the take {after_take} kB of the map are resident for {bytes} bytes taken"
+    );
+    // Reading every body faults the pages back in, with the same bytes.
+    assert_eq!(t.events(), &want[..]);
+    let touched = mapped_rss_kb(dir.path());
+    assert!(touched * 1024 > bytes as u64 * 3 / 4, "{touched} kB");
+    // Release in pieces, odd boundaries included, then everything (and out-of-range clamps).
+    t.release_pages(0..1);
+    t.release_pages(5..5);
+    t.release_pages(1..7_777);
+    t.release_pages(7_777..n as usize + 1_000);
+    let released = mapped_rss_kb(dir.path());
+    assert!(
+        released * 1024 < bytes as u64 / 8,
+        "after release_pages {released} kB of the map are still resident (were {touched} kB)"
+    );
+    for (i, (got, want)) in t.events().iter().zip(&want).enumerate() {
+        assert_eq!(got.body(), want.body(), "event {i} after release");
+        assert_eq!(
+            got.header("seq"),
+            want.header("seq"),
+            "event {i} after release"
+        );
+    }
+    // A released take rolls back and is taken again unchanged; commit works as before.
+    t.release_pages(0..n as usize);
+    t.rollback();
+    let t = c.take_batch(n as usize, Duration::ZERO).unwrap();
+    t.release_pages(0..n as usize);
+    assert_eq!(t.events(), &want[..]);
+    t.release_pages(0..n as usize);
+    t.commit().unwrap();
+    assert_eq!(c.size(), 0);
+    c.close().unwrap();
+    drop(c);
+    let c = FileChannel::open("c1", cfg(dir.path())).unwrap();
+    assert_eq!(c.size(), 0);
+}
+
+#[test]
+fn release_pages_on_a_memory_take_changes_nothing() {
+    use sluicegate::channel::memory::{MemoryChannel, MemoryChannelConfig};
+    let c = MemoryChannel::new(
+        "m",
+        MemoryChannelConfig {
+            capacity: 500,
+            transaction_capacity: 500,
+            ..MemoryChannelConfig::default()
+        },
+    );
+    let want: Vec<Event> = (0..500).map(big_ev).collect();
+    c.put_batch(&want).unwrap();
+    let t = c.take_batch(500, Duration::ZERO).unwrap();
+    t.release_pages(0..500);
+    assert_eq!(t.events(), &want[..]);
+}

@@ -499,3 +499,147 @@ fn a_step_after_the_clock_passed_a_boundary_runs_at_once() {
     assert_eq!((r.batch_id, r.batch_time_ms), (1, 2000));
     assert_eq!(r.scheduling_delay_ms, 0);
 }
+
+/// Resident kB of this process's mappings of files under `dir` (from `/proc/self/smaps`).
+fn mapped_rss_kb(dir: &Path) -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let dir = dir.to_string_lossy();
+    let (mut total, mut inside) = (0, false);
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            inside = line
+                .split_whitespace()
+                .nth(5)
+                .is_some_and(|p| p.starts_with(&*dir));
+        } else if inside && first == "Rss:" {
+            total += line
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<u64>()
+                .unwrap();
+        }
+    }
+    total
+}
+
+#[test]
+fn a_large_batch_is_not_resident_at_once_and_every_output_reads_the_same_bytes() {
+    let root = tempfile::tempdir().unwrap();
+    let chd = root.path().join("ch");
+    let ch = Arc::new(
+        FileChannel::open(
+            "fc",
+            FileChannelConfig {
+                capacity: 100_000,
+                transaction_capacity: 50_000,
+                segment_size: 64 << 20,
+                minimum_required_space: 1 << 20,
+                keep_alive: Duration::from_millis(20),
+                ..FileChannelConfig::in_dir(&chd)
+            },
+        )
+        .unwrap(),
+    );
+    // 40,000 lines of 40 words (~300 bytes): ~12 MB, several release steps per worker.
+    let n = 40_000usize;
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            (0..40)
+                .map(|j| format!("w{}", (i * 31 + j * 17) % 211))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let bytes: usize = lines.iter().map(|l| l.len()).sum();
+    for chunk in lines.chunks(5_000) {
+        let evs: Vec<Event> = chunk.iter().map(Event::from_body).collect();
+        ch.put_batch(&evs).unwrap();
+    }
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for l in &lines {
+        for w in l.split(' ') {
+            *want.entry(w.to_string()).or_default() += 1;
+        }
+    }
+
+    let ctx = StreamingContext::new(
+        "big",
+        ch.clone(),
+        PipelineConfig {
+            clock: Arc::new(ManualClock::new(0)),
+            mode: ClockMode::Logical {
+                start_ms: 0,
+                events_per_batch: n,
+                flush_after_ms: 0,
+            },
+            workers: 2,
+            ..Default::default()
+        },
+    );
+    type Counts = Arc<Mutex<BTreeMap<String, u64>>>;
+    let (by_value, by_key): (Counts, Counts) = Default::default();
+    let resident = Arc::new(AtomicUsize::new(usize::MAX));
+    let bodies = Arc::new(Mutex::new(Vec::<String>::new()));
+    {
+        let by_value = by_value.clone();
+        ctx.events()
+            .words()
+            .count_by_value()
+            .foreach_batch(move |items: &[(Text, u64)], _| {
+                let mut m = by_value.lock().unwrap();
+                for (w, c) in items {
+                    *m.entry(w.to_string()).or_default() += c;
+                }
+                Ok::<_, String>(())
+            });
+    }
+    {
+        // Runs after the word count's scan has passed (and released) every event.
+        let (resident, chd) = (resident.clone(), chd.clone());
+        ctx.events().count().foreach_batch(move |_: &[u64], _| {
+            resident.store(mapped_rss_kb(&chd) as usize, Ordering::SeqCst);
+            Ok::<_, String>(())
+        });
+    }
+    {
+        let by_key = by_key.clone();
+        ctx.events()
+            .words()
+            .map(|w| (w, 1u64))
+            .reduce_by_key(|a, b| a + b)
+            .foreach_batch(move |items: &[(Text, u64)], _| {
+                let mut m = by_key.lock().unwrap();
+                for (w, c) in items {
+                    *m.entry(w.to_string()).or_default() += c;
+                }
+                Ok::<_, String>(())
+            });
+    }
+    {
+        let bodies = bodies.clone();
+        ctx.events()
+            .stream()
+            .foreach_batch(move |evs: &[Event], _| {
+                let mut b = bodies.lock().unwrap();
+                b.extend(
+                    evs.iter()
+                        .map(|e| String::from_utf8(e.body().to_vec()).unwrap()),
+                );
+                Ok::<_, String>(())
+            });
+    }
+    let mut p = ctx.build().unwrap();
+    let r = p.step().unwrap().expect("one batch of every event");
+    assert_eq!(r.events, n as u64);
+    assert_eq!(ch.size(), 0);
+    assert_eq!(*by_value.lock().unwrap(), want);
+    assert_eq!(*by_key.lock().unwrap(), want);
+    assert_eq!(*bodies.lock().unwrap(), lines);
+    let kb = resident.load(Ordering::SeqCst);
+    assert!(
+        kb * 1024 < bytes / 4,
+        "{kb} kB of the channel's map resident after the first scan of a {bytes}-byte batch"
+    );
+}

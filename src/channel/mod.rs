@@ -11,6 +11,9 @@
 //! * **Take** opens a transaction: [`Channel::take_batch`] hands out up to `max` events in order
 //!   as a [`TakeBatch`]. [`TakeBatch::commit`] removes them for good; [`TakeBatch::rollback`] (or
 //!   dropping the batch) returns them to the *front* of the channel in their original order.
+//! * While a take is open, [`TakeBatch::release_pages`] tells the channel the taker has read
+//!   some of its events: a hint about memory residency only (the file channel drops their
+//!   mapped pages; the events stay valid and read the same bytes), ignored by the memory channel.
 //! * Several take transactions may be open at once (competing consumers, as in Flume: each event
 //!   goes to one taker).
 //!
@@ -201,8 +204,10 @@ pub trait Channel: Send + Sync + 'static {
     }
 }
 
-/// How a channel finishes a take transaction. Implemented by each channel.
-pub trait TakeCompletion: Send {
+/// How a channel finishes a take transaction. Implemented by each channel. `Sync` so that a
+/// [`TakeBatch`] can be shared by the threads that read its events (and call
+/// [`TakeBatch::release_pages`]).
+pub trait TakeCompletion: Send + Sync {
     /// Makes the take permanent.
     fn commit(self: Box<Self>, events: &[Event]) -> Result<(), ChannelError>;
     /// Returns `events` (in order) to the front of the channel.
@@ -211,6 +216,11 @@ pub trait TakeCompletion: Send {
     /// channel has them (the file channel: stable across restarts; the memory channel: none).
     fn seqs(&self) -> Option<&[u64]> {
         None
+    }
+    /// A hint that the taker is done reading `events` (a run of this take's events, in take
+    /// order) for now; see [`TakeBatch::release_pages`]. Must not change what any event reads.
+    fn release(&self, events: &[Event]) {
+        let _ = events;
     }
 }
 
@@ -248,6 +258,22 @@ impl TakeBatch {
     /// already finished but whose commit was lost.
     pub fn seqs(&self) -> Option<&[u64]> {
         self.completion.as_ref().and_then(|c| c.seqs())
+    }
+
+    /// A hint that the taker has read the events `range` (indices into
+    /// [`events`](Self::events)) and will not read them again soon: a channel whose events are
+    /// slices of a file mapping (the file channel) drops the mapped pages wholly inside those
+    /// events' bytes from the process's resident set. Behaviour does not change: the events stay
+    /// valid, and reading one again faults the same bytes back in from the page cache (only
+    /// slower). Other channels ignore it; an out-of-bounds range is clamped.
+    pub fn release_pages(&self, range: std::ops::Range<usize>) {
+        let end = range.end.min(self.events.len());
+        let start = range.start.min(end);
+        if let Some(c) = &self.completion {
+            if start < end {
+                c.release(&self.events[start..end]);
+            }
+        }
     }
 
     /// Number of taken events.

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::channel::Channel;
+use crate::channel::{Channel, TakeBatch};
 use crate::event::Event;
 
 use super::clock::{Clock, ClockMode, RealClock};
@@ -102,11 +102,53 @@ impl PipelineConfig {
 }
 
 /// Everything one batch evaluation sees (internal).
+/// Bytes of events a batch scan reads between two [`BatchEnv::release`] hints.
+pub(crate) const RELEASE_STEP: usize = 4 << 20;
+
+/// Follows a scan over a contiguous run of a batch's events and releases the pages it has passed
+/// every [`RELEASE_STEP`] bytes ([`BatchEnv::release`]).
+pub(crate) struct Releaser<'e, 'a> {
+    env: &'e BatchEnv<'a>,
+    from: usize,
+    bytes: usize,
+}
+
+impl<'e, 'a> Releaser<'e, 'a> {
+    /// A releaser for a scan starting at event index `from`.
+    pub fn new(env: &'e BatchEnv<'a>, from: usize) -> Self {
+        Releaser {
+            env,
+            from,
+            bytes: 0,
+        }
+    }
+
+    /// The scan has finished with the event at index `at` (of `len` encoded bytes).
+    #[inline]
+    pub fn passed(&mut self, at: usize, len: usize) {
+        self.bytes += len;
+        if self.bytes >= RELEASE_STEP {
+            self.env.release(self.from..at + 1);
+            self.from = at + 1;
+            self.bytes = 0;
+        }
+    }
+
+    /// The scan has finished with every event before index `end`.
+    pub fn finish(self, end: usize) {
+        if end > self.from {
+            self.env.release(self.from..end);
+        }
+    }
+}
+
 pub(crate) struct BatchEnv<'a> {
     pub batch_id: u64,
     pub batch_time_ms: i64,
     pub interval_ms: i64,
     pub events: &'a [Event],
+    /// The take holding `events`, for [`BatchEnv::release`] (`None`: not over a take).
+    pub take: Option<&'a TakeBatch>,
     pub workers: Workers,
     pub counter: &'a PipelineCounter,
     /// Indices of bad events and why (deduplicated when the side output is written).
@@ -121,6 +163,16 @@ impl<'a> BatchEnv<'a> {
             interval_ms: self.interval_ms,
             workers: self.workers,
             counter: self.counter,
+        }
+    }
+
+    /// Tells the channel that a scan has passed `events[range]` (see
+    /// [`TakeBatch::release_pages`]: the file channel drops their mapped pages from the resident
+    /// set; reading them again stays correct). A scan over the whole batch calls this every
+    /// [`RELEASE_STEP`] bytes behind itself, so a large batch is never resident at once.
+    pub fn release(&self, range: std::ops::Range<usize>) {
+        if let Some(t) = self.take {
+            t.release_pages(range);
         }
     }
 

@@ -443,6 +443,7 @@ impl Pipeline {
             batch_time_ms: mark.batch_time,
             interval_ms: self.interval_ms(),
             events: take.events(),
+            take: Some(&take),
             workers: self.workers,
             counter: &self.counter,
             bad: Mutex::new(Vec::new()),

@@ -19,7 +19,9 @@
 //! partition per worker, and the result is sorted by key. Because chunks are contiguous and
 //! merged in chunk order, and the reduce function is applied to values in event order within a
 //! chunk, the result equals a single-threaded run whenever the function is associative (Spark
-//! asks associative and commutative).
+//! asks associative and commutative). Each worker releases the mapped pages of the events it has
+//! passed every `RELEASE_STEP` (4 MiB) bytes and at the end of its chunk (`Releaser`; see
+//! "Bounded resources" in the [module docs](super)), so the batch is never resident at once.
 //!
 //! Two terminals take a faster table for text keys (decided by a type test at build time, same
 //! results): `words()` / `split_body` / `text` (and the SQL word count's `split` pieces, empty
@@ -44,7 +46,7 @@ use std::sync::Arc;
 
 use crate::event::Event;
 
-use super::context::{BatchEnv, Node, StreamingContext};
+use super::context::{BatchEnv, Node, Releaser, StreamingContext};
 use super::metrics::ErrorReason;
 use super::stage::{Key, Workers};
 use super::stream::DStream;
@@ -439,13 +441,16 @@ where
         let fast = catch_unwind(AssertUnwindSafe(|| {
             let mut acc = init();
             let mut bads = Vec::new();
+            let mut rel = Releaser::new(env, offset);
             for (j, ev) in chunk.iter().enumerate() {
                 let mut bad = None;
                 p.run(ev, &mut bad, &mut |x| fold(&mut acc, x));
                 if let Some(r) = bad {
                     bads.push((offset + j, r));
                 }
+                rel.passed(offset + j, ev.encoded_len());
             }
+            rel.finish(offset + chunk.len());
             (acc, bads)
         }));
         let acc = match fast {
@@ -747,18 +752,21 @@ impl<P: EventFn> Fused<P> {
                 let offset = events.len() * i / workers.count();
                 let mut counts = WordCounts::with_capacity(cap);
                 let mut bads = Vec::new();
-                for (j, ev) in workers.chunk(events, i).iter().enumerate() {
-                    let Ok(s) = std::str::from_utf8(ev.body()) else {
-                        bads.push((offset + j, ErrorReason::NonUtf8));
-                        continue;
-                    };
-                    match split {
-                        Split::Words => counts.add_words(s),
-                        Split::On(d) => counts.add_tokens(s, d),
-                        Split::Pieces(d) => counts.add_split(s, d),
-                        Split::Whole => counts.add(s),
+                let chunk = workers.chunk(events, i);
+                let mut rel = Releaser::new(env, offset);
+                for (j, ev) in chunk.iter().enumerate() {
+                    match std::str::from_utf8(ev.body()) {
+                        Ok(s) => match split {
+                            Split::Words => counts.add_words(s),
+                            Split::On(d) => counts.add_tokens(s, d),
+                            Split::Pieces(d) => counts.add_split(s, d),
+                            Split::Whole => counts.add(s),
+                        },
+                        Err(_) => bads.push((offset + j, ErrorReason::NonUtf8)),
                     }
+                    rel.passed(offset + j, ev.encoded_len());
                 }
+                rel.finish(offset + chunk.len());
                 (counts, bads)
             });
             let mut all: Option<WordCounts> = None;

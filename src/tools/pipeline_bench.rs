@@ -32,7 +32,11 @@
 //!   scheduling delay bounded (mean of the last third of the window minus the first third ≤ one
 //!   interval). The run stops a few intervals after the window; a batch of the window not done by
 //!   then is missing. If the channel fills (10 s of backlog), the source answers `FAILED`, the
-//!   client retries after 20 ms and the sent rate drops: that is back-pressure, reported.
+//!   client retries after 20 ms and the sent rate drops: that is back-pressure, reported. A call
+//!   still refused when the send phase ends is abandoned and counted (`cut_off_calls`). Falling
+//!   behind is a result, not an error: the summary says "did not keep up" and why, and the
+//!   command exits 0; it exits 1 only when the run cannot be made (setup, a pipeline error, a
+//!   client failing for another reason) or, in fixed-batch mode, a count check fails.
 //! * **`Load::FixedBatch`** — `repeat` times: push `N` lines into the channel (timed separately as
 //!   ingest), then run one batch that takes all `N` and report its processing time; the word
 //!   total the pipeline counted is checked against the words the clients sent (word count; the
@@ -262,6 +266,9 @@ pub struct PipelineBenchReport {
     pub send_secs: f64,
     /// `appendBatch` calls refused (channel full) and retried.
     pub refused_calls: u64,
+    /// Rate mode: calls abandoned because the channel still refused them (back-pressure) when
+    /// the send phase ended.
+    pub cut_off_calls: u64,
     /// Seconds from the start to the first non-empty batch done.
     pub startup_secs: Option<f64>,
     /// Peak resident memory of the process (VmHWM), KiB.
@@ -474,6 +481,8 @@ struct SendState {
     words: AtomicU64,
     refused: AtomicU64,
     claimed: AtomicU64,
+    /// Calls still being refused (channel full) when the send phase ended: abandoned, not sent.
+    cut_off: AtomicU64,
 }
 
 /// One client: claims calls until `limit` events are claimed or `stop` is set; in rate mode a
@@ -529,7 +538,15 @@ async fn client_task(
                     // Channel full (FAILED) or a dropped connection: back off, reconnect, retry.
                     tries += 1;
                     st.refused.fetch_add(1, Ordering::Relaxed);
-                    if stop.load(Ordering::Relaxed) || tries > 3000 {
+                    if stop.load(Ordering::Relaxed) {
+                        // The send phase is over while the channel still refuses (the pipeline
+                        // fell behind and back-pressure holds the sender): a result of the run,
+                        // reported in its summary, not a failure. The call was never acked.
+                        st.cut_off.fetch_add(1, Ordering::Relaxed);
+                        client.close().await;
+                        return Ok(());
+                    }
+                    if tries > 3000 {
                         client.close().await;
                         return Err(format!("appendBatch failed {tries} times: {e}"));
                     }
@@ -878,6 +895,7 @@ fn run_rate(
         sent: st.delivered.load(Ordering::SeqCst),
         send_secs,
         refused_calls: st.refused.load(Ordering::SeqCst),
+        cut_off_calls: st.cut_off.load(Ordering::SeqCst),
         startup_secs,
         peak_rss_kib: peak_rss_kib(),
         cpu_secs: cpu,
@@ -923,6 +941,7 @@ fn run_fixed(
         sent: st.delivered.load(Ordering::SeqCst),
         send_secs,
         refused_calls: st.refused.load(Ordering::SeqCst),
+        cut_off_calls: st.cut_off.load(Ordering::SeqCst),
         startup_secs: None,
         peak_rss_kib: peak_rss_kib(),
         cpu_secs: cpu,
@@ -1035,6 +1054,7 @@ impl PipelineBenchReport {
                     "rate_ge_95pct_target": d})),
             },
             "sent": self.sent,
+            "cut_off_calls": self.cut_off_calls,
             "send_s": self.send_secs,
             "refused_calls": self.refused_calls,
             "startup_s": self.startup_secs,
@@ -1125,6 +1145,44 @@ impl std::fmt::Display for PipelineBenchReport {
         if let Some(st) = self.startup_secs {
             writeln!(f, "first non-empty batch done {st:.2} s after the start")?;
         }
+        if let Some((a, b, c, d)) = s.keeps_up {
+            if !(a && b && c && d) {
+                let mut why = Vec::new();
+                if !a {
+                    why.push(format!(
+                        "{} of {} batches completed in the window",
+                        s.batches, s.expected_batches
+                    ));
+                }
+                if !b {
+                    why.push(format!(
+                        "scheduling delay grew by {:.0} ms",
+                        s.sched_growth_ms
+                    ));
+                }
+                if !c {
+                    why.push(format!(
+                        "median processing {:.0} ms > interval {} ms",
+                        s.proc_ms.1,
+                        o.batch_interval.as_millis()
+                    ));
+                }
+                if !d {
+                    why.push(format!(
+                        "{} events/s in the window < 95 % of the target",
+                        opt(s.events_per_sec_window)
+                    ));
+                }
+                writeln!(f, "did not keep up: {}", why.join("; "))?;
+            }
+        }
+        if self.cut_off_calls > 0 {
+            writeln!(
+                f,
+                "{} calls were still refused (channel full: back-pressure) when the send phase ended and were not sent",
+                self.cut_off_calls
+            )?;
+        }
         Ok(())
     }
 }
@@ -1189,6 +1247,40 @@ mod tests {
         assert_eq!(summarize(&[], 30, sec, Some(1.0)).kept_up(), Some(false));
         // Fixed batches: no verdict.
         assert_eq!(summarize(&good, 30, sec, None).keeps_up, None);
+    }
+
+    #[test]
+    fn a_run_that_fell_behind_is_reported_not_failed() {
+        let sec = Duration::from_secs(1);
+        let slow: Vec<BatchRow> = (0..30).map(|i| r(i * 1000, 1000, 1100, i * 100)).collect();
+        let report = PipelineBenchReport {
+            options: PipelineBenchOptions::new(
+                "in.txt",
+                Load::Rate {
+                    lines_per_sec: 1000.0,
+                },
+                "dir",
+            ),
+            summary: summarize(&slow, 30, sec, Some(1000.0)),
+            rows: slow,
+            window: Some((0, 30_000)),
+            sent: 30_000,
+            send_secs: 30.0,
+            refused_calls: 40,
+            cut_off_calls: 3,
+            startup_secs: Some(1.0),
+            peak_rss_kib: None,
+            cpu_secs: 1.0,
+            wall_secs: 35.0,
+        };
+        let text = report.to_string();
+        assert!(
+            text.contains("did not keep up: scheduling delay grew by 2000 ms; median processing 1100 ms > interval 1000 ms\n"),
+            "{text}"
+        );
+        assert!(text.contains("\n3 calls were still refused"), "{text}");
+        assert_eq!(report.to_json()["cut_off_calls"], 3);
+        assert_eq!(report.to_json()["summary"]["keeps_up"], false);
     }
 
     #[test]

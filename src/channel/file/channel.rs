@@ -31,8 +31,9 @@ use super::disk::{self, DirLock};
 use super::fault::Faults;
 use super::format::{Pos, EVENT_FRAME_LEN, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 use super::ledger::{Checkpoint, Ledger, MAX_RANGES};
-use super::reader::ReadState;
+use super::reader::{ReadState, DROP_STEP};
 use super::recovery::recover;
+use super::segment::{drop_event_pages, MapRange};
 use super::spare::Spares;
 use super::writer::{serialize_put, AppendError, LogState, SegmentMap};
 
@@ -748,13 +749,30 @@ impl Channel for FileChannel {
             }
             q = sh.wait_timeout(&sh.changed, q, deadline - now, "queue")?;
         }
-        let mut events = Vec::with_capacity(max.min(1024));
+        let mut events: Vec<Event> = Vec::with_capacity(max.min(1024));
         let mut seqs = Vec::with_capacity(max.min(1024));
+        // The mappings holding the taken events (for `release`), and the pages behind the scan
+        // dropped every `DROP_STEP` bytes so a large take is not resident all at once (see the
+        // module docs, "Read pages leave the resident set").
+        let mut maps: Vec<MapRange> = Vec::new();
+        let (mut scanned, mut dropped_to) = (0u64, 0usize);
         while events.len() < max {
             match q.next_event(&sh.segs) {
                 Some((seq, e)) => {
+                    let at = e.encoded().as_ptr() as usize;
+                    if !maps.iter().any(|m| m.contains(at)) {
+                        if let Some(m) = q.map_of(&sh.segs, at) {
+                            maps.push(m);
+                        }
+                    }
+                    scanned += e.encoded_len() as u64;
                     seqs.push(seq);
                     events.push(e);
+                    if scanned >= DROP_STEP {
+                        drop_event_pages(&maps, &events[dropped_to..]);
+                        dropped_to = events.len();
+                        scanned = 0;
+                    }
                 }
                 None => break,
             }
@@ -774,6 +792,7 @@ impl Channel for FileChannel {
             Box::new(FileTake {
                 shared: sh.clone(),
                 seqs,
+                maps,
             }),
         ))
     }
@@ -964,10 +983,12 @@ impl FileChannel {
 struct FileTake {
     shared: Arc<Shared>,
     seqs: Vec<u64>,
+    /// The segment mappings holding at least one taken event (so they stay mapped while the
+    /// take lives): the only memory `release` may `madvise`.
+    maps: Vec<MapRange>,
 }
 
-fn ranges_of(seqs: &mut [u64]) -> Vec<(u64, u64)> {
-    seqs.sort_unstable();
+fn ranges_of_sorted(seqs: &[u64]) -> Vec<(u64, u64)> {
     let mut out: Vec<(u64, u64)> = Vec::new();
     for &s in seqs.iter() {
         match out.last_mut() {
@@ -990,8 +1011,14 @@ impl TakeCompletion for FileTake {
         if let Err(e) = sh.check_usable() {
             return fail(self, e);
         }
-        let mut sorted = self.seqs.clone();
-        let ranges = ranges_of(&mut sorted);
+        // Taken seqs are normally ascending already; sort a copy only when they are not.
+        let ranges = if self.seqs.is_sorted() {
+            ranges_of_sorted(&self.seqs)
+        } else {
+            let mut sorted = self.seqs.clone();
+            sorted.sort_unstable();
+            ranges_of_sorted(&sorted)
+        };
         let (end, since) = {
             let mut log = match sh.lock(&sh.log, "log") {
                 Ok(log) => log,
@@ -1041,6 +1068,10 @@ impl TakeCompletion for FileTake {
 
     fn seqs(&self) -> Option<&[u64]> {
         Some(&self.seqs)
+    }
+
+    fn release(&self, events: &[Event]) {
+        drop_event_pages(&self.maps, events);
     }
 
     fn rollback(self: Box<Self>, events: Vec<Event>) {

@@ -105,13 +105,24 @@
 //!   `discard` mount) stalls every concurrent `fdatasync` behind one journal transaction for a
 //!   large fraction of a second; `spare.rs` keeps consumed segments, zeroed in place, for the
 //!   writer's next rollover.
-//! * **Read pages leave the resident set once acknowledged.** Every mapped page a take touches
-//!   counts in the process's RSS (as file-backed, `RssFile`) for as long as the mapping lives,
-//!   i.e. until the segment is retired. After each take commit the reader therefore drops, with
-//!   `madvise(MADV_DONTNEED)`, the pages of its segment wholly before the first unacknowledged
-//!   record (in steps of at least 4 MiB; `ReadState::drop_acked_pages`). On a read-only shared
-//!   file map this only unmaps the pages from this process: the page cache keeps them, and an
-//!   event slice still held elsewhere faults the same bytes back in.
+//! * **Read pages do not stay in the resident set.** Every mapped page a take touches counts in
+//!   the process's RSS (as file-backed, `RssFile`) for as long as the mapping lives, i.e. until
+//!   the segment is retired, so pages are dropped with `madvise(MADV_DONTNEED)` at three points:
+//!   1. after each take commit, the pages of the reader's segment wholly before the first
+//!      unacknowledged record (in steps of at least 4 MiB; `ReadState::drop_acked_pages`);
+//!   2. during a take, behind the take's own scan (every event is validated, which touches
+//!      every page): every 4 MiB of taken bytes, the pages wholly inside the events taken since
+//!      the last drop — so a 1,000,000-event take is never resident at once, and a small take
+//!      (a sink's) is never touched;
+//!   3. on request, [`TakeBatch::release_pages`]: the pages wholly inside a run of the take's
+//!      events that the taker has read (the pipeline calls it behind each worker's scan).
+//!      The take records the mappings holding its events (`MapRange`) and `madvise`s only
+//!      inside them; its events keep those mappings alive until it is committed or rolled back.
+//!
+//!   On a read-only shared file map `MADV_DONTNEED` only unmaps the pages from this process:
+//!   the page cache keeps them, and any event slice read again (by the taker, after a rollback,
+//!   or by a second pass over the same batch) faults the same bytes back in, at the cost of a
+//!   minor fault per 64 KiB or so. Behaviour never changes; only residency does.
 //! * **fsync errors poison.** After a failed `fdatasync` the kernel may have dropped the dirty
 //!   pages and marked them clean, so a retry can "succeed" without the data ("fsyncgate",
 //!   Rebello et al., ATC'20). The channel therefore stops: every call returns
@@ -162,6 +173,7 @@
 //! are deleted and puts resume by themselves. Nothing committed is touched by a failed put: the
 //! writer rewinds, zeroes what it wrote and removes any segment it created.
 //!
+//! [`TakeBatch::release_pages`]: crate::channel::TakeBatch::release_pages
 //! [`ChannelError::DiskSpace`]: crate::channel::ChannelError::DiskSpace
 //! [`ChannelError::Io`]: crate::channel::ChannelError::Io
 //! [`ChannelError::Unhealthy`]: crate::channel::ChannelError::Unhealthy

@@ -13,7 +13,7 @@ use super::format::{
     le32, record_span, Pos, Probe, RecordHeader, EVENT_FRAME_LEN, KIND_ACK, KIND_PUT, RECORD_ALIGN,
     RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
 };
-use super::segment::Segment;
+use super::segment::{MapRange, Segment};
 use super::writer::SegmentMap;
 
 /// Smallest span of acknowledged bytes [`ReadState::drop_acked_pages`] hands to `madvise`.
@@ -128,6 +128,19 @@ impl ReadState {
             return;
         }
         self.dropped = self.seg.drop_pages(self.dropped, p.off);
+    }
+
+    /// The mapping holding the byte at `addr`: the cursor's segment, else (a rolled-back event
+    /// read earlier) another live segment of `segs`. `None` if no live segment maps it.
+    pub fn map_of(&self, segs: &SegmentMap, addr: usize) -> Option<MapRange> {
+        let here = self.seg.map_range();
+        if here.contains(addr) {
+            return Some(here);
+        }
+        let map = segs.read().ok()?;
+        map.values()
+            .map(|s| s.map_range())
+            .find(|m| m.contains(addr))
     }
 
     /// Records a committed take.

@@ -15,6 +15,8 @@ use std::sync::{Arc, Weak};
 use bytes::Bytes;
 use memmap2::Mmap;
 
+use crate::event::Event;
+
 use super::fault::{self, Faults, FileOp};
 use super::format::{HeaderError, SegmentHeader, SEGMENT_HEADER_LEN};
 
@@ -99,35 +101,16 @@ impl Segment {
     /// touched. Returns the offset up to which pages were dropped (`to` rounded down to a page;
     /// `from` rounded up), or `from` when the range holds no whole page.
     pub fn drop_pages(&self, from: u64, to: u64) -> u64 {
-        const PAGE: u64 = 4096;
-        let to = to.min(self.len());
-        let base = self.data.as_ptr() as usize;
-        // The mapping starts on a page boundary (mmap), so offsets and addresses align alike;
-        // check anyway, and on larger pages (or an unaligned base) simply do nothing.
-        if !base.is_multiple_of(PAGE as usize) {
-            return from;
+        self.map_range().drop_pages(from, to)
+    }
+
+    /// Where this segment's mapping lies in memory (see [`MapRange`]).
+    #[inline]
+    pub fn map_range(&self) -> MapRange {
+        MapRange {
+            base: self.data.as_ptr() as usize,
+            len: self.data.len(),
         }
-        let lo = from.div_ceil(PAGE) * PAGE;
-        let hi = to / PAGE * PAGE;
-        if hi <= lo {
-            return from;
-        }
-        // SAFETY: `[lo, hi)` lies inside the live read-only shared file mapping `self.data`
-        // (hi <= len), page-aligned. MADV_DONTNEED on a shared file mapping discards only this
-        // process's page-table entries; the contents stay in the page cache/file and are
-        // faulted back unchanged on the next access, so every slice of the mapping stays valid
-        // and reads the same bytes.
-        let rc = unsafe {
-            libc::madvise(
-                (base + lo as usize) as *mut libc::c_void,
-                (hi - lo) as usize,
-                libc::MADV_DONTNEED,
-            )
-        };
-        if rc != 0 {
-            return from;
-        }
-        hi
     }
 
     /// The file's length (= its preallocated size).
@@ -295,6 +278,97 @@ impl Segment {
         }
         self.file.sync_data()
     }
+}
+
+/// The address range of one segment's read-only shared file mapping, for dropping its pages
+/// from the resident set. Holds no reference: whoever drops pages through it must know the
+/// mapping is alive (the take that recorded it holds event slices of it; see
+/// [`drop_event_pages`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapRange {
+    base: usize,
+    len: usize,
+}
+
+impl MapRange {
+    /// True when the byte at `addr` lies in the mapping.
+    #[inline]
+    pub fn contains(&self, addr: usize) -> bool {
+        addr.wrapping_sub(self.base) < self.len
+    }
+
+    /// `madvise(MADV_DONTNEED)` on the whole pages inside `[from, to)` (offsets in the
+    /// mapping; see [`Segment::drop_pages`]). The mapping must be alive. Returns the offset up
+    /// to which pages were dropped, or `from` when the range holds no whole page.
+    pub fn drop_pages(&self, from: u64, to: u64) -> u64 {
+        const PAGE: u64 = 4096;
+        let to = to.min(self.len as u64);
+        // The mapping starts on a page boundary (mmap), so offsets and addresses align alike;
+        // check anyway, and on larger pages (or an unaligned base) simply do nothing.
+        if !self.base.is_multiple_of(PAGE as usize) {
+            return from;
+        }
+        let lo = from.div_ceil(PAGE) * PAGE;
+        let hi = to / PAGE * PAGE;
+        if hi <= lo {
+            return from;
+        }
+        // SAFETY: `[lo, hi)` lies inside a live read-only shared file mapping (hi <= len,
+        // caller's contract that it is alive), page-aligned. MADV_DONTNEED on a shared file
+        // mapping discards only this process's page-table entries; the contents stay in the
+        // page cache/file and are faulted back unchanged on the next access, so every slice of
+        // the mapping stays valid and reads the same bytes.
+        let rc = unsafe {
+            libc::madvise(
+                (self.base + lo as usize) as *mut libc::c_void,
+                (hi - lo) as usize,
+                libc::MADV_DONTNEED,
+            )
+        };
+        if rc != 0 {
+            return from;
+        }
+        hi
+    }
+}
+
+/// Drops from the resident set the mapped pages wholly inside the bytes of `events`: each run
+/// of consecutive events lying in one of `maps` gives one span (from its lowest byte to its
+/// highest), and the whole pages inside that span are dropped ([`MapRange::drop_pages`]).
+/// Events in none of `maps` are left alone. Returns the bytes dropped.
+///
+/// Every mapping in `maps` must be alive for the duration of the call; a take guarantees it by
+/// recording only mappings that hold at least one of its events, whose slices keep them mapped.
+/// Behaviour never changes (see [`Segment::drop_pages`]): a dropped page read later faults the
+/// same bytes back in.
+pub fn drop_event_pages(maps: &[MapRange], events: &[Event]) -> u64 {
+    let mut dropped = 0;
+    let mut i = 0;
+    while i < events.len() {
+        let at = events[i].encoded().as_ptr() as usize;
+        let Some(m) = maps.iter().find(|m| m.contains(at)) else {
+            i += 1;
+            continue;
+        };
+        let (mut lo, mut hi) = (at, at + events[i].encoded_len());
+        i += 1;
+        while i < events.len() {
+            let e = events[i].encoded();
+            let a = e.as_ptr() as usize;
+            if !m.contains(a) {
+                break;
+            }
+            lo = lo.min(a);
+            hi = hi.max(a + e.len());
+            i += 1;
+        }
+        let (from, to) = ((lo - m.base) as u64, (hi - m.base) as u64);
+        let got = m.drop_pages(from, to);
+        if got > from {
+            dropped += got - from.div_ceil(4096) * 4096;
+        }
+    }
+    dropped
 }
 
 /// A segment file whose own mapping handle is gone (see [`Segment::unmap`]).
