@@ -95,6 +95,8 @@ pub(crate) enum AggKind {
     CountStar,
     Count,
     CountDistinct,
+    /// `approx_count_distinct(x)`: a HyperLogLog sketch (`hll.rs`).
+    ApproxDistinct,
     Sum,
     Min,
     Max,
@@ -351,7 +353,10 @@ fn and_all(mut v: Vec<Ex>) -> Option<Ex> {
 }
 
 fn is_aggregate_name(n: &str) -> bool {
-    matches!(n, "count" | "sum" | "min" | "max" | "avg")
+    matches!(
+        n,
+        "count" | "sum" | "min" | "max" | "avg" | "approx_count_distinct"
+    )
 }
 
 fn is_window_bound(n: &str) -> bool {
@@ -2171,7 +2176,7 @@ impl<'o> Compiler<'o> {
                     None => Val::Null,
                 }) })
             }
-            _ => Err(err(SqlErrorKind::Unknown, &fun.name, &fun.name, format!("unknown function; supported: {FUNCTIONS}; aggregates count, sum, min, max, avg"))),
+            _ => Err(err(SqlErrorKind::Unknown, &fun.name, &fun.name, format!("unknown function; supported: {FUNCTIONS}; aggregates count, sum, min, max, avg, approx_count_distinct"))),
         }
     }
 
@@ -2230,6 +2235,7 @@ impl<'o> Compiler<'o> {
                         "DISTINCT is only supported in count(DISTINCT x)",
                     ))
                 }
+                ("approx_count_distinct", _) => AggKind::ApproxDistinct,
                 ("sum", _) => AggKind::Sum,
                 ("avg", _) => AggKind::Avg,
                 ("min", _) => AggKind::Min,
@@ -2259,7 +2265,9 @@ impl<'o> Compiler<'o> {
 /// The result type of an aggregate.
 pub(crate) fn agg_type(kind: AggKind, arg: SqlType) -> SqlType {
     match kind {
-        AggKind::CountStar | AggKind::Count | AggKind::CountDistinct => SqlType::Int,
+        AggKind::CountStar | AggKind::Count | AggKind::CountDistinct | AggKind::ApproxDistinct => {
+            SqlType::Int
+        }
         AggKind::Avg => SqlType::Float,
         AggKind::Sum => {
             if arg == SqlType::Float {
