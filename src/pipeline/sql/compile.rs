@@ -109,6 +109,11 @@ pub(crate) struct AggSpec {
     pub arg: Option<Ex>,
     /// The argument's type.
     pub arg_ty: SqlType,
+    /// The argument's SQL text (`None` for `count(*)`).
+    pub arg_text: Option<String>,
+    /// The first aggregate with the same argument text (itself if none): a row evaluates
+    /// `sum(length(w)), max(length(w))`'s argument once.
+    pub same_arg_as: usize,
 }
 
 /// `UNNEST(split(src, delim)) AS t(col)`.
@@ -2195,7 +2200,7 @@ impl<'o> Compiler<'o> {
         }
         let distinct = matches!(&fun.args, FunctionArguments::List(l) if l.duplicate_treatment == Some(DuplicateTreatment::Distinct));
         let star = matches!(&fun.args, FunctionArguments::List(l) if l.args.len() == 1 && matches!(l.args[0], FunctionArg::Unnamed(FunctionArgExpr::Wildcard)));
-        let (kind, arg) = if star {
+        let (kind, arg, arg_text) = if star {
             if name != "count" || distinct {
                 return Err(err(
                     SqlErrorKind::Semantic,
@@ -2204,7 +2209,7 @@ impl<'o> Compiler<'o> {
                     "`*` is only allowed in count(*)",
                 ));
             }
-            (AggKind::CountStar, None)
+            (AggKind::CountStar, None, None)
         } else {
             let args = self.args(fun)?;
             if args.len() != 1 {
@@ -2247,11 +2252,22 @@ impl<'o> Compiler<'o> {
                     format!("{name} needs a number, found {} (CAST it)", a.ty.name()),
                 ));
             }
-            (kind, Some(a))
+            (kind, Some(a), Some(args[0].to_string()))
         };
         let arg_ty = arg.as_ref().map(|a| a.ty).unwrap_or(SqlType::Int);
         let post = self.post.as_mut().expect("group scope");
-        post.aggs.push(AggSpec { kind, arg, arg_ty });
+        let same_arg_as = post
+            .aggs
+            .iter()
+            .position(|a| arg_text.is_some() && a.arg_text == arg_text)
+            .unwrap_or(post.aggs.len());
+        post.aggs.push(AggSpec {
+            kind,
+            arg,
+            arg_ty,
+            arg_text,
+            same_arg_as,
+        });
         post.agg_text.push(text);
         let i = post.offset + post.keys.len() + post.aggs.len() - 1;
         Ok(Ex {

@@ -643,22 +643,31 @@ impl Hoist {
     }
 }
 
-/// Folds one row into a group's accumulators, in place (`hoisted`: see [`Hoist`]).
+/// Folds one row into a group's accumulators, in place (`hoisted`: see [`Hoist`]). An
+/// argument written like the previous aggregate's (`sum(length(w)), max(length(w))`) is
+/// evaluated once.
 #[inline]
-fn update_accs(
+fn update_accs<'c>(
     accs: &mut [Acc],
     aggs: &[AggSpec],
-    cx: &Cx<'_>,
+    cx: &Cx<'c>,
     hoist: Hoist,
     hoisted: &Option<[Option<Val<'_>>; Hoist::MAX]>,
 ) {
+    let mut last: Option<(usize, Val<'c>)> = None;
     for (i, (a, spec)) in accs.iter_mut().zip(aggs).enumerate() {
         let v = match (&spec.arg, hoisted) {
             (None, _) => None,
             (Some(_), Some(h)) if i < Hoist::MAX && hoist.0 >> i & 1 == 1 => {
                 Some(h[i].as_ref().map_or(Val::Null, AsVal::val))
             }
-            (Some(x), _) => Some(x.eval(cx)),
+            (Some(x), _) => {
+                let src = spec.same_arg_as;
+                if last.as_ref().is_none_or(|(j, _)| *j != src) {
+                    last = Some((src, x.eval(cx)));
+                }
+                last.as_ref().map(|(_, v)| v.val())
+            }
         };
         a.update(v);
     }
