@@ -104,6 +104,8 @@ const ALL: [(Which, &str, usize); 7] = [
 
 type Aggs = ((u64, i64), i64, i64);
 type Hosts = (u64, BTreeMap<Text, ()>, i64);
+type EmitAggs<'a> = dyn FnMut(Text, &mut dyn FnMut(&mut Aggs)) + 'a;
+type EmitHosts<'a> = dyn FnMut(Text, &mut dyn FnMut(&mut Hosts)) + 'a;
 
 /// (CPU ms of the batch, wall processing ms, rows).
 fn run(events: &[Event], which: Which) -> (f64, u64, usize) {
@@ -166,7 +168,7 @@ fn run(events: &[Event], which: Which) -> (f64, u64, usize) {
                     EventTime::header("timestamp").emit(Emit::Final),
                     Windows::tumbling(Duration::from_secs(10)),
                     || ((0, 0), i64::MAX, i64::MIN),
-                    |e: &Event, emit: &mut dyn FnMut(Text, &mut dyn FnMut(&mut Aggs))| {
+                    |e: &Event, emit: &mut EmitAggs<'_>| {
                         if let Ok(s) = std::str::from_utf8(e.body()) {
                             for w in s.split(' ') {
                                 let len = w.chars().count() as i64;
@@ -198,7 +200,7 @@ fn run(events: &[Event], which: Which) -> (f64, u64, usize) {
                     EventTime::header("timestamp").emit(Emit::Final),
                     Windows::tumbling(Duration::from_secs(10)),
                     || (0, BTreeMap::new(), i64::MIN),
-                    |e: &Event, emit: &mut dyn FnMut(Text, &mut dyn FnMut(&mut Hosts))| {
+                    |e: &Event, emit: &mut EmitHosts<'_>| {
                         let host = e.header("host").map(|h| Text::new(&h));
                         if let Ok(s) = std::str::from_utf8(e.body()) {
                             for w in s.split(' ') {

@@ -19,7 +19,8 @@
 //! The SQL job ([`SQL`]): per word, `count(*)`, `count(DISTINCT header('host'))` and
 //! `max(length(word))` per `HOP(event_time, 2 s, 4 s)` window, emit mode `final`, watermark
 //! [`LATENESS_MS`], over events whose `timestamp` headers run up to 2.5 s out of order (some
-//! arrive late and are dropped) → `to_jsonl("out/sql")`. Its state (panes of accumulator
+//! miss their first window) and one in twenty 4–8 s behind (late: dropped) →
+//! `to_jsonl("out/sql")`. Its state (panes of accumulator
 //! vectors with distinct sets, watermark) goes through the same snapshots.
 //!
 //! The whole input is put into the file channel before the first start, so what the pipeline
@@ -265,7 +266,8 @@ fn preload(dir: &Path, evs: &[Event]) {
 }
 
 /// The SQL job's events: the lines, with a `timestamp` header up to 2.5 s behind or 0.3 s
-/// ahead of their batch's time, and a `host` header of five (fixed seed).
+/// ahead of their batch's time (one in twenty 4–8 s behind), and a `host` header of five
+/// (fixed seed).
 fn sql_events(lines: &[String]) -> Vec<Event> {
     let mut rng = StdRng::seed_from_u64(11);
     lines
@@ -273,7 +275,13 @@ fn sql_events(lines: &[String]) -> Vec<Event> {
         .enumerate()
         .map(|(i, l)| {
             let n = (i / EVENTS_PER_BATCH + 1) as i64;
-            let ts = START_MS + n * INTERVAL_MS + rng.gen_range(-2_500..=300);
+            // Mostly within the watermark's reach; one in twenty far behind (late).
+            let behind = if rng.gen_bool(0.05) {
+                rng.gen_range(4_000..8_000)
+            } else {
+                rng.gen_range(-300..=2_500)
+            };
+            let ts = START_MS + n * INTERVAL_MS - behind;
             let host = format!("h{}", rng.gen_range(0..5));
             Event::new(
                 [

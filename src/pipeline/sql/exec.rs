@@ -922,6 +922,10 @@ fn window_counts<K: GroupKey + Persist>(
         })
 }
 
+/// What [`window_accs`]'s rows function calls per row: (group keys, update of the group's
+/// accumulators).
+type RowEmit<'a> = dyn FnMut(Keys, &mut dyn FnMut(&mut Vec<Acc>)) + 'a;
+
 /// Any other windowed query: key = the group keys ([`Keys`], inline), value = one accumulator
 /// per aggregate, which each row updates in place
 /// ([`DStream::event_time_window_fold`]): the accumulators of a (pane, group) are made once per
@@ -946,7 +950,7 @@ fn window_accs(
     };
     let hoist = Hoist::of(&plan, aggs);
     let p = plan.clone();
-    let rows = move |x: &Item, emit: &mut dyn FnMut(Keys, &mut dyn FnMut(&mut Vec<Acc>))| {
+    let rows = move |x: &Item, emit: &mut RowEmit<'_>| {
         let Shape::Aggregate { keys, aggs, .. } = &p.shape else {
             return;
         };
