@@ -53,7 +53,7 @@ a1.sinks.st.output.type = jsonl
 ",
         diags: &[
             (E, "10: a1.sinks.wc.batchInterval: expected an integer and a unit, such as '1 s', '500 ms', '1 min' or '1 h', got '1000' (no unit)"),
-            (E, "11: a1.sinks.wc.query: query 1:8: found `lowr`: unknown function; supported: lower, upper, trim, length, octet_length, substr, concat, split (in UNNEST), regexp_extract, regexp_like, json_value, parse_timestamp, coalesce, header, body_hex, CAST, CASE; aggregates count, sum, min, max, avg"),
+            (E, "11: a1.sinks.wc.query: query 1:8: found `lowr`: unknown function; supported: lower, upper, trim, length, octet_length, substr, concat, split (in UNNEST), regexp_extract, regexp_like, json_value, parse_timestamp, coalesce, header, body_hex, CAST, CASE; aggregates count, sum, min, max, avg, approx_count_distinct"),
             (E, "18: a1.sinks.st.output.dir: is not set: output.type jsonl writes its batch files into a directory"),
         ],
     },

@@ -5,6 +5,8 @@
 //! drained. The outputs and the final state must then equal those of an uninterrupted run of the
 //! same child over the same input in another directory (run concurrently with the killed one),
 //! byte for byte, and its outputs must equal a naive reference computed here from the input.
+//! Two jobs run this way (`PC_CRASH_JOB` tells the child which): the Rust-API pipeline below,
+//! and a windowed SQL query ([`Job::Sql`]).
 //!
 //! The pipeline (logical clock: batch `N` = the next 10 events at time `START + N s`, so batch
 //! boundaries do not depend on timing):
@@ -13,6 +15,13 @@
 //!   → `save_as_text_files("out/win", "txt")`;
 //! * words → `reduce_by_key` → `update_state_by_key` running totals that drop a key once it
 //!   reaches [`RESET`] → `to_jsonl("out/totals")`.
+//!
+//! The SQL job ([`SQL`]): per word, `count(*)`, `count(DISTINCT header('host'))` and
+//! `max(length(word))` per `HOP(event_time, 2 s, 4 s)` window, emit mode `final`, watermark
+//! [`LATENESS_MS`], over events whose `timestamp` headers run up to 2.5 s out of order (some
+//! miss their first window) and one in twenty 4–8 s behind (late: dropped) →
+//! `to_jsonl("out/sql")`. Its state (panes of accumulator
+//! vectors with distinct sets, watermark) goes through the same snapshots.
 //!
 //! The whole input is put into the file channel before the first start, so what the pipeline
 //! sees does not depend on kill timing. The child works in its directory with relative paths, so
@@ -42,6 +51,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sluicegate::channel::file::{FileChannel, FileChannelConfig};
 use sluicegate::channel::Channel;
+use sluicegate::pipeline::sql::{EmitMode, SqlOptions, SqlQuery};
 use sluicegate::pipeline::{ClockMode, ManualClock, PipelineConfig, StreamingContext, Text};
 use sluicegate::Event;
 
@@ -56,6 +66,49 @@ const SLIDE_BATCHES: usize = 2;
 /// A running total reaching this drops its key (`update_state_by_key` returning `None`).
 const RESET: u64 = 40;
 const DEFAULT_SEED: u64 = 0x09c4_a511;
+/// The SQL job's query (see the module docs).
+const SQL: &str = "SELECT window_start, window_end, word, count(*) AS n, \
+     count(DISTINCT header('host')) AS hosts, max(length(word)) AS longest \
+     FROM events CROSS JOIN UNNEST(split(body, ' ')) AS t(word) WHERE word <> '' \
+     GROUP BY HOP(event_time, INTERVAL '2' SECOND, INTERVAL '4' SECOND), word";
+const HOP_SLIDE_MS: i64 = 2_000;
+const HOP_SIZE_MS: i64 = 4_000;
+/// The SQL job's watermark delay.
+const LATENESS_MS: i64 = 1_000;
+
+/// Which pipeline the child runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Job {
+    /// The Rust-API word counts (window + running totals).
+    Rust,
+    /// The windowed SQL query [`SQL`].
+    Sql,
+}
+
+impl Job {
+    fn name(self) -> &'static str {
+        match self {
+            Job::Rust => "rust",
+            Job::Sql => "sql",
+        }
+    }
+    /// The input events.
+    fn events(self) -> Vec<Event> {
+        let lines = input();
+        match self {
+            Job::Rust => lines.iter().map(Event::from_body).collect(),
+            Job::Sql => sql_events(&lines),
+        }
+    }
+    /// The output file a batch writes whenever it has rows (to tell whether an interrupted
+    /// batch's outputs had landed).
+    fn batch_file(self, t: i64, n: u64) -> String {
+        match self {
+            Job::Rust => format!("out/totals/batch-{t}-{n:010}.jsonl"),
+            Job::Sql => format!("out/sql/batch-{t}-{n:010}.jsonl"),
+        }
+    }
+}
 const WAIT: Duration = Duration::from_secs(60);
 
 const VOCAB: [&str; 16] = [
@@ -112,6 +165,10 @@ fn pipeline_crash_child_role() {
              sets PC_CRASH_DIR); it tests nothing on its own"
         );
     };
+    let job = match std::env::var("PC_CRASH_JOB").as_deref() {
+        Ok("sql") => Job::Sql,
+        _ => Job::Rust,
+    };
     // Relative paths from here on: both runs then share one pipeline definition.
     std::env::set_current_dir(&dir).unwrap();
     let ch = Arc::new(FileChannel::open("ch", channel_cfg(Path::new("ch"))).unwrap());
@@ -132,23 +189,19 @@ fn pipeline_crash_child_role() {
             ..Default::default()
         },
     );
-    let pairs = ctx.events().words().map(|w| (w, 1u64));
-    pairs
-        .reduce_by_key_and_window_inv(
-            |a, b| a + b,
-            |a, b| a - b,
-            Duration::from_millis(INTERVAL_MS as u64 * WINDOW_BATCHES as u64),
-            Duration::from_millis(INTERVAL_MS as u64 * SLIDE_BATCHES as u64),
-            |_, c| *c != 0,
-        )
-        .save_as_text_files("out/win", "txt");
-    pairs
-        .reduce_by_key(|a, b| a + b)
-        .update_state_by_key(|_: &Text, vs: &[&u64], old: Option<u64>| {
-            let t = old.unwrap_or(0) + vs.iter().map(|v| **v).sum::<u64>();
-            (t < RESET).then_some(t)
-        })
-        .to_jsonl("out/totals");
+    if job == Job::Sql {
+        let opts = SqlOptions {
+            emit: EmitMode::Final,
+            watermark: Duration::from_millis(LATENESS_MS as u64),
+            ..SqlOptions::default()
+        };
+        SqlQuery::compile(SQL, opts)
+            .unwrap()
+            .attach(&ctx)
+            .to_jsonl("out/sql");
+    } else {
+        rust_job(&ctx);
+    }
     let mut p = ctx.build().unwrap();
     let counter = p.counter();
     say(&format!("READY {}", p.last_batch_id()));
@@ -180,16 +233,65 @@ fn pipeline_crash_child_role() {
     ch.close().unwrap();
 }
 
+/// The Rust-API job's pipeline (see the module docs).
+fn rust_job(ctx: &StreamingContext) {
+    let pairs = ctx.events().words().map(|w| (w, 1u64));
+    pairs
+        .reduce_by_key_and_window_inv(
+            |a, b| a + b,
+            |a, b| a - b,
+            Duration::from_millis(INTERVAL_MS as u64 * WINDOW_BATCHES as u64),
+            Duration::from_millis(INTERVAL_MS as u64 * SLIDE_BATCHES as u64),
+            |_, c| *c != 0,
+        )
+        .save_as_text_files("out/win", "txt");
+    pairs
+        .reduce_by_key(|a, b| a + b)
+        .update_state_by_key(|_: &Text, vs: &[&u64], old: Option<u64>| {
+            let t = old.unwrap_or(0) + vs.iter().map(|v| **v).sum::<u64>();
+            (t < RESET).then_some(t)
+        })
+        .to_jsonl("out/totals");
+}
+
 /// Puts the whole input into the file channel in `dir/ch`.
-fn preload(dir: &Path, lines: &[String]) {
+fn preload(dir: &Path, evs: &[Event]) {
     std::fs::create_dir_all(dir).unwrap();
     let ch = FileChannel::open("ch", channel_cfg(&dir.join("ch"))).unwrap();
-    let evs: Vec<Event> = lines.iter().map(Event::from_body).collect();
     for chunk in evs.chunks(1_000) {
         ch.put_batch(chunk).unwrap();
     }
-    assert_eq!(ch.size() as usize, lines.len());
+    assert_eq!(ch.size() as usize, evs.len());
     ch.close().unwrap();
+}
+
+/// The SQL job's events: the lines, with a `timestamp` header up to 2.5 s behind or 0.3 s
+/// ahead of their batch's time (one in twenty 4–8 s behind), and a `host` header of five
+/// (fixed seed).
+fn sql_events(lines: &[String]) -> Vec<Event> {
+    let mut rng = StdRng::seed_from_u64(11);
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let n = (i / EVENTS_PER_BATCH + 1) as i64;
+            // Mostly within the watermark's reach; one in twenty far behind (late).
+            let behind = if rng.gen_bool(0.05) {
+                rng.gen_range(4_000..8_000)
+            } else {
+                rng.gen_range(-300..=2_500)
+            };
+            let ts = START_MS + n * INTERVAL_MS - behind;
+            let host = format!("h{}", rng.gen_range(0..5));
+            Event::new(
+                [
+                    ("timestamp", ts.to_string().as_str()),
+                    ("host", host.as_str()),
+                ],
+                l.as_str(),
+            )
+        })
+        .collect()
 }
 
 struct Running {
@@ -199,7 +301,7 @@ struct Running {
     stderr: PathBuf,
 }
 
-fn spawn(dir: &Path, tag: &str) -> Running {
+fn spawn(job: Job, dir: &Path, tag: &str) -> Running {
     let stderr = dir.with_file_name(format!("{tag}.stderr"));
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
@@ -210,6 +312,7 @@ fn spawn(dir: &Path, tag: &str) -> Running {
             "--test-threads=1",
         ])
         .env("PC_CRASH_DIR", dir)
+        .env("PC_CRASH_JOB", job.name())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&stderr).unwrap())
         .spawn()
@@ -308,8 +411,8 @@ impl Running {
 }
 
 /// Runs the child in `dir` to the end, uninterrupted.
-fn run_to_end(dir: &Path, tag: &str) -> Seen {
-    let mut r = spawn(dir, tag);
+fn run_to_end(job: Job, dir: &Path, tag: &str) -> Seen {
+    let mut r = spawn(job, dir, tag);
     let mut seen = Seen::default();
     r.read_until(&mut seen, |_| false);
     assert!(!r.finish(&mut seen), "not killed");
@@ -421,17 +524,107 @@ fn naive(lines: &[String]) -> BTreeMap<String, Vec<u8>> {
     files
 }
 
+/// The SQL job's naive reference: for each batch, the windows the watermark closes, with the
+/// per-word aggregates of the events that were not late when they arrived.
+fn naive_sql(events: &[Event]) -> BTreeMap<String, Vec<u8>> {
+    #[derive(Default)]
+    struct Agg {
+        n: u64,
+        hosts: BTreeSet<String>,
+        longest: i64,
+    }
+    let mut state: BTreeMap<(i64, String), Agg> = BTreeMap::new();
+    let (mut wm, mut max_ts) = (None::<i64>, None::<i64>);
+    let mut files = BTreeMap::new();
+    // (late events, rows of windows that an event reached only partly late)
+    let (mut late, mut partly_late) = (0usize, 0usize);
+    for (i, batch) in events.chunks(EVENTS_PER_BATCH).enumerate() {
+        let n = i + 1;
+        let t = START_MS + n as i64 * INTERVAL_MS;
+        for e in batch {
+            let ts: i64 = e.header("timestamp").unwrap().parse().unwrap();
+            max_ts = Some(max_ts.map_or(ts, |m| m.max(ts)));
+            let pane = ts.div_euclid(HOP_SLIDE_MS) * HOP_SLIDE_MS;
+            if wm.is_some_and(|w| pane + HOP_SIZE_MS <= w) {
+                late += 1;
+                continue; // late: every window holding it has closed
+            }
+            let host = e.header("host").unwrap().to_string();
+            let body = std::str::from_utf8(e.body()).unwrap();
+            for w in body.split(' ').filter(|w| !w.is_empty()) {
+                let mut ws = pane - HOP_SIZE_MS + HOP_SLIDE_MS;
+                while ws <= pane {
+                    // A window that has already closed does not take it.
+                    if wm.is_some_and(|x| ws + HOP_SIZE_MS <= x) {
+                        partly_late += 1;
+                    } else {
+                        let a = state.entry((ws, w.to_string())).or_default();
+                        a.n += 1;
+                        a.hosts.insert(host.clone());
+                        a.longest = a.longest.max(w.chars().count() as i64);
+                    }
+                    ws += HOP_SLIDE_MS;
+                }
+            }
+        }
+        let w0 = wm;
+        if let Some(m) = max_ts {
+            let w = m - LATENESS_MS;
+            wm = Some(wm.map_or(w, |x| x.max(w)));
+        }
+        let (lo, hi) = (w0.unwrap_or(i64::MIN), wm.unwrap_or(i64::MIN));
+        let fire: Vec<(i64, String)> = state
+            .keys()
+            .filter(|(ws, _)| ws + HOP_SIZE_MS > lo && ws + HOP_SIZE_MS <= hi)
+            .cloned()
+            .collect();
+        let mut s = String::new();
+        for k in fire {
+            let a = state.remove(&k).unwrap();
+            s.push_str(&format!(
+                "{{\"batch_time\":{t},\"window_start\":{},\"window_end\":{},\"word\":{},\"n\":{},\"hosts\":{},\"longest\":{}}}\n",
+                k.0,
+                k.0 + HOP_SIZE_MS,
+                serde_json::to_string(&k.1).unwrap(),
+                a.n,
+                a.hosts.len(),
+                a.longest
+            ));
+        }
+        if !s.is_empty() {
+            files.insert(format!("sql/batch-{t}-{n:010}.jsonl"), s.into_bytes());
+        }
+    }
+    // The input exercises what it should: late events, partly late ones, many firing batches.
+    assert!(
+        late > 0 && partly_late > 0 && files.len() > BATCHES / 4,
+        "late {late}, partly late {partly_late}, {} files",
+        files.len()
+    );
+    files.insert("sql/".into(), Vec::new());
+    files
+}
+
 #[test]
 fn sigkill_at_random_moments_gives_the_files_and_state_of_an_uninterrupted_run() {
+    crash_and_compare(Job::Rust);
+}
+
+#[test]
+fn windowed_sql_sigkill_at_random_moments_gives_the_files_and_state_of_an_uninterrupted_run() {
+    crash_and_compare(Job::Sql);
+}
+
+fn crash_and_compare(job: Job) {
     let t0 = Instant::now();
     let root = tempfile::tempdir().unwrap();
-    let lines = input();
+    let events = job.events();
     let (reference, crashed) = (root.path().join("reference"), root.path().join("crashed"));
-    preload(&reference, &lines);
-    preload(&crashed, &lines);
+    preload(&reference, &events);
+    preload(&crashed, &events);
 
     // The uninterrupted run, concurrently with the killed one (halves the wall time).
-    let mut uninterrupted = spawn(&reference, "reference");
+    let mut uninterrupted = spawn(job, &reference, "reference");
 
     let seed = std::env::var("PC_CRASH_SEED")
         .ok()
@@ -452,7 +645,7 @@ fn sigkill_at_random_moments_gives_the_files_and_state_of_an_uninterrupted_run()
             round <= MIN_KILLS * 3,
             "the input ran out after {kills} kills in {round} rounds (seed {seed})"
         );
-        let mut r = spawn(&crashed, &format!("round-{round}"));
+        let mut r = spawn(job, &crashed, &format!("round-{round}"));
         let mut seen = Seen::default();
         let early = round % 4 == 0;
         let delay_us = if early {
@@ -486,10 +679,7 @@ fn sigkill_at_random_moments_gives_the_files_and_state_of_an_uninterrupted_run()
             // Did the interrupted batch's outputs already land (the replay must rewrite them
             // identically)?
             let t = START_MS + plan as i64 * INTERVAL_MS;
-            if crashed
-                .join(format!("out/totals/batch-{t}-{plan:010}.jsonl"))
-                .exists()
-            {
+            if crashed.join(job.batch_file(t, plan)).exists() {
                 outputs_before_snapshot += 1;
             }
         }
@@ -516,7 +706,7 @@ fn sigkill_at_random_moments_gives_the_files_and_state_of_an_uninterrupted_run()
         );
     }
     if done.is_none() {
-        let seen = run_to_end(&crashed, "final");
+        let seen = run_to_end(job, &crashed, "final");
         if let Some((_, replayed, skipped, _)) = seen.batches.first() {
             replays += *replayed as usize;
             skips += (*skipped > 0) as usize;
@@ -535,7 +725,10 @@ fn sigkill_at_random_moments_gives_the_files_and_state_of_an_uninterrupted_run()
     assert_eq!(seen.done, Some(BATCHES as u64));
     assert!(seen.batches.iter().all(|b| !b.1), "nothing replayed");
     let want = tree(&reference.join("out"));
-    let expected = naive(&lines);
+    let expected = match job {
+        Job::Rust => naive(&input()),
+        Job::Sql => naive_sql(&events),
+    };
     assert_eq!(
         want.keys().collect::<Vec<_>>(),
         expected.keys().collect::<Vec<_>>(),
@@ -575,7 +768,7 @@ fn sigkill_at_random_moments_gives_the_files_and_state_of_an_uninterrupted_run()
         );
     }
     eprintln!(
-        "seed {seed}: {kills} kills in {round} rounds: {mid_batch} mid-batch (plan newer than the \
+        "{job:?} job, seed {seed}: {kills} kills in {round} rounds: {mid_batch} mid-batch (plan newer than the \
          snapshot; in {outputs_before_snapshot} of them the batch's outputs were already in \
          place), {in_recovery} before the restarted child completed a batch, {temps_left} left \
          temp files; restarts that replayed an interrupted batch: {replays}, that committed a \

@@ -47,7 +47,11 @@
 //! sessions `(start, end, value)` sorted by start. Both are split into 32 shards by key hash;
 //! each batch the input is exploded and pre-aggregated in parallel chunks, merged into the
 //! shards by their owning workers (round-robin), and results are sorted — the same result as
-//! one thread.
+//! one thread. A key is moved into the chunk's map (no clone per element), and a chunk's
+//! partials are moved into the shards (no clone per group). With
+//! [`DStream::event_time_window_fold`] an element's rows update the (pane, key)'s accumulator
+//! in place instead of building a value each (an accumulator is made once per chunk and pane
+//! and key; per element for sessions, whose merging happens in the shards).
 //!
 //! # Snapshot (the `Persist` encoding, deterministic bytes)
 //!
@@ -59,6 +63,7 @@
 //! sessions: u64 n · n × (K, i64 start, i64 end, V)          ordered by (key, start)
 //! ```
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -323,6 +328,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 type PairsFn<T, K, V> = Arc<dyn Fn(&T, &mut dyn FnMut(K, V)) + Send + Sync>;
+/// Emits an element's rows as `(key, fold)`: `fold` updates the (pane, key)'s accumulator.
+type RowsFn<T, K, V> = Arc<dyn Fn(&T, &mut dyn FnMut(K, &mut dyn FnMut(&mut V))) + Send + Sync>;
+
+/// How an element reaches the state: `(key, value)` pairs merged into it, or rows folded into
+/// it in place (an accumulator is made with `init` the first time a chunk sees a (pane, key)).
+enum Ingest<T, K, V> {
+    Pairs(PairsFn<T, K, V>),
+    Fold {
+        rows: RowsFn<T, K, V>,
+        init: Arc<dyn Fn() -> V + Send + Sync>,
+    },
+}
 /// Folds a value into an accumulated one in place (no clone of the accumulator).
 type MergeFn<V> = Arc<dyn Fn(&mut V, V) + Send + Sync>;
 
@@ -335,15 +352,16 @@ struct ChunkOut<K, V> {
     max_ts: Option<i64>,
     /// Panes: per shard, pre-aggregated ((pane, key) → value). Sessions: per shard, (key, ts,
     /// value) in input order.
-    panes: Vec<FastMap<(i64, K), V>>,
-    elems: Vec<Vec<(K, i64, V)>>,
+    /// (In a mutex so that the shard owning them moves them out instead of cloning.)
+    panes: Vec<Mutex<FastMap<(i64, K), V>>>,
+    elems: Vec<Mutex<Vec<(K, i64, V)>>>,
 }
 
 struct EventTimeStage<T, K, V> {
     desc: String,
     time: EventTime<T>,
     windows: Windows,
-    pairs: PairsFn<T, K, V>,
+    ingest: Ingest<T, K, V>,
     f: MergeFn<V>,
     wm: Option<i64>,
     max_ts: Option<i64>,
@@ -394,16 +412,18 @@ where
             bad: 0,
             late: 0,
             max_ts: None,
-            panes: if sessions {
-                Vec::new()
-            } else {
-                (0..SHARDS).map(|_| FastMap::default()).collect()
-            },
-            elems: if sessions {
-                (0..SHARDS).map(|_| Vec::new()).collect()
-            } else {
-                Vec::new()
-            },
+            panes: Vec::new(),
+            elems: Vec::new(),
+        };
+        let mut panes: Vec<FastMap<(i64, K), V>> = if sessions {
+            Vec::new()
+        } else {
+            (0..SHARDS).map(|_| FastMap::default()).collect()
+        };
+        let mut elems: Vec<Vec<(K, i64, V)>> = if sessions {
+            (0..SHARDS).map(|_| Vec::new()).collect()
+        } else {
+            Vec::new()
         };
         let f = &*self.f;
         for (j, x) in items.iter().enumerate() {
@@ -422,28 +442,48 @@ where
                 }
                 continue;
             }
-            match self.windows {
-                Windows::Sliding { slide_ms, .. } => {
+            // The key is moved into the map (no clone per row).
+            match (self.windows, &self.ingest) {
+                (Windows::Sliding { slide_ms, .. }, Ingest::Pairs(pairs)) => {
                     let pane = ts.div_euclid(slide_ms) * slide_ms;
-                    let panes = &mut o.panes;
-                    (self.pairs)(x, &mut |k: K, v: V| {
-                        let m = &mut panes[shard_of(&k)];
-                        match m.get_mut(&(pane, k.clone())) {
-                            Some(slot) => f(slot, v),
-                            None => {
-                                m.insert((pane, k), v);
+                    pairs(
+                        x,
+                        &mut |k: K, v: V| match panes[shard_of(&k)].entry((pane, k)) {
+                            Entry::Occupied(mut e) => f(e.get_mut(), v),
+                            Entry::Vacant(e) => {
+                                e.insert(v);
                             }
-                        }
+                        },
+                    );
+                }
+                (Windows::Sliding { slide_ms, .. }, Ingest::Fold { rows, init }) => {
+                    let pane = ts.div_euclid(slide_ms) * slide_ms;
+                    rows(
+                        x,
+                        &mut |k: K, fold: &mut dyn FnMut(&mut V)| match panes[shard_of(&k)]
+                            .entry((pane, k))
+                        {
+                            Entry::Occupied(mut e) => fold(e.get_mut()),
+                            Entry::Vacant(e) => fold(e.insert(init())),
+                        },
+                    );
+                }
+                (Windows::Session { .. }, Ingest::Pairs(pairs)) => {
+                    pairs(x, &mut |k: K, v: V| {
+                        elems[shard_of(&k)].push((k, ts, v));
                     });
                 }
-                Windows::Session { .. } => {
-                    let elems = &mut o.elems;
-                    (self.pairs)(x, &mut |k: K, v: V| {
+                (Windows::Session { .. }, Ingest::Fold { rows, init }) => {
+                    rows(x, &mut |k: K, fold: &mut dyn FnMut(&mut V)| {
+                        let mut v = init();
+                        fold(&mut v);
                         elems[shard_of(&k)].push((k, ts, v));
                     });
                 }
             }
         }
+        o.panes = panes.into_iter().map(Mutex::new).collect();
+        o.elems = elems.into_iter().map(Mutex::new).collect();
         o
     }
 }
@@ -552,16 +592,16 @@ where
                 let parts = run_shards(shards, sw, |s, shard: &mut PaneShard<K, V>| {
                     let mut changed: Vec<(i64, K)> = Vec::new();
                     for c in chunks {
-                        for ((pane, k), v) in &c.panes[s] {
-                            let m = shard.entry(*pane).or_default();
-                            match m.get_mut(k) {
-                                Some(slot) => f(slot, v.clone()),
-                                None => {
-                                    m.insert(k.clone(), v.clone());
-                                }
-                            }
+                        let part = std::mem::take(&mut *lock(&c.panes[s]));
+                        for ((pane, k), v) in part {
                             if emit == Emit::Update {
-                                changed.push((*pane, k.clone()));
+                                changed.push((pane, k.clone()));
+                            }
+                            match shard.entry(pane).or_default().entry(k) {
+                                Entry::Occupied(mut e) => f(e.get_mut(), v),
+                                Entry::Vacant(e) => {
+                                    e.insert(v);
+                                }
                             }
                         }
                     }
@@ -647,15 +687,16 @@ where
                 let parts = run_shards(shards, sw, |s, shard: &mut SessionShard<K, V>| {
                     let mut changed: Vec<K> = Vec::new();
                     for c in chunks {
-                        for (k, ts, v) in &c.elems[s] {
-                            let list = match shard.get_mut(k) {
-                                Some(l) => l,
-                                None => shard.entry(k.clone()).or_default(),
-                            };
-                            add_to_sessions(list, *ts, gap_ms, v.clone(), f);
+                        let part = std::mem::take(&mut *lock(&c.elems[s]));
+                        for (k, ts, v) in part {
                             if emit == Emit::Update {
                                 changed.push(k.clone());
                             }
+                            let list = match shard.get_mut(&k) {
+                                Some(l) => l,
+                                None => shard.entry(k).or_default(),
+                            };
+                            add_to_sessions(list, ts, gap_ms, v, f);
                         }
                     }
                     let mut res = Vec::new();
@@ -862,6 +903,59 @@ impl<T: Clone + Send + Sync + 'static> DStream<T> {
         K: Key + Persist,
         V: Clone + Send + Sync + Persist + 'static,
     {
+        self.event_time_stage(
+            time,
+            windows,
+            Ingest::Pairs(Arc::new(pairs)),
+            Arc::new(merge),
+        )
+    }
+
+    /// [`DStream::event_time_window_in_place`] without a value per element: `rows(element,
+    /// emit)` calls `emit(key, fold)` per row, and the operator calls `fold(&mut acc)` on that
+    /// (pane, key)'s accumulator — made with `init()` the first time a chunk of the batch sees
+    /// the (pane, key), or per element for session windows. So an element with several
+    /// aggregates updates them in place, allocating nothing per row (the SQL front end's
+    /// windowed `GROUP BY`). `merge` folds the accumulators of chunks, panes and sessions; the
+    /// result must not depend on how the elements were split (e.g. `init()` is the identity
+    /// of `merge`). Same semantics, output and snapshot encoding as the other forms.
+    ///
+    /// # Panics
+    /// As [`DStream::event_time_window`].
+    pub fn event_time_window_fold<K, V>(
+        &self,
+        time: EventTime<T>,
+        windows: Windows,
+        init: impl Fn() -> V + Send + Sync + 'static,
+        rows: impl Fn(&T, &mut dyn FnMut(K, &mut dyn FnMut(&mut V))) + Send + Sync + 'static,
+        merge: impl Fn(&mut V, V) + Send + Sync + 'static,
+    ) -> DStream<Timed<K, V, T>>
+    where
+        K: Key + Persist,
+        V: Clone + Send + Sync + Persist + 'static,
+    {
+        self.event_time_stage(
+            time,
+            windows,
+            Ingest::Fold {
+                rows: Arc::new(rows),
+                init: Arc::new(init),
+            },
+            Arc::new(merge),
+        )
+    }
+
+    fn event_time_stage<K, V>(
+        &self,
+        time: EventTime<T>,
+        windows: Windows,
+        ingest: Ingest<T, K, V>,
+        merge: MergeFn<V>,
+    ) -> DStream<Timed<K, V, T>>
+    where
+        K: Key + Persist,
+        V: Clone + Send + Sync + Persist + 'static,
+    {
         windows.check();
         let desc = format!("event_time_window({},{windows:?})", time.describe());
         self.stateful(EventTimeStage {
@@ -869,8 +963,8 @@ impl<T: Clone + Send + Sync + 'static> DStream<T> {
             shards: EventTimeStage::<T, K, V>::empty_shards(&windows),
             time,
             windows,
-            pairs: Arc::new(pairs),
-            f: Arc::new(merge),
+            ingest,
+            f: merge,
             wm: None,
             max_ts: None,
             last_event_batch: None,

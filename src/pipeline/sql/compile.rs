@@ -95,6 +95,8 @@ pub(crate) enum AggKind {
     CountStar,
     Count,
     CountDistinct,
+    /// `approx_count_distinct(x)`: a HyperLogLog sketch (`hll.rs`).
+    ApproxDistinct,
     Sum,
     Min,
     Max,
@@ -107,6 +109,11 @@ pub(crate) struct AggSpec {
     pub arg: Option<Ex>,
     /// The argument's type.
     pub arg_ty: SqlType,
+    /// The argument's SQL text (`None` for `count(*)`).
+    pub arg_text: Option<String>,
+    /// The first aggregate with the same argument text (itself if none): a row evaluates
+    /// `sum(length(w)), max(length(w))`'s argument once.
+    pub same_arg_as: usize,
 }
 
 /// `UNNEST(split(src, delim)) AS t(col)`.
@@ -351,7 +358,10 @@ fn and_all(mut v: Vec<Ex>) -> Option<Ex> {
 }
 
 fn is_aggregate_name(n: &str) -> bool {
-    matches!(n, "count" | "sum" | "min" | "max" | "avg")
+    matches!(
+        n,
+        "count" | "sum" | "min" | "max" | "avg" | "approx_count_distinct"
+    )
 }
 
 fn is_window_bound(n: &str) -> bool {
@@ -2171,7 +2181,7 @@ impl<'o> Compiler<'o> {
                     None => Val::Null,
                 }) })
             }
-            _ => Err(err(SqlErrorKind::Unknown, &fun.name, &fun.name, format!("unknown function; supported: {FUNCTIONS}; aggregates count, sum, min, max, avg"))),
+            _ => Err(err(SqlErrorKind::Unknown, &fun.name, &fun.name, format!("unknown function; supported: {FUNCTIONS}; aggregates count, sum, min, max, avg, approx_count_distinct"))),
         }
     }
 
@@ -2190,7 +2200,7 @@ impl<'o> Compiler<'o> {
         }
         let distinct = matches!(&fun.args, FunctionArguments::List(l) if l.duplicate_treatment == Some(DuplicateTreatment::Distinct));
         let star = matches!(&fun.args, FunctionArguments::List(l) if l.args.len() == 1 && matches!(l.args[0], FunctionArg::Unnamed(FunctionArgExpr::Wildcard)));
-        let (kind, arg) = if star {
+        let (kind, arg, arg_text) = if star {
             if name != "count" || distinct {
                 return Err(err(
                     SqlErrorKind::Semantic,
@@ -2199,7 +2209,7 @@ impl<'o> Compiler<'o> {
                     "`*` is only allowed in count(*)",
                 ));
             }
-            (AggKind::CountStar, None)
+            (AggKind::CountStar, None, None)
         } else {
             let args = self.args(fun)?;
             if args.len() != 1 {
@@ -2230,6 +2240,7 @@ impl<'o> Compiler<'o> {
                         "DISTINCT is only supported in count(DISTINCT x)",
                     ))
                 }
+                ("approx_count_distinct", _) => AggKind::ApproxDistinct,
                 ("sum", _) => AggKind::Sum,
                 ("avg", _) => AggKind::Avg,
                 ("min", _) => AggKind::Min,
@@ -2241,11 +2252,22 @@ impl<'o> Compiler<'o> {
                     format!("{name} needs a number, found {} (CAST it)", a.ty.name()),
                 ));
             }
-            (kind, Some(a))
+            (kind, Some(a), Some(args[0].to_string()))
         };
         let arg_ty = arg.as_ref().map(|a| a.ty).unwrap_or(SqlType::Int);
         let post = self.post.as_mut().expect("group scope");
-        post.aggs.push(AggSpec { kind, arg, arg_ty });
+        let same_arg_as = post
+            .aggs
+            .iter()
+            .position(|a| arg_text.is_some() && a.arg_text == arg_text)
+            .unwrap_or(post.aggs.len());
+        post.aggs.push(AggSpec {
+            kind,
+            arg,
+            arg_ty,
+            arg_text,
+            same_arg_as,
+        });
         post.agg_text.push(text);
         let i = post.offset + post.keys.len() + post.aggs.len() - 1;
         Ok(Ex {
@@ -2259,7 +2281,9 @@ impl<'o> Compiler<'o> {
 /// The result type of an aggregate.
 pub(crate) fn agg_type(kind: AggKind, arg: SqlType) -> SqlType {
     match kind {
-        AggKind::CountStar | AggKind::Count | AggKind::CountDistinct => SqlType::Int,
+        AggKind::CountStar | AggKind::Count | AggKind::CountDistinct | AggKind::ApproxDistinct => {
+            SqlType::Int
+        }
         AggKind::Avg => SqlType::Float,
         AggKind::Sum => {
             if arg == SqlType::Float {

@@ -15,16 +15,27 @@
 //!   gives (one string type, so `Value` order is string order), and a non-UTF-8 body is skipped
 //!   and reported as `non_utf8` the same way.
 //! * **Windowed path** — a windowed `GROUP BY`: the events (paired with their batch time, for
-//!   `proc_time`) go into [`DStream::event_time_window_in_place`] with key = the group keys and
-//!   value = one accumulator per aggregate (an event's row starts fresh accumulators that the
-//!   operator folds into the pane's or session's in place); the window results of a batch are
-//!   then finished per window (`HAVING`, `SELECT`, `ORDER BY ... LIMIT` per window). A query
-//!   whose only aggregate is a count (trending words, errors per host per minute) uses a plain
-//!   `u64` value and a [`Value`] key for one group key, as a hand-written window count would.
+//!   `proc_time`) go into [`DStream::event_time_window_fold`] with key = the group keys
+//!   ([`Keys`]) and value = one accumulator per aggregate: each row updates the accumulators of
+//!   its (pane, group) in place, so a row allocates nothing (no key vector, no accumulator
+//!   vector, no one-element distinct set — the accumulators of a group are made once per batch
+//!   chunk and pane). The window results of a batch are then finished per window (`HAVING`,
+//!   `SELECT`, `ORDER BY ... LIMIT` per window). A query whose only aggregate is a count
+//!   (trending words, errors per host per minute) uses a plain `u64` value and a [`Value`] key
+//!   for one group key, as a hand-written window count would.
 //! * **General path** — everything else: the batch's events (cheap handles on the take) go
 //!   through one [`DStream::transform`], which shards them over the pipeline's workers; each
-//!   worker folds its contiguous chunk into a hash map of group key → accumulators (mutated in
-//!   place), the chunk maps are merged in chunk order, and the groups finished as above.
+//!   worker folds its contiguous chunk into a hash map of group key ([`Keys`]) → accumulators
+//!   (mutated in place), the chunk maps are merged in chunk order, and the groups finished as
+//!   above.
+//!
+//! Per row on the accumulator paths: group keys are [`Keys`] — inline up to three values,
+//! strings inline up to 22 bytes — so building and probing a key allocates nothing;
+//! `count(DISTINCT x)` probes its set with the borrowed value ([`AsVal`]) and makes an owned
+//! copy only for a value the set does not hold yet; `min`/`max` copy only a new extreme; and,
+//! under `UNNEST`, an aggregate argument that does not read the `UNNEST` column (the host of a
+//! line's words) is evaluated once per event ([`Hoist`]). `approx_count_distinct` keeps a
+//! HyperLogLog sketch (`hll.rs`).
 //!
 //! Both paths count a body that is not UTF-8 under a query reading `body` as bad input
 //! (`non_utf8`) and skip the event; the fused path also sends it to the side output.
@@ -39,7 +50,8 @@ use crate::pipeline::{DStream, FastMap, Key, StageContext, StreamingContext};
 
 use super::compile::{AggKind, AggSpec, Cx, Ex, Plan, Shape};
 use super::func::split_each;
-use super::value::{Row, Val, Value};
+use super::hll::Hll;
+use super::value::{AsVal, Row, Val, Value};
 use super::{EmitMode, SqlOptions};
 use crate::pipeline::event_time::{parse_timestamp, Emit, EventTime, Timed, Windows};
 use crate::pipeline::{Persist, SnapshotError, SnapshotReader};
@@ -52,6 +64,19 @@ pub(crate) fn for_each_row(
     ev: &Event,
     batch_ms: i64,
     f: &mut dyn FnMut(&Cx<'_>),
+) -> bool {
+    for_each_row_ev(plan, ev, batch_ms, &mut |_, cx| f(cx))
+}
+
+/// [`for_each_row`], also passing the event's own scope (no `UNNEST` column) with each row:
+/// what an expression that does not read the `UNNEST` column can be evaluated on once per
+/// event (see [`Hoist`]).
+#[inline]
+pub(crate) fn for_each_row_ev<'e>(
+    plan: &Plan,
+    ev: &'e Event,
+    batch_ms: i64,
+    f: &mut dyn FnMut(&Cx<'e>, &Cx<'_>),
 ) -> bool {
     let body = if plan.uses.body {
         match std::str::from_utf8(ev.body()) {
@@ -74,7 +99,7 @@ pub(crate) fn for_each_row(
         }
     }
     match &plan.unnest {
-        None => f(&cx),
+        None => f(&cx, &cx),
         Some(u) => {
             if let Val::Str(s) = u.src.eval(&cx) {
                 split_each(&s, &u.delim, |w| {
@@ -86,7 +111,7 @@ pub(crate) fn for_each_row(
                         cols: &[],
                     };
                     if plan.post_filter.as_ref().is_none_or(|p| p.test(&cx2)) {
-                        f(&cx2)
+                        f(&cx, &cx2)
                     }
                 });
             }
@@ -109,13 +134,88 @@ impl GroupKey for Value {
         out.push(self)
     }
 }
-impl GroupKey for Vec<Value> {
+impl GroupKey for Keys {
     #[inline]
-    fn make(keys: &[Ex], cx: &Cx<'_>) -> Vec<Value> {
-        keys.iter().map(|k| k.eval(cx).to_value()).collect()
+    fn make(keys: &[Ex], cx: &Cx<'_>) -> Keys {
+        let v = |i: usize| keys[i].eval(cx).to_value();
+        match keys.len() {
+            1 => Keys::One(v(0)),
+            2 => Keys::Two(v(0), v(1)),
+            3 => Keys::Three(v(0), v(1), v(2)),
+            _ => Keys::Many(keys.iter().map(|k| k.eval(cx).to_value()).collect()),
+        }
     }
     fn push_into(self, out: &mut Vec<Value>) {
-        out.extend(self)
+        match self {
+            Keys::One(a) => out.push(a),
+            Keys::Two(a, b) => out.extend([a, b]),
+            Keys::Three(a, b, c) => out.extend([a, b, c]),
+            Keys::Many(v) => out.extend(v),
+        }
+    }
+}
+
+/// The group keys of a row, inline up to three (no `Vec` per row; a string of up to 22 bytes
+/// is inline in its [`Value`] too). One query's keys all have the same arity, so the derived
+/// order is the keys' lexicographic order. Snapshot encoding: that of `Vec<Value>` (`u64` count,
+/// then the values), as before this type existed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Keys {
+    One(Value),
+    Two(Value, Value),
+    Three(Value, Value, Value),
+    /// Four or more keys, or none (a global aggregate: an empty box allocates nothing).
+    Many(Box<[Value]>),
+}
+
+impl Keys {
+    fn from_vec(mut v: Vec<Value>) -> Keys {
+        match v.len() {
+            1 => Keys::One(v.pop().expect("one")),
+            2 | 3 => {
+                let c = if v.len() == 3 { v.pop() } else { None };
+                let b = v.pop().expect("two");
+                let a = v.pop().expect("two");
+                match c {
+                    Some(c) => Keys::Three(a, b, c),
+                    None => Keys::Two(a, b),
+                }
+            }
+            _ => Keys::Many(v.into_boxed_slice()),
+        }
+    }
+    fn len(&self) -> usize {
+        match self {
+            Keys::One(_) => 1,
+            Keys::Two(..) => 2,
+            Keys::Three(..) => 3,
+            Keys::Many(v) => v.len(),
+        }
+    }
+    fn each(&self, mut f: impl FnMut(&Value)) {
+        match self {
+            Keys::One(a) => f(a),
+            Keys::Two(a, b) => {
+                f(a);
+                f(b)
+            }
+            Keys::Three(a, b, c) => {
+                f(a);
+                f(b);
+                f(c)
+            }
+            Keys::Many(v) => v.iter().for_each(f),
+        }
+    }
+}
+
+impl Persist for Keys {
+    fn persist(&self, out: &mut Vec<u8>) {
+        (self.len() as u64).persist(out);
+        self.each(|v| v.persist(out));
+    }
+    fn restore(r: &mut SnapshotReader<'_>) -> Result<Self, SnapshotError> {
+        Ok(Keys::from_vec(r.read()?))
     }
 }
 
@@ -219,7 +319,7 @@ pub(crate) fn attach(
         if keys.len() == 1 {
             fused::<Value>(plan, ctx)
         } else {
-            fused::<Vec<Value>>(plan, ctx)
+            fused::<Keys>(plan, ctx)
         }
     } else {
         let p = plan.clone();
@@ -333,6 +433,8 @@ fn finish(plan: &Plan, mut rows: Vec<Vec<Value>>) -> Vec<Row> {
 pub(crate) enum Acc {
     Count(u64),
     Distinct(std::collections::HashSet<Value, crate::pipeline::FastBuildHasher>),
+    /// `approx_count_distinct` (boxed: the other states are small).
+    Approx(Box<Hll>),
     SumInt(i128, bool),
     SumFloat(f64, bool),
     Min(Option<Value>),
@@ -342,11 +444,17 @@ pub(crate) enum Acc {
 
 impl Acc {
     pub(crate) fn new(spec: &AggSpec) -> Acc {
-        match spec.kind {
+        Acc::of(spec.kind, spec.arg_ty)
+    }
+
+    /// Fresh state of an aggregate of `kind` over an argument of type `arg_ty`.
+    pub(crate) fn of(kind: AggKind, arg_ty: super::value::SqlType) -> Acc {
+        match kind {
             AggKind::CountStar | AggKind::Count => Acc::Count(0),
             AggKind::CountDistinct => Acc::Distinct(Default::default()),
+            AggKind::ApproxDistinct => Acc::Approx(Box::default()),
             AggKind::Sum => {
-                if spec.arg_ty == super::value::SqlType::Float {
+                if arg_ty == super::value::SqlType::Float {
                     Acc::SumFloat(0.0, false)
                 } else {
                     Acc::SumInt(0, false)
@@ -374,8 +482,12 @@ impl Acc {
         match self {
             Acc::Count(n) => *n += 1,
             Acc::Distinct(s) => {
-                s.insert(v.to_value());
+                // Probe with the borrowed value: no owned copy when it is already there.
+                if !s.contains(&v as &dyn AsVal) {
+                    s.insert(v.to_value());
+                }
             }
+            Acc::Approx(h) => h.insert(&v),
             Acc::SumInt(s, any) => {
                 if let Val::Int(i) = v {
                     *s += i as i128;
@@ -414,7 +526,15 @@ impl Acc {
     pub(crate) fn merge(&mut self, other: Acc) {
         match (self, other) {
             (Acc::Count(a), Acc::Count(b)) => *a += b,
-            (Acc::Distinct(a), Acc::Distinct(b)) => a.extend(b),
+            (Acc::Distinct(a), Acc::Distinct(b)) => {
+                if a.len() < b.len() {
+                    let small = std::mem::replace(a, b);
+                    a.extend(small);
+                } else {
+                    a.extend(b)
+                }
+            }
+            (Acc::Approx(a), Acc::Approx(b)) => a.merge(&b),
             (Acc::SumInt(a, x), Acc::SumInt(b, y)) => {
                 *a += b;
                 *x |= y;
@@ -447,6 +567,7 @@ impl Acc {
         match self {
             Acc::Count(n) => Value::Int(*n as i64),
             Acc::Distinct(s) => Value::Int(s.len() as i64),
+            Acc::Approx(h) => Value::Int(h.estimate()),
             Acc::SumInt(s, any) => {
                 if !any {
                     Value::Null
@@ -470,6 +591,85 @@ impl Acc {
                 }
             }
         }
+    }
+}
+
+/// Fresh accumulators for a group.
+fn new_accs(aggs: &[AggSpec]) -> Vec<Acc> {
+    aggs.iter().map(Acc::new).collect()
+}
+
+/// Which aggregate arguments are evaluated once per event rather than once per row: with
+/// `UNNEST`, those that do not read its column (`count(DISTINCT header('host'))` over the words
+/// of a line looks the header up once per line, not once per word). Bit `i` = aggregate `i`
+/// (the first [`Hoist::MAX`]).
+#[derive(Clone, Copy)]
+struct Hoist(u32);
+
+impl Hoist {
+    const MAX: usize = 8;
+
+    fn of(plan: &Plan, aggs: &[AggSpec]) -> Hoist {
+        if plan.unnest.is_none() {
+            return Hoist(0);
+        }
+        let mut m = 0;
+        for (i, a) in aggs.iter().enumerate().take(Hoist::MAX) {
+            if a.arg.as_ref().is_some_and(|x| !x.uses.word) {
+                m |= 1 << i;
+            }
+        }
+        Hoist(m)
+    }
+
+    /// Per event: the hoisted arguments' values, evaluated on the first row.
+    #[inline]
+    fn fill<'e>(
+        self,
+        vals: &mut Option<[Option<Val<'e>>; Hoist::MAX]>,
+        aggs: &[AggSpec],
+        ecx: &Cx<'e>,
+    ) {
+        if self.0 == 0 || vals.is_some() {
+            return;
+        }
+        let mut v: [Option<Val<'e>>; Hoist::MAX] = Default::default();
+        for (i, a) in aggs.iter().enumerate().take(Hoist::MAX) {
+            if self.0 >> i & 1 == 1 {
+                v[i] = a.arg.as_ref().map(|x| x.eval(ecx));
+            }
+        }
+        *vals = Some(v);
+    }
+}
+
+/// Folds one row into a group's accumulators, in place (`hoisted`: see [`Hoist`]). An
+/// argument written like the previous aggregate's (`sum(length(w)), max(length(w))`) is
+/// evaluated once.
+#[inline]
+fn update_accs<'c>(
+    accs: &mut [Acc],
+    aggs: &[AggSpec],
+    cx: &Cx<'c>,
+    hoist: Hoist,
+    hoisted: &Option<[Option<Val<'_>>; Hoist::MAX]>,
+) {
+    let mut last: Option<(usize, Val<'c>)> = None;
+    for (i, (a, spec)) in accs.iter_mut().zip(aggs).enumerate() {
+        let v = match (&spec.arg, hoisted) {
+            (None, _) => None,
+            (Some(_), Some(h)) if i < Hoist::MAX && hoist.0 >> i & 1 == 1 => {
+                Some(h[i].as_ref().map_or(Val::Null, AsVal::val))
+            }
+            (Some(x), _) => {
+                let src = spec.same_arg_as;
+                if last.as_ref().is_none_or(|(j, _)| *j != src) {
+                    last = Some((src, x.eval(cx)));
+                }
+                last.as_ref().map(|(_, v)| v.val())
+            }
+        };
+        a.update(v);
     }
 }
 
@@ -505,18 +705,18 @@ fn general(plan: &Plan, events: &[Event], cx: &StageContext<'_>) -> Vec<Row> {
             finish(plan, rows)
         }
         Shape::Aggregate { keys, aggs, .. } => {
+            let hoist = Hoist::of(plan, aggs);
             let parts = workers.run(|i| {
-                let mut m: FastMap<Vec<Value>, Vec<Acc>> = FastMap::default();
+                let mut m: FastMap<Keys, Vec<Acc>> = FastMap::default();
                 let mut bad = 0u64;
                 for ev in workers.chunk(events, i) {
-                    let ok = for_each_row(plan, ev, batch_ms, &mut |rcx| {
-                        let k: Vec<Value> = keys.iter().map(|k| k.eval(rcx).to_value()).collect();
+                    let mut hv = None;
+                    let ok = for_each_row_ev(plan, ev, batch_ms, &mut |ecx, rcx| {
+                        hoist.fill(&mut hv, aggs, ecx);
                         let accs = m
-                            .entry(k)
-                            .or_insert_with(|| aggs.iter().map(Acc::new).collect());
-                        for (a, spec) in accs.iter_mut().zip(aggs) {
-                            a.update(spec.arg.as_ref().map(|x| x.eval(rcx)));
-                        }
+                            .entry(Keys::make(keys, rcx))
+                            .or_insert_with(|| new_accs(aggs));
+                        update_accs(accs, aggs, rcx, hoist, &hv);
                     });
                     if !ok {
                         bad += 1;
@@ -524,7 +724,7 @@ fn general(plan: &Plan, events: &[Event], cx: &StageContext<'_>) -> Vec<Row> {
                 }
                 (m, bad)
             });
-            let mut merged: FastMap<Vec<Value>, Vec<Acc>> = FastMap::default();
+            let mut merged: FastMap<Keys, Vec<Acc>> = FastMap::default();
             for (m, bad) in parts {
                 if bad > 0 {
                     cx.error(ErrorReason::NonUtf8, bad);
@@ -548,13 +748,14 @@ fn general(plan: &Plan, events: &[Event], cx: &StageContext<'_>) -> Vec<Row> {
             }
             if keys.is_empty() && merged.is_empty() {
                 // A global aggregate yields one row, also over no input.
-                merged.insert(Vec::new(), aggs.iter().map(Acc::new).collect());
+                merged.insert(Keys::Many(Box::new([])), new_accs(aggs));
             }
-            let mut groups: Vec<(Vec<Value>, Vec<Acc>)> = merged.into_iter().collect();
+            let mut groups: Vec<(Keys, Vec<Acc>)> = merged.into_iter().collect();
             groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             let mut rows = Vec::with_capacity(groups.len());
             for (k, accs) in groups {
-                let mut cols = k;
+                let mut cols = Vec::with_capacity(k.len() + accs.len() + 2);
+                k.push_into(&mut cols);
                 cols.extend(accs.into_iter().map(Acc::finish));
                 if let Some(r) = group_row(plan, &cols, batch_ms) {
                     rows.push(r);
@@ -606,6 +807,10 @@ impl Persist for Acc {
                 s.persist(out);
                 n.persist(out)
             }
+            Acc::Approx(h) => {
+                7u8.persist(out);
+                h.persist(out)
+            }
         }
     }
 
@@ -622,6 +827,7 @@ impl Persist for Acc {
             4 => Acc::Min(r.read()?),
             5 => Acc::Max(r.read()?),
             6 => Acc::Avg(r.read()?, r.read()?),
+            7 => Acc::Approx(Box::new(r.read()?)),
             t => return Err(r.invalid(format!("SQL accumulator tag {t}"))),
         })
     }
@@ -679,7 +885,7 @@ fn windowed(plan: Arc<Plan>, opts: &SqlOptions, ctx: &StreamingContext) -> DStre
     let count_only = aggs.len() == 1 && matches!(aggs[0].kind, AggKind::CountStar | AggKind::Count);
     match (count_only, keys.len()) {
         (true, 1) => window_counts::<Value>(plan, items, time, spec.windows),
-        (true, _) => window_counts::<Vec<Value>>(plan, items, time, spec.windows),
+        (true, _) => window_counts::<Keys>(plan, items, time, spec.windows),
         _ => window_accs(plan, items, time, spec.windows),
     }
 }
@@ -716,26 +922,45 @@ fn window_counts<K: GroupKey + Persist>(
         })
 }
 
-/// Any other windowed query: key = the group keys, value = one accumulator per aggregate.
+/// What [`window_accs`]'s rows function calls per row: (group keys, update of the group's
+/// accumulators).
+type RowEmit<'a> = dyn FnMut(Keys, &mut dyn FnMut(&mut Vec<Acc>)) + 'a;
+
+/// Any other windowed query: key = the group keys ([`Keys`], inline), value = one accumulator
+/// per aggregate, which each row updates in place
+/// ([`DStream::event_time_window_fold`]): the accumulators of a (pane, group) are made once per
+/// batch chunk, not per row.
 fn window_accs(
     plan: Arc<Plan>,
     items: DStream<Item>,
     time: EventTime<Item>,
     windows: Windows,
 ) -> DStream<Row> {
+    let Shape::Aggregate { aggs, .. } = &plan.shape else {
+        unreachable!("a windowed plan aggregates")
+    };
+    let specs: Vec<AggKind> = aggs.iter().map(|a| a.kind).collect();
+    let arg_tys: Vec<super::value::SqlType> = aggs.iter().map(|a| a.arg_ty).collect();
+    let init = move || {
+        specs
+            .iter()
+            .zip(&arg_tys)
+            .map(|(k, t)| Acc::of(*k, *t))
+            .collect::<Vec<Acc>>()
+    };
+    let hoist = Hoist::of(&plan, aggs);
     let p = plan.clone();
-    let pairs = move |x: &Item, emit: &mut dyn FnMut(Vec<Value>, Vec<Acc>)| {
+    let rows = move |x: &Item, emit: &mut RowEmit<'_>| {
         let Shape::Aggregate { keys, aggs, .. } = &p.shape else {
             return;
         };
         // The body was checked to be UTF-8 above.
-        for_each_row(&p, &x.1, x.0, &mut |cx| {
-            let k: Vec<Value> = keys.iter().map(|k| k.eval(cx).to_value()).collect();
-            let mut accs: Vec<Acc> = aggs.iter().map(Acc::new).collect();
-            for (a, spec) in accs.iter_mut().zip(aggs) {
-                a.update(spec.arg.as_ref().map(|x| x.eval(cx)));
-            }
-            emit(k, accs)
+        let mut hv = None;
+        for_each_row_ev(&p, &x.1, x.0, &mut |ecx, cx| {
+            hoist.fill(&mut hv, aggs, ecx);
+            emit(Keys::make(keys, cx), &mut |accs: &mut Vec<Acc>| {
+                update_accs(accs, aggs, cx, hoist, &hv)
+            })
         });
     };
     let merge = |a: &mut Vec<Acc>, b: Vec<Acc>| {
@@ -744,10 +969,10 @@ fn window_accs(
         }
     };
     items
-        .event_time_window_in_place(time, windows, pairs, merge)
-        .transform(move |out: &[Timed<Vec<Value>, Vec<Acc>, Item>], cx| {
+        .event_time_window_fold(time, windows, init, rows, merge)
+        .transform(move |out: &[Timed<Keys, Vec<Acc>, Item>], cx| {
             finish_windows(&plan, out, cx.batch_time_ms(), |k, accs, cols| {
-                cols.extend(k.iter().cloned());
+                k.each(|v| cols.push(v.clone()));
                 cols.extend(accs.iter().map(Acc::value));
             })
         })

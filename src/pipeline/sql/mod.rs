@@ -65,6 +65,7 @@ mod compile;
 mod error;
 mod exec;
 pub mod func;
+mod hll;
 mod once;
 mod value;
 

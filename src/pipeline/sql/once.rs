@@ -136,6 +136,16 @@ impl SqlQuery {
         batches: &[Vec<Event>],
         idle_batches: usize,
     ) -> Result<BatchRun, PipelineError> {
+        self.run_batches_on(batches, idle_batches, 2)
+    }
+
+    /// [`SqlQuery::run_batches`] on `workers` worker threads (tests compare 1 with many).
+    pub(crate) fn run_batches_on(
+        &self,
+        batches: &[Vec<Event>],
+        idle_batches: usize,
+        workers: usize,
+    ) -> Result<BatchRun, PipelineError> {
         let cap = batches.iter().map(Vec::len).max().unwrap_or(0).max(1);
         let ch = Arc::new(MemoryChannel::new(
             "sql-once",
@@ -154,7 +164,7 @@ impl SqlQuery {
                 clock: clock.clone(),
                 mode: ClockMode::Processing,
                 max_batch_events: Some(cap),
-                workers: 2,
+                workers,
                 ..Default::default()
             },
         );

@@ -784,3 +784,62 @@ fn window_state_survives_the_snapshot_encoding() {
     (v2, a2).persist(&mut again);
     assert_eq!(again, buf, "equal states give equal bytes");
 }
+
+#[test]
+fn approx_count_distinct_is_within_its_bound_and_the_same_on_one_or_four_workers() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    // 3 batches of 20,000 events; users from 60,000 (so groups see ~4,000 to ~18,000 distinct
+    // users); 3 groups; event times within the batch's 2-s span.
+    let mut rng = StdRng::seed_from_u64(5);
+    let batches: Vec<Vec<Event>> = (0..3i64)
+        .map(|b| {
+            (0..20_000)
+                .map(|_| {
+                    let ts = (b * 2_000 + rng.gen_range(0..2_000)).to_string();
+                    let user = format!("user-{}", rng.gen_range(0..60_000));
+                    let g = ["a", "b", "c"][rng.gen_range(0..3)];
+                    Event::new([("timestamp", ts.as_str()), ("user", user.as_str())], g)
+                })
+                .collect()
+        })
+        .collect();
+    // 4 standard errors of p = 14 (1.04 / 128), plus 1 for rounding.
+    let bound = |exact: i64| 4.0 * 1.04 / 128.0 * exact as f64 + 1.0;
+    for sql in [
+        "SELECT body AS g, count(DISTINCT header('user')) AS exact, \
+         approx_count_distinct(header('user')) AS approx FROM events GROUP BY body",
+        "SELECT window_start, body AS g, count(DISTINCT header('user')) AS exact, \
+         approx_count_distinct(header('user')) AS approx, count(*) AS n FROM events \
+         GROUP BY HOP(event_time, INTERVAL '1' SECOND, INTERVAL '2' SECOND), body",
+        "SELECT window_start, approx_count_distinct(header('user')) AS approx, \
+         count(DISTINCT header('user')) AS exact FROM events \
+         GROUP BY SESSION(event_time, INTERVAL '500' MILLISECOND)",
+    ] {
+        let q = SqlQuery::compile(sql, wopts(EmitMode::Final, 0, Some(1_000))).unwrap();
+        let one = q.run_batches_on(&batches, 3, 1).unwrap().rows();
+        let four = q.run_batches_on(&batches, 3, 4).unwrap().rows();
+        assert!(!one.is_empty(), "{sql}");
+        assert_eq!(vals(&one), vals(&four), "{sql}: 1 worker vs 4");
+        for r in &one {
+            let (Some(Value::Int(e)), Some(Value::Int(a))) = (r.get("exact"), r.get("approx"))
+            else {
+                panic!("{sql}: {r:?}")
+            };
+            assert!(*e > 1_000, "{sql}: the test needs large sets ({e})");
+            assert!(
+                ((a - e) as f64).abs() <= bound(*e),
+                "{sql}: approx {a}, exact {e}"
+            );
+        }
+    }
+    // NULLs are not counted; no rows: 0, as count(DISTINCT).
+    let q = SqlQuery::compile(
+        "SELECT approx_count_distinct(header('none')) AS a, count(DISTINCT header('none')) AS e \
+         FROM events",
+        opts(),
+    )
+    .unwrap();
+    let rows = q.run_batch(&batches[0][..10]).unwrap();
+    assert_eq!(vals(&rows), vec![vec![Value::Int(0), Value::Int(0)]]);
+}

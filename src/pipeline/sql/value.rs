@@ -198,17 +198,86 @@ impl Ord for Value {
     }
 }
 impl Hash for Value {
+    #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_val(&self.as_val(), state)
+    }
+}
+
+/// Hashes an evaluation value exactly as [`Value`]'s `Hash` hashes its owned form.
+#[inline]
+pub(crate) fn hash_val<H: Hasher>(v: &Val<'_>, state: &mut H) {
+    match v {
+        Val::Null => state.write_u8(0),
+        Val::Bool(b) => state.write_u8(*b as u8 + 1),
+        // Ints and doubles that compare equal must hash equal.
+        Val::Int(i) => state.write_u64((*i as f64).to_bits()),
+        Val::Float(f) => state.write_u64(if *f == 0.0 { 0 } else { f.to_bits() }),
+        Val::Str(s) => s.as_ref().hash(state),
+    }
+}
+
+/// Equality of evaluation values, exactly as [`Value`]'s `PartialEq` on their owned forms.
+#[inline]
+pub(crate) fn eq_val(a: &Val<'_>, b: &Val<'_>) -> bool {
+    match (a, b) {
+        (Val::Str(x), Val::Str(y)) => x == y,
+        (Val::Null, Val::Null) => true,
+        _ => cmp_val(a, b) == Some(Ordering::Equal),
+    }
+}
+
+/// A value seen as a borrowed [`Val`]: a set of [`Value`]s (`count(DISTINCT x)`) is probed
+/// with `&val as &dyn AsVal`, so finding that a value is already there makes no owned copy
+/// of it (`Value: Borrow<dyn AsVal>`; hash and equality are [`hash_val`] / [`eq_val`], the
+/// same as `Value`'s own).
+pub(crate) trait AsVal {
+    /// The value, borrowed.
+    fn val(&self) -> Val<'_>;
+}
+
+impl AsVal for Value {
+    #[inline]
+    fn val(&self) -> Val<'_> {
+        self.as_val()
+    }
+}
+
+impl AsVal for Val<'_> {
+    #[inline]
+    fn val(&self) -> Val<'_> {
         match self {
-            Value::Null => state.write_u8(0),
-            Value::Bool(b) => state.write_u8(*b as u8 + 1),
-            // Ints and doubles that compare equal must hash equal.
-            Value::Int(i) => state.write_u64((*i as f64).to_bits()),
-            Value::Float(f) => state.write_u64(if *f == 0.0 { 0 } else { f.to_bits() }),
-            Value::Str(s) => s.as_str().hash(state),
+            Val::Str(s) => Val::Str(Cow::Borrowed(s.as_ref())),
+            Val::Null => Val::Null,
+            Val::Bool(b) => Val::Bool(*b),
+            Val::Int(i) => Val::Int(*i),
+            Val::Float(f) => Val::Float(*f),
         }
     }
 }
+
+impl<'a> std::borrow::Borrow<dyn AsVal + 'a> for Value {
+    #[inline]
+    fn borrow(&self) -> &(dyn AsVal + 'a) {
+        self
+    }
+}
+
+impl Hash for dyn AsVal + '_ {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_val(&self.val(), state)
+    }
+}
+
+impl PartialEq for dyn AsVal + '_ {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        eq_val(&self.val(), &other.val())
+    }
+}
+
+impl Eq for dyn AsVal + '_ {}
 
 impl Render for Value {
     fn render(&self, out: &mut String) {
