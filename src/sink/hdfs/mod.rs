@@ -1,17 +1,19 @@
 //! The HDFS sink (`type = hdfs`, Flume's `org.apache.flume.sink.hdfs.HDFSEventSink`): events
-//! into bucketed, rolled files with Flume's paths, names and formats, on `file://` paths.
+//! into bucketed, rolled files with Flume's paths, names and formats, on `file://` paths and
+//! (with the default `hdfs` cargo feature) on `hdfs://` through the native client `hdfs-native`.
 //!
 //! # Files and folders
 //!
 //! | module | job |
 //! |---|---|
-//! | [`config`] | Flume's keys and defaults; refusals (`hdfs://`, Kerberos, codecs other than gzip) |
+//! | [`config`] | Flume's keys and defaults; `hdfs.path`'s filesystem; refusals (Kerberos, codecs other than gzip) |
 //! | [`escape`] | `BucketPath` escapes in `hdfs.path` / `hdfs.filePrefix` |
 //! | [`zone`] | calendar fields, zones and rounding for the time escapes |
 //! | [`bucket`] | one bucket's writer: names, counters, rolls, timers, in-use -> final rename |
 //! | [`format`] | DataStream (TEXT, header_and_text, avro_event), CompressedStream gzip, SequenceFile |
 //! | [`javamap`] | the header order of Flume's Java `HashMap`, for serializers that print headers |
 //! | [`fs`] | the filesystem trait and the local filesystem |
+//! | `hdfs_fs` | `hdfs://` through `hdfs-native` (feature `hdfs`): sync bridge, `hsync`, timeouts, lease recovery |
 //!
 //! # One transaction ([`HdfsSink::process`])
 //!
@@ -22,13 +24,16 @@
 //!    `hdfs.maxOpenFiles` are open. The directory is the path with empty components dropped (a
 //!    missing `%{header}` gives `a//b`, written to `a/b` but a bucket of its own, as in Flume).
 //! 4. The event is appended (the writer flushes by itself every `batchSize` appends).
-//! 5. Every writer touched is flushed — format group ended, bytes `fdatasync`ed — and only then
-//!    the take commits: a committed event is on disk (Flume's at-least-once, with `hflush`).
+//! 5. Every writer touched is flushed — format group ended, bytes `fdatasync`ed locally, or
+//!    `hsync`ed on HDFS (acknowledged and synced by every DataNode of the pipeline, length
+//!    recorded at the NameNode) — and only then the take commits: a committed event is durable
+//!    (Flume's at-least-once with `hflush`, and stronger).
 //!
 //! # Faults: nothing lost, other buckets keep flowing
 //!
 //! An event whose bucket cannot be named (a time escape without a `timestamp` header, a bad
-//! number) or whose bucket fails to create/write/flush (unwritable directory, full disk) is not
+//! number) or whose bucket fails to create/write/flush (unwritable directory, full disk, a
+//! NameNode that is down or refuses permission, a call past `hdfs.callTimeout`) is not
 //! dropped and does not block the others: its writer is closed and renamed (what it flushed
 //! before is committed data), the bucket is parked with an exponential backoff (1 s doubling to
 //! 60 s, on the injected clock), and the events of failed or parked buckets are put back into the
@@ -59,8 +64,9 @@
 //!
 //! # Not in this build
 //!
-//! `hdfs://` (needs a native HDFS client such as `hdfs-native`, a large dependency), Kerberos and
-//! proxy users, codecs other than gzip, block-compressed SequenceFiles, named IANA time zones
+//! `hdfs://` in a build without the `hdfs` feature (refused by the config, naming the feature),
+//! Kerberos and proxy users (on HDFS the sink writes as `HADOOP_USER_NAME` or the login name),
+//! `viewfs://`/`webhdfs://`, `hdfs.minBlockReplicas` (validated, no effect), codecs other than gzip, block-compressed SequenceFiles, named IANA time zones
 //! (UTC, GMT, fixed offsets and the machine's own zone are supported), Hadoop's `.crc` sidecars.
 //! Timers are checked at each `process` call, so a close by `idleTimeout`/`rollInterval` may come
 //! up to one runner backoff (at most 5 s) late on an idle channel.
@@ -70,6 +76,8 @@ pub mod config;
 pub mod escape;
 pub mod format;
 pub mod fs;
+#[cfg(feature = "hdfs")]
+pub mod hdfs_fs;
 pub mod javamap;
 pub mod zone;
 
@@ -79,7 +87,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use self::bucket::{BucketSettings, BucketWriter, Env};
-use self::config::HdfsSinkConfig;
+use self::config::{FsTarget, HdfsSinkConfig};
 use self::fs::{local_path, HdfsFileSystem, LocalFs};
 use super::batch::take_counted;
 use super::{Sink, SinkError, SinkStatus};
@@ -157,7 +165,8 @@ impl HdfsSink {
         ))
     }
 
-    /// Builds the sink from explicit settings, on the local filesystem.
+    /// Builds the sink from explicit settings, on the filesystem `hdfs.path` names (an
+    /// `hdfs://` client connects on first use).
     pub fn new(name: &str, cfg: HdfsSinkConfig, channel: Arc<dyn Channel>) -> HdfsSink {
         let settings = BucketSettings {
             file_suffix: cfg.file_suffix.clone(),
@@ -175,13 +184,14 @@ impl HdfsSink {
             let (path, name) = (cfg.path.source(), cfg.file_prefix.source());
             (format!("{path}/{name}"), path.to_string(), name.to_string())
         });
+        let fs = filesystem(&cfg, name);
         HdfsSink {
             channel,
             cfg,
             sh: Shared {
                 name: name.to_string(),
                 settings,
-                fs: Arc::new(LocalFs),
+                fs,
                 counter: counter.clone(),
                 clock: Clock::system(),
                 wall: Arc::new(|| now_millis() as i64),
@@ -191,6 +201,14 @@ impl HdfsSink {
             parked: HashMap::new(),
             tick: 0,
             static_bucket,
+        }
+    }
+
+    /// `hdfs.path` as configured (scheme and authority included), for logs.
+    fn shown_path(&self) -> String {
+        match &self.cfg.fs {
+            FsTarget::Local => self.cfg.path.source().to_string(),
+            FsTarget::Hdfs(a) => format!("{}{}", a.url(), self.cfg.path.source()),
         }
     }
 
@@ -385,6 +403,20 @@ impl HdfsSink {
     }
 }
 
+/// The filesystem of `cfg.fs`.
+fn filesystem(cfg: &HdfsSinkConfig, sink: &str) -> Arc<dyn HdfsFileSystem> {
+    match &cfg.fs {
+        FsTarget::Local => Arc::new(LocalFs),
+        #[cfg(feature = "hdfs")]
+        FsTarget::Hdfs(a) => Arc::new(hdfs_fs::HdfsFs::new(a.clone(), cfg.calls.clone(), sink)),
+        #[cfg(not(feature = "hdfs"))]
+        FsTarget::Hdfs(_) => {
+            let _ = sink;
+            Arc::new(fs::Unavailable)
+        }
+    }
+}
+
 impl Sink for HdfsSink {
     fn name(&self) -> &str {
         &self.sh.name
@@ -393,7 +425,7 @@ impl Sink for HdfsSink {
     fn start(&mut self) -> Result<(), SinkError> {
         self.counter.start();
         self.recover();
-        tracing::info!(sink = %self.sh.name, path = %self.cfg.path.source(), "HDFS sink started");
+        tracing::info!(sink = %self.sh.name, path = %self.shown_path(), "HDFS sink started");
         Ok(())
     }
 
