@@ -202,6 +202,9 @@ fn a_namenode_that_never_answers_times_out_per_call_and_keeps_every_event() {
 
 // ------------------------------------------------------------------ against a real HDFS
 
+/// Files under a root: relative path -> bytes.
+type Tree = BTreeMap<String, Vec<u8>>;
+
 /// `HDFS_URL`, split into the filesystem and a fresh test directory under its path.
 struct Remote {
     url: String,
@@ -241,7 +244,7 @@ impl Remote {
     }
 
     /// Every file under the test directory: path relative to it -> bytes.
-    fn tree(&self) -> BTreeMap<String, Vec<u8>> {
+    fn tree(&self) -> Tree {
         let root = self.dir.clone();
         let listing = self
             .fs
@@ -282,7 +285,7 @@ impl Drop for Remote {
     }
 }
 
-fn local_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+fn local_tree(dir: &Path) -> Tree {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -354,10 +357,7 @@ fn mask_sync(mut b: Vec<u8>) -> Vec<u8> {
 
 /// Runs the same events through a sink on `hdfs://` and one on `file://`, stops both, returns
 /// both trees.
-fn write_both(
-    extra: &[(&str, &str)],
-    tag: &str,
-) -> (BTreeMap<String, Vec<u8>>, BTreeMap<String, Vec<u8>>, Remote) {
+fn write_both(extra: &[(&str, &str)], tag: &str) -> (Tree, Tree, Remote) {
     let remote = Remote::new(tag);
     let local = tempfile::tempdir().unwrap();
     let evs = events(250);
