@@ -39,10 +39,7 @@ use super::format::{FileFormat, Serializer, WriteFormat};
 use super::zone::{RoundUnit, Zone};
 use crate::config::{ConfigError, Context};
 
-/// The message for `hdfs://` paths in a build without the `hdfs` cargo feature.
-pub const HDFS_SCHEME_UNSUPPORTED: &str = "hdfs:// needs the native HDFS client, which this \
-     build was made without (rebuild with the default features or `--features hdfs`; or use a \
-     file:// path or a local directory, e.g. one where HDFS is mounted via NFS or FUSE)";
+pub use super::fs::HDFS_SCHEME_UNSUPPORTED;
 
 /// Hadoop's default NameNode RPC port (`hdfs://host/...` without a port).
 pub const DEFAULT_NAMENODE_PORT: u16 = 8020;

@@ -102,15 +102,17 @@ impl HdfsFileSystem for LocalFs {
     }
 }
 
+/// The message for `hdfs://` paths in a build without the `hdfs` cargo feature.
+pub const HDFS_SCHEME_UNSUPPORTED: &str = "hdfs:// needs the native HDFS client, which this \
+     build was made without (rebuild with the default features or `--features hdfs`; or use a \
+     file:// path or a local directory, e.g. one where HDFS is mounted via NFS or FUSE)";
+
 /// `hdfs://` in a build without the `hdfs` feature: every call fails with the config's refusal.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Unavailable;
 
 fn unavailable() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Unsupported,
-        super::config::HDFS_SCHEME_UNSUPPORTED,
-    )
+    io::Error::new(io::ErrorKind::Unsupported, HDFS_SCHEME_UNSUPPORTED)
 }
 
 impl HdfsFileSystem for Unavailable {
