@@ -107,7 +107,9 @@ struct Inner {
     sink: String,
     conn: OnceLock<Result<Conn, String>>,
     /// Files whose close failed and whose lease recovery is retried: id -> current path.
-    pending: Mutex<HashMap<u64, String>>,
+    /// Shared with the retry tasks, which hold no reference to the filesystem itself (so
+    /// dropping it shuts the runtime down and ends them).
+    pending: Arc<Mutex<HashMap<u64, String>>>,
     next_pending: Mutex<u64>,
     /// In-use paths this filesystem closed itself (their rename needs no lease recovery).
     closed: Mutex<HashSet<String>>,
@@ -158,7 +160,7 @@ impl HdfsFs {
                 calls,
                 sink: sink.to_string(),
                 conn: OnceLock::new(),
-                pending: Mutex::new(HashMap::new()),
+                pending: Arc::new(Mutex::new(HashMap::new())),
                 next_pending: Mutex::new(0),
                 closed: Mutex::new(HashSet::new()),
             }),
@@ -344,7 +346,7 @@ impl Inner {
     }
 
     /// After a failed close: retries lease recovery in the background (see the module docs).
-    fn schedule_recovery(self: &Arc<Inner>, path: &str) {
+    fn schedule_recovery(&self, path: &str) {
         let tries = self.calls.close_tries;
         let Some(interval) = self.calls.retry_interval.filter(|_| tries != 1) else {
             tracing::warn!(
@@ -363,7 +365,12 @@ impl Inner {
             *n
         };
         lock(&self.pending).insert(id, path.to_string());
-        let me = Arc::clone(self);
+        let me = RetryCtx {
+            pending: Arc::clone(&self.pending),
+            sink: self.sink.clone(),
+            shown: self.shown.clone(),
+            call_timeout: self.calls.call_timeout,
+        };
         let client = conn.client.clone();
         conn.handle().spawn(async move {
             let mut attempt = 1u32;
@@ -386,7 +393,7 @@ impl Inner {
                     return;
                 };
                 let r =
-                    tokio::time::timeout(me.calls.call_timeout, client.recover_lease(&p)).await;
+                    tokio::time::timeout(me.call_timeout, client.recover_lease(&p)).await;
                 match r {
                     Ok(Ok(true)) => {
                         lock(&me.pending).remove(&id);
@@ -413,6 +420,35 @@ impl Inner {
         });
     }
 }
+
+/// What a lease-recovery retry task needs.
+struct RetryCtx {
+    pending: Arc<Mutex<HashMap<u64, String>>>,
+    sink: String,
+    shown: String,
+    call_timeout: std::time::Duration,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let left = lock(&self.pending);
+        if !left.is_empty() {
+            let mut v: Vec<&String> = left.values().collect();
+            v.sort();
+            tracing::warn!(
+                sink = %self.sink,
+                "{} file(s) on {} whose close failed are still open: {v:?}; their data up to the \
+                 last flush is durable, the NameNode recovers their leases after its hard limit",
+                v.len(),
+                self.shown
+            );
+        }
+    }
+}
+
+/// Paths remembered as closed here before the set is cleared (an in-use name equal to the final
+/// name is never renamed, so it would stay; forgetting costs one lease recovery call).
+const CLOSED_MEMORY: usize = 4096;
 
 /// One file open for writing.
 struct HdfsOut {
@@ -498,7 +534,11 @@ impl Drop for HdfsOut {
         let broken = self.broken.take();
         match self.op("close", WriterOp::Close) {
             Ok(()) => {
-                lock(&self.fs.closed).insert(self.path.clone());
+                let mut closed = lock(&self.fs.closed);
+                if closed.len() >= CLOSED_MEMORY {
+                    closed.clear();
+                }
+                closed.insert(self.path.clone());
             }
             Err(e) => {
                 tracing::warn!(
@@ -598,5 +638,63 @@ impl std::fmt::Debug for HdfsFs {
         f.debug_struct("HdfsFs")
             .field("at", &self.inner.shown)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_errors_keep_a_kind_the_sink_and_users_can_act_on() {
+        let denied = HdfsError::RPCError(
+            ACCESS_CONTROL.to_string(),
+            "Permission denied: user=flume, access=WRITE, inode=\"/data\"".to_string(),
+        );
+        assert_eq!(kind(&denied), io::ErrorKind::PermissionDenied);
+        let refused = HdfsError::IOError(io::Error::from(io::ErrorKind::ConnectionRefused));
+        assert_eq!(kind(&refused), io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            kind(&HdfsError::FileNotFound("/x".into())),
+            io::ErrorKind::NotFound
+        );
+        assert_eq!(
+            kind(&HdfsError::AlreadyExists("/x".into())),
+            io::ErrorKind::AlreadyExists
+        );
+        let other = HdfsError::RPCError("java.io.IOException".into(), "disk".into());
+        assert_eq!(kind(&other), io::ErrorKind::Other);
+
+        let fs = HdfsFs::new(
+            HdfsAuthority {
+                host: "nn".into(),
+                port: Some(8020),
+            },
+            CallSettings::default(),
+            "k1",
+        );
+        assert_eq!(fs.shown(), "NameNode hdfs://nn:8020");
+        let e = fs.inner.error("create", "/data/f.tmp", denied);
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        let m = e.to_string();
+        assert!(
+            m.starts_with("create /data/f.tmp on NameNode hdfs://nn:8020: "),
+            "{m}"
+        );
+        assert!(m.contains("Permission denied: user=flume"), "{m}");
+        let e = fs.inner.timed_out("hsync", "/data/f.tmp");
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(e.to_string().contains("hdfs.callTimeout = 30000 ms"), "{e}");
+        // Nothing connects until the first call.
+        assert!(fs.inner.conn.get().is_none());
+        let d = HdfsFs::new(
+            HdfsAuthority {
+                host: String::new(),
+                port: None,
+            },
+            CallSettings::default(),
+            "k1",
+        );
+        assert!(d.shown().contains("fs.defaultFS"), "{}", d.shown());
     }
 }
