@@ -2,7 +2,8 @@
 //!
 //! Without an HDFS (always run): a NameNode address nobody listens on, and one that accepts
 //! connections but never answers (`hdfs.callTimeout`): the transaction's events stay in the
-//! channel, the error names the NameNode's URL and the failure, the bucket backs off.
+//! channel, the error names the NameNode's URL and the failure, the bucket backs off. And the
+//! SequenceFile comparison the HDFS tests use, checked on two local runs.
 //!
 //! Against a real HDFS (`#[ignore]`d unless run by hand): set `HDFS_URL=hdfs://host:port` (a
 //! NameNode whose DataNodes this machine can reach, writable by `HADOOP_USER_NAME` or the login
@@ -497,4 +498,46 @@ fn a_file_left_in_use_by_a_dead_writer_is_recovered_on_start() {
 
 fn hdfs_native_write_options() -> hdfs_native::WriteOptions {
     hdfs_native::WriteOptions::default().overwrite(true)
+}
+
+/// The comparison the HDFS tests rely on, checked on two local runs: SequenceFiles of the same
+/// events differ only in their random sync markers, which `mask_sync` zeroes.
+#[test]
+fn sequence_files_of_two_runs_differ_only_in_the_masked_sync_markers() {
+    let mut trees = Vec::new();
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    for d in &dirs {
+        let path = format!("file://{}/%{{topic}}", d.path().display());
+        let cfg = [
+            ("hdfs.path", path.as_str()),
+            ("hdfs.rollInterval", "0"),
+            ("hdfs.rollSize", "0"),
+            ("hdfs.rollCount", "60"),
+            ("hdfs.batchSize", "25"),
+        ];
+        let ch = mem();
+        let clock = ManualClock::new();
+        let mut s = sink(&cfg, ch.clone(), &clock);
+        s.start().unwrap();
+        ch.put_batch(&events(100)).unwrap();
+        s.process().unwrap();
+        s.stop();
+        trees.push(local_tree(d.path()));
+    }
+    assert_eq!(
+        trees[0].keys().collect::<Vec<_>>(),
+        trees[1].keys().collect::<Vec<_>>()
+    );
+    assert!(trees[0].len() >= 2, "{:?}", trees[0].keys());
+    for (name, a) in &trees[0] {
+        let b = &trees[1][name];
+        assert_ne!(a, b, "{name}: two runs, two random sync markers");
+        let (ma, mb) = (mask_sync(a.clone()), mask_sync(b.clone()));
+        assert_eq!(ma, mb, "{name}");
+        let zeroed = a.iter().zip(&ma).filter(|(x, y)| x != y).count();
+        assert!(
+            (1..=32 * a.len() / 100).contains(&zeroed),
+            "{name}: {zeroed}"
+        );
+    }
 }
