@@ -12,7 +12,12 @@
 //! (`sync_file_range(SYNC_FILE_RANGE_WRITE)` on Linux, a hint without durability meaning). Hadoop's `.crc` sidecar files are
 //! not written (they belong to Hadoop's `ChecksumFileSystem`, not to Flume).
 //!
-//! `hdfs://` is not in this build: it needs a native HDFS client (see the sink's module docs).
+//! `hdfs://` paths are [`super::hdfs_fs::HdfsFs`] (the native client `hdfs-native`, in builds
+//! with the `hdfs` cargo feature, on by default): the same four calls, with `hflush` done as
+//! HDFS `hsync` and the file closed at the NameNode when it is dropped. Paths reach every
+//! filesystem without scheme or authority (the config strips them): `/dir/name`.
+//! [`Unavailable`] stands in for HDFS in a build without the feature (the config already refuses
+//! `hdfs://` there, so it is only reached by a sink built from hand-made settings).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -162,6 +167,34 @@ impl HdfsFileSystem for LocalFs {
     }
 }
 
+/// The message for `hdfs://` paths in a build without the `hdfs` cargo feature.
+pub const HDFS_SCHEME_UNSUPPORTED: &str = "hdfs:// needs the native HDFS client, which this \
+     build was made without (rebuild with the default features or `--features hdfs`; or use a \
+     file:// path or a local directory, e.g. one where HDFS is mounted via NFS or FUSE)";
+
+/// `hdfs://` in a build without the `hdfs` feature: every call fails with the config's refusal.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Unavailable;
+
+fn unavailable() -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, HDFS_SCHEME_UNSUPPORTED)
+}
+
+impl HdfsFileSystem for Unavailable {
+    fn create(&self, _path: &Path) -> io::Result<Box<dyn OutFile>> {
+        Err(unavailable())
+    }
+    fn rename(&self, _from: &Path, _to: &Path) -> io::Result<()> {
+        Err(unavailable())
+    }
+    fn exists(&self, _path: &Path) -> bool {
+        false
+    }
+    fn list(&self, _dir: &Path) -> io::Result<Vec<(PathBuf, bool)>> {
+        Err(unavailable())
+    }
+}
+
 /// A Hadoop path string -> a local path: strips `file:` / `file://`, collapses empty components
 /// (`a//b` -> `a/b`, as Hadoop's `Path` does) and a trailing `/`.
 pub fn local_path(s: &str) -> PathBuf {
@@ -189,6 +222,18 @@ mod tests {
         assert_eq!(local_path("file:/a"), PathBuf::from("/a"));
         assert_eq!(local_path("/x//y"), PathBuf::from("/x/y"));
         assert_eq!(local_path("rel/dir"), PathBuf::from("rel/dir"));
+    }
+
+    #[test]
+    fn unavailable_fails_every_call_with_the_refusal() {
+        let e = Unavailable.create(Path::new("/x")).err().unwrap();
+        assert_eq!(e.kind(), io::ErrorKind::Unsupported);
+        assert!(e.to_string().contains("hdfs://"), "{e}");
+        assert!(Unavailable.list(Path::new("/")).is_err());
+        assert!(Unavailable
+            .rename(Path::new("/a"), Path::new("/b"))
+            .is_err());
+        assert!(!Unavailable.exists(Path::new("/")));
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The HDFS sink (`type = hdfs`, Flume's `org.apache.flume.sink.hdfs.HDFSEventSink`): events
-//! into bucketed, rolled files with Flume's paths, names and formats, on `file://` paths.
+//! into bucketed, rolled files with Flume's paths, names and formats, on `file://` paths and
+//! (with the default `hdfs` cargo feature) on `hdfs://` through the native client `hdfs-native`.
 //!
 //! # Files and folders
 //!
 //! | module | job |
 //! |---|---|
-//! | [`config`] | Flume's keys and defaults; refusals (`hdfs://`, Kerberos, LZO and zstd) |
+//! | [`config`] | Flume's keys and defaults; `hdfs.path`'s filesystem; refusals (Kerberos, LZO and zstd) |
 //! | [`escape`] | `BucketPath` escapes in `hdfs.path` / `hdfs.filePrefix` |
 //! | [`zone`] | calendar fields, zones (fixed, local, IANA names) and rounding for the time escapes |
 //! | [`bucket`] | one bucket's writer: names, counters, rolls, timers, in-use -> final rename |
@@ -14,6 +15,7 @@
 //! | [`codec`] | `hdfs.codeC`: gzip, bzip2, snappy, lz4, deflate as Hadoop's codecs write them |
 //! | [`javamap`] | the header order of Flume's Java `HashMap`, for serializers that print headers |
 //! | [`fs`] | the filesystem trait and the local filesystem |
+//! | `hdfs_fs` | `hdfs://` through `hdfs-native` (feature `hdfs`): sync bridge, `hsync`, timeouts, lease recovery |
 //!
 //! # One transaction ([`HdfsSink::process`])
 //!
@@ -30,15 +32,18 @@
 //!    consecutive events of one bucket are appended with one writer lookup; a static path and
 //!    prefix are never expanded, and a dynamic one is looked up in the map only when it differs
 //!    from the previous event's.
-//! 5. Every writer touched is flushed — format group ended, bytes `fdatasync`ed — and only then
-//!    the take commits: a committed event is on disk (Flume's at-least-once, with `hflush`).
+//! 5. Every writer touched is flushed — format group ended, bytes `fdatasync`ed locally, or
+//!    `hsync`ed on HDFS (acknowledged and synced by every DataNode of the pipeline, length
+//!    recorded at the NameNode) — and only then the take commits: a committed event is durable
+//!    (Flume's at-least-once with `hflush`, and stronger).
 //!    With `hdfs.commitBehind = true` (a sluicegate extension, off by default) that commit runs
 //!    on a helper thread while the next call writes the next batch ([`commit`]).
 //!
 //! # Faults: nothing lost, other buckets keep flowing
 //!
 //! An event whose bucket cannot be named (a time escape without a `timestamp` header, a bad
-//! number) or whose bucket fails to create/write/flush (unwritable directory, full disk) is not
+//! number) or whose bucket fails to create/write/flush (unwritable directory, full disk, a
+//! NameNode that is down or refuses permission, a call past `hdfs.callTimeout`) is not
 //! dropped and does not block the others: its writer is closed and renamed (what it flushed
 //! before is committed data), the bucket is parked with an exponential backoff (1 s doubling to
 //! 60 s, on the injected clock), and the events of failed or parked buckets are put back into the
@@ -69,10 +74,12 @@
 //!
 //! # Not in this build
 //!
-//! `hdfs://` (needs a native HDFS client such as `hdfs-native`, a large dependency), Kerberos and
-//! proxy users, the LZO codec (the GPL hadoop-lzo add-on; no Rust encoder) and zstd (Hadoop's
-//! `ZStandardCodec` needs native libraries on every reader), `RECORD`-compressed SequenceFiles
-//! (Flume never writes them: it passes `BLOCK` with every codec), Hadoop's `.crc` sidecars.
+//! `hdfs://` in a build without the `hdfs` feature (refused by the config, naming the feature),
+//! Kerberos and proxy users (on HDFS the sink writes as `HADOOP_USER_NAME` or the login name),
+//! `viewfs://`/`webhdfs://`, `hdfs.minBlockReplicas` (validated, no effect), the LZO codec (the
+//! GPL hadoop-lzo add-on; no Rust encoder) and zstd (Hadoop's `ZStandardCodec` needs native
+//! libraries on every reader), `RECORD`-compressed SequenceFiles (Flume never writes them: it
+//! passes `BLOCK` with every codec), Hadoop's `.crc` sidecars.
 
 pub mod bucket;
 pub mod codec;
@@ -81,6 +88,8 @@ pub mod config;
 pub mod escape;
 pub mod format;
 pub mod fs;
+#[cfg(feature = "hdfs")]
+pub mod hdfs_fs;
 pub mod javamap;
 pub mod zone;
 
@@ -91,7 +100,7 @@ use std::time::{Duration, Instant};
 
 use self::bucket::{BucketSettings, BucketWriter, Env};
 use self::commit::Committer;
-use self::config::HdfsSinkConfig;
+use self::config::{FsTarget, HdfsSinkConfig};
 use self::fs::{local_path, HdfsFileSystem, LocalFs};
 use super::batch::take_counted;
 use super::{Sink, SinkError, SinkStatus};
@@ -208,7 +217,8 @@ impl HdfsSink {
         Ok(HdfsSink::new(name, cfg, channel).with_commit_behind(commit_behind))
     }
 
-    /// Builds the sink from explicit settings, on the local filesystem.
+    /// Builds the sink from explicit settings, on the filesystem `hdfs.path` names (an
+    /// `hdfs://` client connects on first use).
     pub fn new(name: &str, cfg: HdfsSinkConfig, channel: Arc<dyn Channel>) -> HdfsSink {
         let settings = BucketSettings {
             file_suffix: cfg.file_suffix.clone(),
@@ -226,13 +236,14 @@ impl HdfsSink {
             let (path, name) = (cfg.path.source(), cfg.file_prefix.source());
             (format!("{path}/{name}"), path.to_string(), name.to_string())
         });
+        let fs = filesystem(&cfg, name);
         HdfsSink {
             channel,
             cfg,
             sh: Shared {
                 name: name.to_string(),
                 settings,
-                fs: Arc::new(LocalFs),
+                fs,
                 counter: counter.clone(),
                 clock: Clock::system(),
                 wall: Arc::new(|| now_millis() as i64),
@@ -252,6 +263,14 @@ impl HdfsSink {
     pub fn with_commit_behind(mut self, on: bool) -> HdfsSink {
         self.commit_behind = on;
         self
+    }
+
+    /// `hdfs.path` as configured (scheme and authority included), for logs.
+    fn shown_path(&self) -> String {
+        match &self.cfg.fs {
+            FsTarget::Local => self.cfg.path.source().to_string(),
+            FsTarget::Hdfs(a) => format!("{}{}", a.url(), self.cfg.path.source()),
+        }
     }
 
     /// Times rolls, idle closes and bucket backoffs with `clock` (tests step it).
@@ -454,6 +473,20 @@ impl HdfsSink {
     }
 }
 
+/// The filesystem of `cfg.fs`.
+fn filesystem(cfg: &HdfsSinkConfig, sink: &str) -> Arc<dyn HdfsFileSystem> {
+    match &cfg.fs {
+        FsTarget::Local => Arc::new(LocalFs),
+        #[cfg(feature = "hdfs")]
+        FsTarget::Hdfs(a) => Arc::new(hdfs_fs::HdfsFs::new(a.clone(), cfg.calls.clone(), sink)),
+        #[cfg(not(feature = "hdfs"))]
+        FsTarget::Hdfs(_) => {
+            let _ = sink;
+            Arc::new(fs::Unavailable)
+        }
+    }
+}
+
 impl Sink for HdfsSink {
     fn name(&self) -> &str {
         &self.sh.name
@@ -465,7 +498,7 @@ impl Sink for HdfsSink {
         }
         self.counter.start();
         self.recover();
-        tracing::info!(sink = %self.sh.name, path = %self.cfg.path.source(), "HDFS sink started");
+        tracing::info!(sink = %self.sh.name, path = %self.shown_path(), "HDFS sink started");
         Ok(())
     }
 
