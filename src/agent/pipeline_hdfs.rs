@@ -18,7 +18,9 @@
 //! `hdfs.fileSuffix`, `hdfs.inUsePrefix`, `hdfs.inUseSuffix` (`.tmp`), `hdfs.emptyInUseSuffix`,
 //! `hdfs.fileType` (`SequenceFile`), `hdfs.writeFormat`, `hdfs.codeC`, `serializer` and
 //! `serializer.*`, `hdfs.round`, `hdfs.roundValue`, `hdfs.roundUnit`, `hdfs.timeZone`,
-//! `hdfs.useLocalTimeStamp`; the keys that tune the sink's writer pool (`hdfs.batchSize`,
+//! `hdfs.useLocalTimeStamp`. `hdfs.path` may be `file://`, a local path or `hdfs://` (the sink's
+//! native client, cargo feature `hdfs`; `hdfs.callTimeout` bounds each call there, and a flush
+//! is the client's `hsync`); the other keys that tune the sink's writer pool (`hdfs.batchSize`,
 //! `hdfs.maxOpenFiles`, `hdfs.callTimeout`, ...) are accepted and change nothing here (this
 //! output has one file open at a time and flushes once per file). Rolls:
 //!
@@ -107,7 +109,7 @@ use crate::pipeline::DStream;
 use crate::sink::hdfs::config::HdfsSinkConfig;
 use crate::sink::hdfs::escape::Template;
 use crate::sink::hdfs::format::{self, FileFormat, FormatWriter, Serializer, WriteFormat};
-use crate::sink::hdfs::fs::{local_path, HdfsFileSystem, LocalFs};
+use crate::sink::hdfs::fs::{local_path, HdfsFileSystem};
 
 use super::row_events::row_events_at;
 
@@ -147,7 +149,8 @@ impl HdfsOutput {
             let mut e = ctx.error(
                 "output.hdfs.path",
                 "is not set: output.type hdfs writes the result files under this path \
-                 (file:///dir or a local directory; escapes such as %{word} or %Y-%m-%d allowed)",
+                 (file:///dir, a local directory or hdfs://namenode:8020/dir; escapes such as %{word} or \
+                 %Y-%m-%d allowed)",
             );
             let at = o.origin("type");
             e.line = at.line;
@@ -248,15 +251,15 @@ impl HdfsOutput {
         )
     }
 
-    /// The filesystem the files are written on.
-    fn filesystem(&self) -> Arc<dyn HdfsFileSystem> {
-        Arc::new(LocalFs)
+    /// The filesystem `hdfs.path` names (`file://` or, with the `hdfs` feature, `hdfs://`).
+    fn filesystem(&self, pipeline: &str) -> Arc<dyn HdfsFileSystem> {
+        crate::sink::hdfs::filesystem(&self.cfg, pipeline)
     }
 
     /// Adds the output to `rows`' pipeline: `key_columns` become headers, `pipeline` names the
     /// `sluicegate.batch` header.
     pub fn attach(&self, rows: &DStream<Row>, key_columns: &[usize], pipeline: &str) {
-        self.attach_on(rows, key_columns, pipeline, self.filesystem());
+        self.attach_on(rows, key_columns, pipeline, self.filesystem(pipeline));
     }
 
     /// [`attach`](Self::attach) writing through `fs` (tests inject faults).
@@ -403,6 +406,7 @@ impl HdfsOutput {
 mod tests {
     use super::*;
     use crate::pipeline::sql::SqlOptions;
+    use crate::sink::hdfs::fs::LocalFs;
 
     fn out(pairs: &[(&str, &str)], sql: &str) -> Result<(HdfsOutput, Context), ConfigError> {
         let ctx = Context::from_pairs("a1.sinks.wc", pairs.iter().copied());

@@ -473,8 +473,8 @@ impl HdfsSink {
     }
 }
 
-/// The filesystem of `cfg.fs`.
-fn filesystem(cfg: &HdfsSinkConfig, sink: &str) -> Arc<dyn HdfsFileSystem> {
+/// The filesystem of `cfg.fs` (`sink` names it in logs); the pipeline's `hdfs` output uses it too.
+pub fn filesystem(cfg: &HdfsSinkConfig, sink: &str) -> Arc<dyn HdfsFileSystem> {
     match &cfg.fs {
         FsTarget::Local => Arc::new(LocalFs),
         #[cfg(feature = "hdfs")]
