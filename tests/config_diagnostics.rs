@@ -159,7 +159,7 @@ a1.sinks.e.output.table = counts
 ",
         diags: &[
             (E, "16: a1.sinks.a.output.keys: 'bdy' is not a column of the query; its columns are body, n"),
-            (E, "20: a1.sinks.b.output.type: unknown output type 'kafka'; supported output types: print, text, jsonl, channel, postgres"),
+            (E, "20: a1.sinks.b.output.type: unknown output type 'kafka'; supported output types: print, text, jsonl, channel, postgres, hdfs"),
             (E, "24: a1.sinks.c.output.table: is not set: output.type postgresql writes the rows into a table (name or schema.name) (did you mean 'output.table'? found 'output.tabel' at {f}:25)"),
             (E, "40: a1.sinks.e.output.port: expected a port number (1-65535), got '99999'"),
             (U, "33: a1.sinks.d.output.acumulate: not used by pipeline sink d; did you mean 'output.accumulate'?"),
