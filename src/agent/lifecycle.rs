@@ -139,7 +139,7 @@ pub struct CheckReport {
 /// starting anything: the configuration is loaded and every component that validated is
 /// constructed (a topology error does not hide a component's errors), and the keys no
 /// component read are reported ([`AgentConfig::unknown_keys`]) — as errors when
-/// [`strict`](super::conf::strict).
+/// [`super::conf::strict`].
 pub fn check_report(path: &Path, name: &str, props: &SystemProps) -> CheckReport {
     let loaded = load_file_partial(path, name);
     let mut errors = loaded.errors;

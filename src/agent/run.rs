@@ -24,7 +24,7 @@ pub struct RunOptions {
     /// How often the file is checked for changes (`None`: never, Flume's `--no-reload-conf`).
     pub reload_interval: Option<Duration>,
     /// How often a one-line summary per flow is logged (`None`: never; see
-    /// [`summary`](super::summary)).
+    /// [`super::summary`]).
     pub summary_interval: Option<Duration>,
 }
 

@@ -6,7 +6,7 @@
 //! | `GET /metrics` (path case-insensitive, as in Flume) | `200`, `application/json;charset=utf-8`: `{"SOURCE.r1":{"EventReceivedCount":"2",...},...}` — every value a string |
 //! | `GET /metrics/prometheus` | `200`, the same counters in Prometheus text format ([`super::prometheus`]) |
 //! | `GET /` | `200`, the live status page ([`super::status`]; it links `/metrics` as Flume's root page does) |
-//! | `GET /topology` | `200`, the agent's topology as JSON ([`super::status::Topology::to_json`]) |
+//! | `GET /topology` | `200`, the agent's topology as JSON ([`super::topology::Topology::to_json`]) |
 //! | `GET /pipelines` | `200`, each pipeline's latest results as JSON ([`super::status::render_pipelines`]) |
 //! | `TRACE`, `OPTIONS` (any path) | `403` |
 //! | anything else | `404` |

@@ -11,7 +11,7 @@
 //! | [`zone`] | calendar fields, zones (fixed, local, IANA names) and rounding for the time escapes |
 //! | [`bucket`] | one bucket's writer: names, counters, rolls, timers, in-use -> final rename |
 //! | [`commit`] | `hdfs.commitBehind`: the take's commit overlapped with the next batch |
-//! | [`format`] | DataStream (TEXT, header_and_text, avro_event), CompressedStream, SequenceFile (plain or block-compressed) |
+//! | [`format`](mod@format) | DataStream (TEXT, header_and_text, avro_event), CompressedStream, SequenceFile (plain or block-compressed) |
 //! | [`codec`] | `hdfs.codeC`: gzip, bzip2, snappy, lz4, deflate as Hadoop's codecs write them |
 //! | [`javamap`] | the header order of Flume's Java `HashMap`, for serializers that print headers |
 //! | [`fs`] | the filesystem trait and the local filesystem |
