@@ -19,8 +19,12 @@
 //!   ([`Keys`]) and value = one accumulator per aggregate: each row updates the accumulators of
 //!   its (pane, group) in place, so a row allocates nothing (no key vector, no accumulator
 //!   vector, no one-element distinct set — the accumulators of a group are made once per batch
-//!   chunk and pane). The window results of a batch are then finished per window (`HAVING`,
-//!   `SELECT`, `ORDER BY ... LIMIT` per window). A query whose only aggregate is a count
+//!   chunk and pane). When every aggregate has a fixed-size state (`count`, `sum`, `avg`,
+//!   `min`/`max` of a `BIGINT`) the accumulators are one inline [`Flat`] (typed slots in the
+//!   map entry, no heap, a precompiled slot per aggregate; the snapshot bytes stay those of
+//!   `Vec<Acc>`), and a single group key is a bare [`Value`] ([`Key1`]); a value a typed slot
+//!   cannot hold turns that group generic. The window results of a batch are then finished
+//!   per window (`HAVING`, `SELECT`, `ORDER BY ... LIMIT` per window). A query whose only aggregate is a count
 //!   (trending words, errors per host per minute) uses a plain `u64` value and a [`Value`] key
 //!   for one group key, as a hand-written window count would.
 //! * **General path** — everything else: the batch's events (cheap handles on the take) go
@@ -40,6 +44,7 @@
 //! Both paths count a body that is not UTF-8 under a query reading `body` as bad input
 //! (`non_utf8`) and skip the event; the fused path also sends it to the side output.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -216,6 +221,35 @@ impl Persist for Keys {
     }
     fn restore(r: &mut SnapshotReader<'_>) -> Result<Self, SnapshotError> {
         Ok(Keys::from_vec(r.read()?))
+    }
+}
+
+/// A single group key on the windowed accumulator path: just the [`Value`] (a third of
+/// [`Keys`]' size in the window map's entries). Snapshot encoding: that of [`Keys::One`], so
+/// a checkpoint restores whichever of the two wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Key1(Value);
+
+impl GroupKey for Key1 {
+    #[inline]
+    fn make(keys: &[Ex], cx: &Cx<'_>) -> Key1 {
+        Key1(keys[0].eval(cx).to_value())
+    }
+    fn push_into(self, out: &mut Vec<Value>) {
+        out.push(self.0)
+    }
+}
+
+impl Persist for Key1 {
+    fn persist(&self, out: &mut Vec<u8>) {
+        1u64.persist(out);
+        self.0.persist(out);
+    }
+    fn restore(r: &mut SnapshotReader<'_>) -> Result<Self, SnapshotError> {
+        match Keys::restore(r)? {
+            Keys::One(v) => Ok(Key1(v)),
+            k => Err(r.invalid(format!("{} group keys, expected 1", k.len()))),
+        }
     }
 }
 
@@ -599,6 +633,370 @@ fn new_accs(aggs: &[AggSpec]) -> Vec<Acc> {
     aggs.iter().map(Acc::new).collect()
 }
 
+/// A windowed group's accumulators (the value of [`window_accs`]'s window operator): inline
+/// and typed when every aggregate has a fixed-size state (`count`, `sum`, `min`/`max` of a
+/// `BIGINT`, `avg` — [`Flat`]), else one [`Acc`] per aggregate. Its snapshot bytes are those of
+/// `Vec<Acc>` either way, so a checkpoint written before the flat layout restores unchanged.
+#[derive(Debug, Clone)]
+pub(crate) enum Accs {
+    Flat(Flat),
+    Gen(Vec<Acc>),
+}
+
+/// Storage kind of one [`Flat`] aggregate (4 bits of [`Flat::kinds`]; 0 ends the list).
+const F_COUNT: u32 = 1;
+const F_SUM_INT: u32 = 2;
+const F_SUM_FLOAT: u32 = 3;
+const F_MIN_INT: u32 = 4;
+const F_MAX_INT: u32 = 5;
+const F_AVG: u32 = 6;
+
+/// Fixed-size accumulators inline in the window map's entry (64 bytes, no heap): `kinds` holds
+/// up to [`Flat::MAX`] storage kinds, 4 bits each from the low end, so the state describes
+/// itself (its snapshot needs no plan); slot `s` holds the aggregates' states in order — a
+/// count (`u64`), an integer sum (`i128`, two slots), a float sum (`f64` bits), an integer
+/// min/max (`i64`), an average (`f64` bits, then the `u64` count); bit `i` of `set` is the
+/// `any` flag of sum `i`, or whether min/max `i` has a value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Flat {
+    s: [u64; Flat::SLOTS],
+    kinds: NonZeroU32,
+    set: u8,
+}
+
+/// One aggregate of a [`Flat`] layout: its storage kind and first slot.
+#[derive(Debug, Clone, Copy)]
+struct FlatOp {
+    kind: u32,
+    at: usize,
+}
+
+impl Flat {
+    const SLOTS: usize = 7;
+    const MAX: usize = 8;
+
+    fn width(kind: u32) -> usize {
+        if kind == F_SUM_INT || kind == F_AVG {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// The layout of a query's aggregates, or `None` if one has no fixed-size state (a
+    /// distinct set, a sketch, a min/max over a non-`BIGINT`) or they do not fit.
+    fn layout(aggs: &[AggSpec]) -> Option<(NonZeroU32, Vec<FlatOp>)> {
+        use super::value::SqlType;
+        if aggs.len() > Flat::MAX {
+            return None;
+        }
+        let (mut kinds, mut at, mut ops) = (0u32, 0usize, Vec::new());
+        for (i, a) in aggs.iter().enumerate() {
+            let kind = match a.kind {
+                AggKind::CountStar | AggKind::Count => F_COUNT,
+                AggKind::Sum if a.arg_ty == SqlType::Float => F_SUM_FLOAT,
+                AggKind::Sum => F_SUM_INT,
+                AggKind::Min if a.arg_ty == SqlType::Int => F_MIN_INT,
+                AggKind::Max if a.arg_ty == SqlType::Int => F_MAX_INT,
+                AggKind::Avg => F_AVG,
+                _ => return None,
+            };
+            ops.push(FlatOp { kind, at });
+            kinds |= kind << (4 * i);
+            at += Flat::width(kind);
+            if at > Flat::SLOTS {
+                return None;
+            }
+        }
+        NonZeroU32::new(kinds).map(|k| (k, ops))
+    }
+
+    fn new(kinds: NonZeroU32) -> Flat {
+        Flat {
+            s: [0; Flat::SLOTS],
+            kinds,
+            set: 0,
+        }
+    }
+
+    /// (storage kind, first slot) of each aggregate, from `kinds`.
+    fn each(kinds: u32) -> impl Iterator<Item = (usize, u32, usize)> {
+        let mut at = 0;
+        (0..Flat::MAX)
+            .map(move |i| (i, kinds >> (4 * i) & 0xf))
+            .take_while(|(_, k)| *k != 0)
+            .map(move |(i, k)| {
+                let a = at;
+                at += Flat::width(k);
+                (i, k, a)
+            })
+    }
+
+    fn i128_at(&self, at: usize) -> i128 {
+        ((self.s[at + 1] as u128) << 64 | self.s[at] as u128) as i128
+    }
+
+    fn set_i128(&mut self, at: usize, v: i128) {
+        self.s[at] = v as u128 as u64;
+        self.s[at + 1] = ((v as u128) >> 64) as u64;
+    }
+
+    fn has(&self, i: usize) -> bool {
+        self.set >> i & 1 == 1
+    }
+
+    /// Folds aggregate `i`'s argument value in, as [`Acc::update`] does; false (nothing
+    /// changed) for a value the typed slot cannot hold (the caller then goes generic).
+    #[inline]
+    fn update(&mut self, i: usize, op: FlatOp, v: &Option<Val<'_>>) -> bool {
+        let at = op.at;
+        let v = match v {
+            None => {
+                if op.kind == F_COUNT {
+                    self.s[at] += 1;
+                }
+                return true;
+            }
+            Some(Val::Null) => return true,
+            Some(v) => v,
+        };
+        match op.kind {
+            F_COUNT => self.s[at] += 1,
+            F_SUM_INT => {
+                if let Val::Int(x) = v {
+                    let s = self.i128_at(at) + *x as i128;
+                    self.set_i128(at, s);
+                    self.set |= 1 << i;
+                }
+            }
+            F_SUM_FLOAT => {
+                if let Some(x) = v.as_f64() {
+                    self.s[at] = (f64::from_bits(self.s[at]) + x).to_bits();
+                    self.set |= 1 << i;
+                }
+            }
+            F_MIN_INT | F_MAX_INT => {
+                let Val::Int(x) = *v else { return false };
+                let cur = self.s[at] as i64;
+                let better = if op.kind == F_MIN_INT {
+                    x < cur
+                } else {
+                    x > cur
+                };
+                if !self.has(i) || better {
+                    self.s[at] = x as u64;
+                    self.set |= 1 << i;
+                }
+            }
+            _ => {
+                // F_AVG
+                if let Some(x) = v.as_f64() {
+                    self.s[at] = (f64::from_bits(self.s[at]) + x).to_bits();
+                    self.s[at + 1] += 1;
+                }
+            }
+        }
+        true
+    }
+
+    /// `other` (same layout) folded in, as [`Acc::merge`] does.
+    fn merge(&mut self, o: &Flat) {
+        for (i, k, at) in Flat::each(self.kinds.get()) {
+            match k {
+                F_COUNT => self.s[at] += o.s[at],
+                F_SUM_INT => {
+                    let s = self.i128_at(at) + o.i128_at(at);
+                    self.set_i128(at, s);
+                    self.set |= o.set & (1 << i);
+                }
+                F_SUM_FLOAT => {
+                    self.s[at] = (f64::from_bits(self.s[at]) + f64::from_bits(o.s[at])).to_bits();
+                    self.set |= o.set & (1 << i);
+                }
+                F_MIN_INT | F_MAX_INT => {
+                    if o.has(i) {
+                        let (a, b) = (self.s[at] as i64, o.s[at] as i64);
+                        let better = if k == F_MIN_INT { b < a } else { b > a };
+                        if !self.has(i) || better {
+                            self.s[at] = o.s[at];
+                            self.set |= 1 << i;
+                        }
+                    }
+                }
+                _ => {
+                    self.s[at] = (f64::from_bits(self.s[at]) + f64::from_bits(o.s[at])).to_bits();
+                    self.s[at + 1] += o.s[at + 1];
+                }
+            }
+        }
+    }
+
+    /// The same states as generic accumulators.
+    fn accs(&self) -> Vec<Acc> {
+        Flat::each(self.kinds.get())
+            .map(|(i, k, at)| match k {
+                F_COUNT => Acc::Count(self.s[at]),
+                F_SUM_INT => Acc::SumInt(self.i128_at(at), self.has(i)),
+                F_SUM_FLOAT => Acc::SumFloat(f64::from_bits(self.s[at]), self.has(i)),
+                F_MIN_INT | F_MAX_INT => {
+                    let m = self.has(i).then_some(Value::Int(self.s[at] as i64));
+                    if k == F_MIN_INT {
+                        Acc::Min(m)
+                    } else {
+                        Acc::Max(m)
+                    }
+                }
+                _ => Acc::Avg(f64::from_bits(self.s[at]), self.s[at + 1]),
+            })
+            .collect()
+    }
+
+    /// Generic accumulators as a [`Flat`], if every state fits one (a restored snapshot).
+    fn from_accs(accs: &[Acc]) -> Option<Flat> {
+        if accs.len() > Flat::MAX {
+            return None;
+        }
+        let mut kinds = 0u32;
+        for (i, a) in accs.iter().enumerate() {
+            let k = match a {
+                Acc::Count(_) => F_COUNT,
+                Acc::SumInt(..) => F_SUM_INT,
+                Acc::SumFloat(..) => F_SUM_FLOAT,
+                Acc::Min(None | Some(Value::Int(_))) => F_MIN_INT,
+                Acc::Max(None | Some(Value::Int(_))) => F_MAX_INT,
+                Acc::Avg(..) => F_AVG,
+                _ => return None,
+            };
+            kinds |= k << (4 * i);
+        }
+        if Flat::each(kinds)
+            .map(|(_, k, _)| Flat::width(k))
+            .sum::<usize>()
+            > Flat::SLOTS
+        {
+            return None;
+        }
+        let mut f = Flat::new(NonZeroU32::new(kinds)?);
+        for ((i, _, at), a) in Flat::each(kinds).zip(accs) {
+            match a {
+                Acc::Count(n) => f.s[at] = *n,
+                Acc::SumInt(s, any) => {
+                    f.set_i128(at, *s);
+                    f.set |= (*any as u8) << i;
+                }
+                Acc::SumFloat(s, any) => {
+                    f.s[at] = s.to_bits();
+                    f.set |= (*any as u8) << i;
+                }
+                Acc::Min(m) | Acc::Max(m) => {
+                    if let Some(Value::Int(x)) = m {
+                        f.s[at] = *x as u64;
+                        f.set |= 1 << i;
+                    }
+                }
+                Acc::Avg(s, n) => {
+                    f.s[at] = s.to_bits();
+                    f.s[at + 1] = *n;
+                }
+                _ => return None,
+            }
+        }
+        Some(f)
+    }
+}
+
+impl Accs {
+    /// Generic accumulators, whatever the representation.
+    fn gen(&mut self) -> &mut Vec<Acc> {
+        if let Accs::Flat(f) = self {
+            *self = Accs::Gen(f.accs());
+        }
+        match self {
+            Accs::Gen(g) => g,
+            Accs::Flat(_) => unreachable!("just made generic"),
+        }
+    }
+
+    fn merge(&mut self, other: Accs) {
+        match (&mut *self, other) {
+            (Accs::Flat(a), Accs::Flat(b)) if a.kinds == b.kinds => a.merge(&b),
+            (_, other) => {
+                let b = match other {
+                    Accs::Flat(f) => f.accs(),
+                    Accs::Gen(g) => g,
+                };
+                for (x, y) in self.gen().iter_mut().zip(b) {
+                    x.merge(y)
+                }
+            }
+        }
+    }
+
+    fn values(&self, cols: &mut Vec<Value>) {
+        match self {
+            Accs::Flat(f) => cols.extend(f.accs().into_iter().map(Acc::finish)),
+            Accs::Gen(g) => cols.extend(g.iter().map(Acc::value)),
+        }
+    }
+}
+
+/// The snapshot bytes of the `Vec<Acc>` it stands for (see [`Accs`]).
+impl Persist for Accs {
+    fn persist(&self, out: &mut Vec<u8>) {
+        match self {
+            Accs::Flat(f) => f.accs().persist(out),
+            Accs::Gen(g) => g.persist(out),
+        }
+    }
+
+    fn restore(r: &mut SnapshotReader<'_>) -> Result<Self, SnapshotError> {
+        let g: Vec<Acc> = r.read()?;
+        Ok(Flat::from_accs(&g).map_or(Accs::Gen(g), Accs::Flat))
+    }
+}
+
+/// Folds one row into a windowed group's accumulators: [`update_accs`] on the typed slots of a
+/// [`Flat`] of the query's layout (`flat`: its kinds and ops), else on generic accumulators (a
+/// value a typed slot cannot hold turns the group generic first).
+#[inline]
+fn update_group<'c>(
+    st: &mut Accs,
+    flat: Option<(NonZeroU32, &[FlatOp])>,
+    aggs: &[AggSpec],
+    cx: &Cx<'c>,
+    hoist: Hoist,
+    hoisted: &Option<[Option<Val<'_>>; Hoist::MAX]>,
+) {
+    let ops = match (flat, &*st) {
+        (Some((kinds, ops)), Accs::Flat(f)) if f.kinds == kinds => ops,
+        _ => return update_accs(st.gen(), aggs, cx, hoist, hoisted),
+    };
+    let mut last: Option<(usize, Val<'c>)> = None;
+    for (i, (op, spec)) in ops.iter().zip(aggs).enumerate() {
+        let v = match (&spec.arg, hoisted) {
+            (None, _) => None,
+            (Some(_), Some(h)) if i < Hoist::MAX && hoist.0 >> i & 1 == 1 => {
+                Some(h[i].as_ref().map_or(Val::Null, AsVal::val))
+            }
+            (Some(x), _) => {
+                let src = spec.same_arg_as;
+                if last.as_ref().is_none_or(|(j, _)| *j != src) {
+                    last = Some((src, x.eval(cx)));
+                }
+                last.as_ref().map(|(_, v)| v.val())
+            }
+        };
+        match st {
+            Accs::Flat(f) => {
+                if !f.update(i, *op, &v) {
+                    st.gen()[i].update(v)
+                }
+            }
+            Accs::Gen(g) => g[i].update(v),
+        }
+    }
+}
+
 /// Which aggregate arguments are evaluated once per event rather than once per row: with
 /// `UNNEST`, those that do not read its column (`count(DISTINCT header('host'))` over the words
 /// of a line looks the header up once per line, not once per word). Bit `i` = aggregate `i`
@@ -886,7 +1284,8 @@ fn windowed(plan: Arc<Plan>, opts: &SqlOptions, ctx: &StreamingContext) -> DStre
     match (count_only, keys.len()) {
         (true, 1) => window_counts::<Value>(plan, items, time, spec.windows),
         (true, _) => window_counts::<Keys>(plan, items, time, spec.windows),
-        _ => window_accs(plan, items, time, spec.windows),
+        (false, 1) => window_accs::<Key1>(plan, items, time, spec.windows),
+        _ => window_accs::<Keys>(plan, items, time, spec.windows),
     }
 }
 
@@ -924,13 +1323,13 @@ fn window_counts<K: GroupKey + Persist>(
 
 /// What [`window_accs`]'s rows function calls per row: (group keys, update of the group's
 /// accumulators).
-type RowEmit<'a> = dyn FnMut(Keys, &mut dyn FnMut(&mut Vec<Acc>)) + 'a;
+type RowEmit<'a, K> = dyn FnMut(K, &mut dyn FnMut(&mut Accs)) + 'a;
 
-/// Any other windowed query: key = the group keys ([`Keys`], inline), value = one accumulator
-/// per aggregate, which each row updates in place
-/// ([`DStream::event_time_window_fold`]): the accumulators of a (pane, group) are made once per
-/// batch chunk, not per row.
-fn window_accs(
+/// Any other windowed query: key = the group keys ([`Keys`], inline), value = the aggregates'
+/// accumulators ([`Accs`]: inline typed slots when every aggregate has a fixed-size state),
+/// which each row updates in place ([`DStream::event_time_window_fold`]): the accumulators of
+/// a (pane, group) are made once per batch chunk, not per row.
+fn window_accs<K: GroupKey + Persist>(
     plan: Arc<Plan>,
     items: DStream<Item>,
     time: EventTime<Item>,
@@ -939,41 +1338,44 @@ fn window_accs(
     let Shape::Aggregate { aggs, .. } = &plan.shape else {
         unreachable!("a windowed plan aggregates")
     };
+    let layout = Flat::layout(aggs);
+    let kinds = layout.as_ref().map(|(k, _)| *k);
     let specs: Vec<AggKind> = aggs.iter().map(|a| a.kind).collect();
     let arg_tys: Vec<super::value::SqlType> = aggs.iter().map(|a| a.arg_ty).collect();
-    let init = move || {
-        specs
-            .iter()
-            .zip(&arg_tys)
-            .map(|(k, t)| Acc::of(*k, *t))
-            .collect::<Vec<Acc>>()
+    let init = move || match kinds {
+        Some(k) => Accs::Flat(Flat::new(k)),
+        None => Accs::Gen(
+            specs
+                .iter()
+                .zip(&arg_tys)
+                .map(|(k, t)| Acc::of(*k, *t))
+                .collect(),
+        ),
     };
     let hoist = Hoist::of(&plan, aggs);
     let p = plan.clone();
-    let rows = move |x: &Item, emit: &mut RowEmit<'_>| {
+    let rows = move |x: &Item, emit: &mut RowEmit<'_, K>| {
         let Shape::Aggregate { keys, aggs, .. } = &p.shape else {
             return;
         };
+        let flat = layout.as_ref().map(|(k, ops)| (*k, ops.as_slice()));
         // The body was checked to be UTF-8 above.
         let mut hv = None;
         for_each_row_ev(&p, &x.1, x.0, &mut |ecx, cx| {
             hoist.fill(&mut hv, aggs, ecx);
-            emit(Keys::make(keys, cx), &mut |accs: &mut Vec<Acc>| {
-                update_accs(accs, aggs, cx, hoist, &hv)
+            emit(K::make(keys, cx), &mut |st: &mut Accs| {
+                update_group(st, flat, aggs, cx, hoist, &hv)
             })
         });
     };
-    let merge = |a: &mut Vec<Acc>, b: Vec<Acc>| {
-        for (x, y) in a.iter_mut().zip(b) {
-            x.merge(y)
-        }
-    };
     items
-        .event_time_window_fold(time, windows, init, rows, merge)
-        .transform(move |out: &[Timed<Keys, Vec<Acc>, Item>], cx| {
+        .event_time_window_fold(time, windows, init, rows, |a: &mut Accs, b: Accs| {
+            a.merge(b)
+        })
+        .transform(move |out: &[Timed<K, Accs, Item>], cx| {
             finish_windows(&plan, out, cx.batch_time_ms(), |k, accs, cols| {
-                k.each(|v| cols.push(v.clone()));
-                cols.extend(accs.iter().map(Acc::value));
+                k.clone().push_into(cols);
+                accs.values(cols);
             })
         })
 }
@@ -1009,4 +1411,141 @@ fn finish_windows<K, V>(
         rows.extend(finish(plan, wrows));
     }
     rows
+}
+
+#[cfg(test)]
+mod flat_tests {
+    use super::*;
+
+    /// The flat and the generic states of the aggregates `kinds`, and the flat layout.
+    fn both(kinds: &[u32]) -> (Accs, Vec<Acc>, Vec<FlatOp>) {
+        let packed = kinds
+            .iter()
+            .enumerate()
+            .fold(0u32, |m, (i, k)| m | k << (4 * i));
+        let ops: Vec<FlatOp> = Flat::each(packed)
+            .map(|(_, kind, at)| FlatOp { kind, at })
+            .collect();
+        let gen = kinds
+            .iter()
+            .map(|k| match *k {
+                F_COUNT => Acc::Count(0),
+                F_SUM_INT => Acc::SumInt(0, false),
+                F_SUM_FLOAT => Acc::SumFloat(0.0, false),
+                F_MIN_INT => Acc::Min(None),
+                F_MAX_INT => Acc::Max(None),
+                _ => Acc::Avg(0.0, 0),
+            })
+            .collect();
+        let packed = NonZeroU32::new(packed).expect("kinds");
+        (Accs::Flat(Flat::new(packed)), gen, ops)
+    }
+
+    fn feed(st: &mut Accs, gen: &mut [Acc], ops: &[FlatOp], v: Option<Val<'_>>) {
+        for (i, (op, g)) in ops.iter().zip(gen.iter_mut()).enumerate() {
+            match st {
+                Accs::Flat(f) => assert!(f.update(i, *op, &v)),
+                Accs::Gen(_) => unreachable!("ints and nulls stay flat"),
+            }
+            g.update(v.clone());
+        }
+    }
+
+    fn bytes<T: Persist>(x: &T) -> Vec<u8> {
+        let mut out = Vec::new();
+        x.persist(&mut out);
+        out
+    }
+
+    fn values(st: &Accs) -> Vec<Value> {
+        let mut cols = Vec::new();
+        st.values(&mut cols);
+        cols
+    }
+
+    #[test]
+    fn flat_states_equal_generic_ones_in_values_merge_and_snapshot_bytes() {
+        let layouts: [&[u32]; 2] = [
+            &[F_COUNT, F_SUM_INT, F_MIN_INT, F_MAX_INT, F_AVG],
+            &[F_SUM_FLOAT, F_COUNT, F_MAX_INT, F_SUM_INT, F_MIN_INT],
+        ];
+        for kinds in layouts {
+            let (mut a, mut ga, ops) = both(kinds);
+            let (mut b, mut gb, _) = both(kinds);
+            // Nothing folded yet: NULL sums/min/max/avg, count 0, same bytes.
+            assert_eq!(values(&a), ga.iter().map(Acc::value).collect::<Vec<_>>());
+            assert_eq!(bytes(&a), bytes(&ga));
+            let xs = [
+                Some(3),
+                None,
+                Some(i64::MAX),
+                Some(-7),
+                Some(i64::MAX),
+                Some(i64::MIN),
+            ];
+            for x in xs {
+                feed(&mut a, &mut ga, &ops, Some(x.map_or(Val::Null, Val::Int)));
+            }
+            for x in [Some(-2), Some(40)] {
+                feed(&mut b, &mut gb, &ops, Some(x.map_or(Val::Null, Val::Int)));
+            }
+            feed(&mut b, &mut gb, &ops, None);
+            a.merge(b);
+            for (x, y) in ga.iter_mut().zip(gb) {
+                x.merge(y)
+            }
+            let cols = values(&a);
+            assert_eq!(cols, ga.iter().map(Acc::value).collect::<Vec<_>>());
+            let at = |k| kinds.iter().position(|x| *x == k).expect("kind");
+            assert_eq!(
+                cols[at(F_COUNT)],
+                Value::Int(8),
+                "non-null values and count(*)"
+            );
+            assert_eq!(cols[at(F_MIN_INT)], Value::Int(i64::MIN));
+            assert_eq!(cols[at(F_MAX_INT)], Value::Int(i64::MAX));
+            // Same snapshot bytes as the generic accumulators, and restored flat.
+            let snap = bytes(&a);
+            assert_eq!(snap, bytes(&ga));
+            let back = Accs::restore(&mut SnapshotReader::new(&snap)).expect("restore");
+            assert!(matches!((&back, &a), (Accs::Flat(x), Accs::Flat(y)) if x == y));
+        }
+    }
+
+    #[test]
+    fn a_value_a_typed_slot_cannot_hold_turns_the_group_generic() {
+        let (mut st, mut gen, ops) = both(&[F_COUNT, F_SUM_INT, F_MIN_INT, F_MAX_INT, F_AVG]);
+        let Accs::Flat(f) = &mut st else {
+            unreachable!()
+        };
+        assert!(!f.update(2, ops[2], &Some(Val::Float(1.5))));
+        // Merging a generic state into a flat one goes generic, with equal results.
+        let mut g2 = gen.clone();
+        g2[2].update(Some(Val::Float(1.5)));
+        st.merge(Accs::Gen(g2.clone()));
+        assert!(matches!(st, Accs::Gen(_)));
+        for (x, y) in gen.iter_mut().zip(g2) {
+            x.merge(y)
+        }
+        let cols = values(&st);
+        assert_eq!(cols, gen.iter().map(Acc::value).collect::<Vec<_>>());
+        assert_eq!(cols[2], Value::Float(1.5));
+    }
+
+    #[test]
+    fn one_group_key_snapshots_as_keys_one() {
+        let k = Key1(Value::Int(42));
+        assert_eq!(bytes(&k), bytes(&Keys::One(Value::Int(42))));
+        let back = Key1::restore(&mut SnapshotReader::new(&bytes(&k))).expect("restore");
+        assert_eq!(back, k);
+        let two = bytes(&Keys::Two(Value::Int(1), Value::Int(2)));
+        assert!(Key1::restore(&mut SnapshotReader::new(&two)).is_err());
+    }
+
+    #[test]
+    fn flat_accumulators_stay_small() {
+        // One cache line: 7 slots, the kinds (whose zero niche tags the generic variant), the
+        // set bits.
+        assert_eq!(std::mem::size_of::<Accs>(), 64);
+    }
 }
