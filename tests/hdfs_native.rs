@@ -20,6 +20,8 @@
 //! next sink's `start`. Run without `HDFS_URL`, they fail with that reason instead of passing.
 #![cfg(feature = "hdfs")]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::Path;
@@ -27,7 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluicegate::channel::memory::{MemoryChannel, MemoryChannelConfig};
+use sluicegate::channel::memory::MemoryChannel;
 use sluicegate::channel::Channel;
 use sluicegate::clock::ManualClock;
 use sluicegate::config::Context;
@@ -39,15 +41,7 @@ use sluicegate::sink::hdfs::HdfsSink;
 use sluicegate::sink::{Sink, SinkError};
 
 fn mem() -> Arc<MemoryChannel> {
-    Arc::new(MemoryChannel::new(
-        "c1",
-        MemoryChannelConfig {
-            capacity: 10_000,
-            transaction_capacity: 1000,
-            byte_capacity: None,
-            keep_alive: Duration::from_millis(10),
-        },
-    ))
+    support::memory_channel(10_000, 1000)
 }
 
 fn sink(pairs: &[(&str, &str)], ch: Arc<MemoryChannel>, clock: &ManualClock) -> HdfsSink {

@@ -1,13 +1,15 @@
 //! The HDFS sink's behaviour beyond the Flume fixtures: faults (nothing lost, other buckets keep
 //! flowing), recovery of in-use files, `maxOpenFiles`, `rollInterval`, metrics.
 
+mod support;
+
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluicegate::channel::memory::{MemoryChannel, MemoryChannelConfig};
+use sluicegate::channel::memory::MemoryChannel;
 use sluicegate::channel::Channel;
 use sluicegate::clock::ManualClock;
 use sluicegate::config::Context;
@@ -18,15 +20,7 @@ use sluicegate::sink::hdfs::HdfsSink;
 use sluicegate::sink::{Sink, SinkError, SinkStatus};
 
 fn mem() -> Arc<MemoryChannel> {
-    Arc::new(MemoryChannel::new(
-        "c1",
-        MemoryChannelConfig {
-            capacity: 10_000,
-            transaction_capacity: 1000,
-            byte_capacity: None,
-            keep_alive: Duration::from_millis(10),
-        },
-    ))
+    support::memory_channel(10_000, 1000)
 }
 
 fn sink(pairs: &[(&str, &str)], ch: Arc<MemoryChannel>, clock: &ManualClock) -> HdfsSink {

@@ -62,3 +62,21 @@ pub fn lines_in(dir: &Path) -> Vec<String> {
         })
         .collect()
 }
+
+/// A memory channel named `c1` holding up to `capacity` events, `transaction_capacity` per
+/// transaction, no byte limit, a 10 ms keep-alive (a full channel refuses quickly).
+pub fn memory_channel(
+    capacity: u64,
+    transaction_capacity: usize,
+) -> std::sync::Arc<sluicegate::channel::memory::MemoryChannel> {
+    use sluicegate::channel::memory::{MemoryChannel, MemoryChannelConfig};
+    std::sync::Arc::new(MemoryChannel::new(
+        "c1",
+        MemoryChannelConfig {
+            capacity,
+            transaction_capacity,
+            byte_capacity: None,
+            keep_alive: Duration::from_millis(10),
+        },
+    ))
+}
